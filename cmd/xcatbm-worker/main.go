@@ -1,0 +1,313 @@
+// Command xcatbm-worker serves one nova compute host from an xCAT management node: it
+// consumes nova's compute RPC from RabbitMQ, runs each request's xCAT steps as a job
+// persisted in PostgreSQL, and publishes nova's notifications.
+package main
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/rs/zerolog"
+	"golang.org/x/sync/errgroup"
+
+	"xcatbm/internal/broker"
+	"xcatbm/internal/config"
+	"xcatbm/internal/logging"
+	"xcatbm/worker"
+	"xcatbm/worker/nova"
+	"xcatbm/worker/store"
+	"xcatbm/xcat"
+)
+
+const synopsis = `usage: xcatbm-worker --compute-host HOST [flags]
+
+xcatbm-worker stands in for nova-compute for one compute host: it declares and
+consumes the queues compute, compute.HOST and a compute_fanout queue on OpenStack's
+RabbitMQ, turns spawn, destroy, power and reboot casts into xCAT work on the nodes of
+its management node, persists every step in PostgreSQL, and publishes nova's
+instance notifications. Several workers may serve the same host; they share the work
+through the database.`
+
+const footer = `Queue options must equal the deployment's [oslo_messaging_rabbit] settings, or
+RabbitMQ refuses the declarations (406 PRECONDITION_FAILED).
+
+Endpoints on --listen: /metrics (Prometheus), /healthz (alive), /readyz (consuming and
+the database answers).`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stderr, os.LookupEnv))
+}
+
+type options struct {
+	computeHost, mgmtNode, workerID string
+	transportURL, databaseURL       config.Secret
+	xcatBackend, xcatHost           string
+	xcatCredDir, xcatCLIDir         string
+	exchange, notifications         string
+	deadLetter, consoleDir          string
+	durable, quorum, ha, autoDel    bool
+	transientTTL                    time.Duration
+	concurrency, xcatParallel       int
+	pollInterval, powerPoll         time.Duration
+	spawnDeadline, powerDeadline    time.Duration
+	destroyDeadline, lease          time.Duration
+	xcatTimeout, powerSync          time.Duration
+	coalesceWindow, gatherWindow    time.Duration
+	xcatReuse                       time.Duration
+	coalesceMax                     int
+	coalesceInFlight                int
+	powerMisses                     int
+	listen, logFormat, logLevel     string
+	cloudsYAML, cloud               string
+	nova                            bool
+	placementURL                    string
+	placementToken                  config.Secret
+	novaServiceVersion              int
+	novaHostIP                      string
+}
+
+func flags(fs *flag.FlagSet, o *options) {
+	fs.StringVar(&o.computeHost, "compute-host", "", "the nova compute `host` this worker serves (required)")
+	fs.StringVar(&o.mgmtNode, "mgmt-node", "", "`name` of the xCAT management node; nodes whose noderes.servicenode or xcatmaster names\nanother management node are refused (empty names: managed here)")
+	fs.StringVar(&o.workerID, "worker-id", "", "`name` for this process in job leases (default hostname:pid:random)")
+	fs.Var(&o.transportURL, "transport-url", "oslo transport `url`, rabbit://user:pass@host:5672[,user:pass@host2:5672]/vhost\n(default rabbit://guest:guest@127.0.0.1:5672/)")
+	fs.Var(&o.databaseURL, "database-url", "PostgreSQL `url` (default postgres://xcatbm@127.0.0.1:5432/xcatbm?sslmode=disable)")
+	fs.StringVar(&o.xcatBackend, "xcat-backend", "native", "how to reach xCAT: native (xcatd's XML protocol over TLS) or cli (xCAT-client commands)")
+	fs.StringVar(&o.xcatHost, "xcat-host", "", "xcatd `host:port` for the native backend (default $XCATHOST, else localhost:3001)")
+	fs.StringVar(&o.xcatCredDir, "xcat-cred-dir", "", "`dir` with ca.pem and client-cred.pem for xcatd (default ~/.xcat)")
+	fs.StringVar(&o.xcatCLIDir, "xcat-cli-dir", "/opt/xcat/bin", "`dir` of the xCAT-client commands for the cli backend")
+	fs.DurationVar(&o.xcatTimeout, "xcat-timeout", 2*time.Minute, "bound on one xCAT request")
+	fs.IntVar(&o.xcatParallel, "xcat-parallel", 16, "per-node xCAT requests one step may run at once")
+	fs.DurationVar(&o.coalesceWindow, "xcat-coalesce-window", 20*time.Millisecond, "concurrent rpower, nodeset, nodels, rsetboot, rbootseq, rnetboot and makehosts\nrequests with equal arguments within this window are sent as one request (0 disables)")
+	fs.DurationVar(&o.xcatReuse, "xcat-reuse-idle", 2*time.Second, "keep xcatd connections for reuse while idle no longer than this, sparing a TLS handshake\nper request (0: a connection per request, as xCAT's own client)")
+	fs.IntVar(&o.coalesceMax, "xcat-coalesce-max", 1000, "a coalesced request is sent at once when it reaches this many nodes")
+	fs.IntVar(&o.coalesceInFlight, "xcat-coalesce-inflight", 1, "coalesced requests of one command and arguments in flight at once; while they are,\nnew requests gather into the next one")
+	fs.DurationVar(&o.gatherWindow, "gather-window", 20*time.Millisecond, "after new work arrives, wait this long before claiming it, so jobs that arrive\ntogether run their steps together")
+	fs.StringVar(&o.exchange, "exchange", "nova", "oslo control exchange")
+	fs.StringVar(&o.notifications, "notification-format", "both", "notifications to publish: versioned, unversioned, both or none (nova's [notifications] notification_format)")
+	fs.StringVar(&o.deadLetter, "dead-letter-queue", "xcatbm.dead_letter", "queue for messages the worker cannot use, with the reason in header x-xcatbm-reason")
+	fs.StringVar(&o.consoleDir, "console-log-dir", "/var/log/consoles", "`dir` of per-node console logs for get_console_output")
+	fs.BoolVar(&o.durable, "amqp-durable-queues", false, "declare durable queues (oslo amqp_durable_queues)")
+	fs.BoolVar(&o.quorum, "rabbit-quorum-queue", false, "declare quorum queues (oslo rabbit_quorum_queue)")
+	fs.BoolVar(&o.ha, "rabbit-ha-queues", false, "declare queues with x-ha-policy all (oslo rabbit_ha_queues)")
+	fs.BoolVar(&o.autoDel, "amqp-auto-delete", false, "auto-delete exchanges and notification queues (oslo amqp_auto_delete)")
+	fs.DurationVar(&o.transientTTL, "rabbit-transient-queues-ttl", 1800*time.Second, "x-expires of the fanout queue (oslo rabbit_transient_queues_ttl)")
+	fs.IntVar(&o.concurrency, "concurrency", 256, "consumer prefetch: casts taken from the broker at once and recorded in one transaction")
+	fs.DurationVar(&o.pollInterval, "poll-interval", 10*time.Second, "how often install status is polled (one nodels for all waiting nodes)")
+	fs.DurationVar(&o.powerPoll, "power-poll-interval", 2*time.Second, "how often power state is checked after rpower")
+	fs.DurationVar(&o.spawnDeadline, "spawn-deadline", 60*time.Minute, "a spawn not booted by then fails with the last status seen")
+	fs.DurationVar(&o.powerDeadline, "power-deadline", 10*time.Minute, "deadline of power on, power off and reboot jobs")
+	fs.DurationVar(&o.destroyDeadline, "destroy-deadline", 15*time.Minute, "deadline of destroy jobs")
+	fs.DurationVar(&o.lease, "lease", 10*time.Second, "a crashed worker's jobs are taken over after this long")
+	fs.DurationVar(&o.powerSync, "power-sync-interval", 5*time.Minute, "interval of the power-state sweep over this host's nodes (0 disables)")
+	fs.IntVar(&o.powerMisses, "power-sync-misses", 3, "sweeps in a row a BMC may miss before it is reported")
+	fs.StringVar(&o.cloudsYAML, "clouds-yaml", "", "clouds.yaml `path` for opsaddimage's cloud and for Neutron ports (default $OS_CLIENT_CONFIG_FILE,\n./clouds.yaml, ~/.config/openstack/clouds.yaml, /etc/openstack/clouds.yaml)")
+	fs.StringVar(&o.cloud, "cloud", "", "clouds.yaml entry whose network service gives a spawn without a fixed address its port\n(empty: Neutron is not used)")
+	fs.BoolVar(&o.nova, "nova", false, "stand in for nova-compute: register the service, its compute nodes and resource providers,\nand write instance states through nova-conductor and placement")
+	fs.StringVar(&o.placementURL, "placement-url", "http://127.0.0.1:8778", "placement API `url` (with --nova)")
+	fs.Var(&o.placementToken, "placement-token", "X-Auth-Token sent to placement (with --nova; nova's service token)")
+	fs.IntVar(&o.novaServiceVersion, "nova-service-version", nova.DefaultServiceVersion, "nova-compute service `version` reported (64: Zed; 61..64 work with Zed)")
+	fs.StringVar(&o.novaHostIP, "nova-host-ip", "127.0.0.1", "host_ip of the compute nodes (with --nova)")
+	fs.StringVar(&o.listen, "listen", "127.0.0.1:9464", "`address` for /metrics, /healthz and /readyz (empty disables)")
+	fs.StringVar(&o.logFormat, "log-format", "auto", "json, console, or auto (console on a terminal)")
+	fs.StringVar(&o.logLevel, "log-level", "info", "trace, debug, info, warn or error")
+}
+
+func run(ctx context.Context, args []string, stderr io.Writer, lookup func(string) (string, bool)) int {
+	fs := flag.NewFlagSet("xcatbm-worker", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o options
+	flags(fs, &o)
+	fs.Usage = config.Usage(fs, synopsis, footer)
+	if err := config.Parse(fs, args, lookup); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintln(stderr, "xcatbm-worker:", err)
+		return 2
+	}
+	log, err := logging.New(os.Stderr, "xcatbm-worker", logging.Options{Format: o.logFormat, Level: o.logLevel})
+	if err != nil {
+		fmt.Fprintln(stderr, "xcatbm-worker:", err)
+		return 2
+	}
+	if err := serve(ctx, o, lookup, log); err != nil {
+		log.Error().Err(err).Msg("worker failed")
+		return 1
+	}
+	return 0
+}
+
+func serve(ctx context.Context, o options, lookup func(string) (string, bool), log zerolog.Logger) error {
+	if o.computeHost == "" {
+		return errors.New("--compute-host is required")
+	}
+	transport := o.transportURL.Reveal()
+	if transport == "" {
+		transport = "rabbit://guest:guest@127.0.0.1:5672/"
+	}
+	urls, err := broker.ParseTransportURL(transport)
+	if err != nil {
+		return err
+	}
+	dbURL := o.databaseURL.Reveal()
+	if dbURL == "" {
+		dbURL = "postgres://xcatbm@127.0.0.1:5432/xcatbm?sslmode=disable"
+	}
+	db, err := sql.Open("postgres", dbURL)
+	if err != nil {
+		return fmt.Errorf("database %s: %w", config.RedactURL(dbURL), err)
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(16)
+	if err := waitDB(ctx, db, log); err != nil {
+		return err
+	}
+	applied, err := store.Migrate(ctx, db)
+	if err != nil {
+		return err
+	}
+	if len(applied) > 0 {
+		log.Info().Strs("migrations", applied).Msg("database migrated")
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	xc, err := xcatClient(o, lookup, reg)
+	if err != nil {
+		return err
+	}
+	cfg := worker.Config{
+		ComputeHost: o.computeHost, MgmtNode: o.mgmtNode, WorkerID: o.workerID, Exchange: o.exchange,
+		Queues:      worker.QueueOptions{Durable: o.durable, Quorum: o.quorum, HA: o.ha, AutoDelete: o.autoDel, TransientTTL: o.transientTTL},
+		Concurrency: o.concurrency, Notifications: o.notifications, DeadLetterQueue: o.deadLetter, ConsoleLogDir: o.consoleDir,
+		PollInterval: o.pollInterval, PowerPollInterval: o.powerPoll, Lease: o.lease, XCATTimeout: o.xcatTimeout, XCATParallel: o.xcatParallel,
+		Deadlines: map[worker.Kind]time.Duration{worker.KindSpawn: o.spawnDeadline, worker.KindDestroy: o.destroyDeadline,
+			worker.KindPowerOn: o.powerDeadline, worker.KindPowerOff: o.powerDeadline, worker.KindReboot: o.powerDeadline},
+		PowerSyncInterval: o.powerSync, PowerSyncMisses: o.powerMisses, GatherWindow: o.gatherWindow,
+		CloudsFile: o.cloudsYAML, Cloud: o.cloud, Getenv: lookup,
+	}
+	if o.powerSync == 0 {
+		cfg.PowerSyncInterval = -1
+	}
+	st := store.New(db)
+	deps := worker.Deps{Store: st, XCAT: xc, AMQPURLs: urls, Log: log, Metrics: reg}
+	var novaConn *broker.Conn
+	var novaSvc *nova.Service
+	if o.nova {
+		novaConn = broker.NewConn(broker.ConnConfig{URLs: urls, Name: "xcatbm-worker:" + o.computeHost + ":nova", Log: log,
+			Backoff: broker.Backoff{Min: 500 * time.Millisecond, Max: 30 * time.Second}})
+		novaSvc, err = nova.New(nova.Config{ComputeHost: o.computeHost, ServiceVersion: o.novaServiceVersion, HostIP: o.novaHostIP},
+			nova.Deps{Conn: novaConn, Store: st, Placement: &nova.Placement{URL: o.placementURL, Token: o.placementToken}, Log: log})
+		if err != nil {
+			return err
+		}
+		deps.Nova = novaSvc
+	}
+	w, err := worker.New(cfg, deps)
+	if err != nil {
+		return err
+	}
+	log.Info().Str("transport_url", config.RedactURL(transport)).Str("database", config.RedactURL(dbURL)).
+		Str("xcat_backend", o.xcatBackend).Msg("configured")
+	if o.listen != "" {
+		srv := &http.Server{Addr: o.listen, Handler: endpoints(reg, db, w), ReadHeaderTimeout: 5 * time.Second}
+		go func() {
+			if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error().Err(err).Str("listen", o.listen).Msg("metrics endpoint failed")
+			}
+		}()
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			_ = srv.Shutdown(sctx)
+		}()
+	}
+	if novaSvc == nil {
+		return w.Run(ctx)
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { novaConn.Run(gctx); return nil })
+	g.Go(func() error { return novaSvc.Run(gctx) })
+	g.Go(func() error { return w.Run(gctx) })
+	return g.Wait()
+}
+
+func waitDB(ctx context.Context, db *sql.DB, log zerolog.Logger) error {
+	b := broker.Backoff{Min: 200 * time.Millisecond, Max: 5 * time.Second}
+	for i := 0; ; i++ {
+		err := db.PingContext(ctx)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("database: %w", err)
+		}
+		d := b.Delay(i)
+		log.Warn().Err(err).Dur("retry_in", d).Msg("database not answering")
+		select {
+		case <-ctx.Done():
+		case <-time.After(d):
+		}
+	}
+}
+
+func xcatClient(o options, lookup func(string) (string, bool), reg prometheus.Registerer) (xcat.Client, error) {
+	switch o.xcatBackend {
+	case "native":
+		host := o.xcatHost
+		if host == "" {
+			host, _ = lookup("XCATHOST")
+		}
+		n, err := xcat.NewNative(xcat.NativeConfig{Addr: host, CredDir: o.xcatCredDir, ReuseIdle: o.xcatReuse})
+		if err != nil {
+			return nil, fmt.Errorf("xcat native backend: %w", err)
+		}
+		return xcat.NewClient(coalesce(worker.InstrumentXCAT(n, reg), o)), nil
+	case "cli":
+		return xcat.NewClient(coalesce(worker.InstrumentXCAT(xcat.NewCLI(xcat.CLIConfig{Dir: o.xcatCLIDir}), reg), o)), nil
+	default:
+		return nil, fmt.Errorf("--xcat-backend %q: want native or cli", o.xcatBackend)
+	}
+}
+
+// coalesce puts the request coalescer in front of b (a zero window sends every
+// request as is).
+func coalesce(b xcat.Backend, o options) xcat.Backend {
+	return xcat.NewCoalescer(b, xcat.CoalesceConfig{Window: o.coalesceWindow, MaxNodes: o.coalesceMax, MaxInFlight: o.coalesceInFlight})
+}
+
+func endpoints(reg *prometheus.Registry, db *sql.DB, w *worker.Worker) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(rw http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(rw, "ok\n") })
+	mux.HandleFunc("/readyz", func(rw http.ResponseWriter, r *http.Request) {
+		select {
+		case <-w.Ready():
+		default:
+			http.Error(rw, "not consuming yet", http.StatusServiceUnavailable)
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := db.PingContext(ctx); err != nil {
+			http.Error(rw, "database: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = io.WriteString(rw, "ready\n")
+	})
+	return mux
+}

@@ -1,0 +1,132 @@
+// Package faults is a fault-injection harness for the xcatbm worker: it runs the
+// worker as a real process against a simulated xCAT, a fresh PostgreSQL schema and a
+// fresh RabbitMQ vhost, kills and restarts it, breaks its connections and feeds it
+// duplicates and bad input, and checks that no job, xCAT side effect or
+// notification is lost or repeated.
+//
+// The package holds only the harness and its tests (faults_test.go); `go test
+// ./faults/` runs the short form, XCATBM_FAULTS=full the long one (make faults).
+package faults
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Canary is the secret planted in every cast (auth token, admin password) and in the
+// simulated cluster's BMC passwords; it must never show up where secrets do not belong.
+const Canary = "CANARY-s3cr3t-7d1f0c"
+
+// Row is one line of the reliability table: what one kind of fault did over its runs.
+type Row struct {
+	Fault string
+	// Runs is how many times the fault was injected.
+	Runs int
+	// Jobs is how many jobs the scenarios created.
+	Jobs int
+	// Lost counts jobs (or casts) that never ended.
+	Lost int
+	// WronglyFailed counts jobs that ended failed or cancelled where done was right
+	// (or done where failure was right).
+	WronglyFailed int
+	// HarmfulRepeats counts nodeset or rpower boot sent again to a node that had
+	// already started installing.
+	HarmfulRepeats int
+	// MissingNotes counts expected notifications never seen on the broker.
+	MissingNotes int
+	// Resume holds, per restart, the time from the new process's start to its first
+	// recorded transition.
+	Resume []time.Duration
+}
+
+// Table collects rows from concurrent scenarios.
+type Table struct {
+	mu    sync.Mutex
+	rows  map[string]*Row
+	order []string
+}
+
+// Add merges r into the row for r.Fault.
+func (t *Table) Add(r Row) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.rows == nil {
+		t.rows = map[string]*Row{}
+	}
+	x, ok := t.rows[r.Fault]
+	if !ok {
+		x = &Row{Fault: r.Fault}
+		t.rows[r.Fault] = x
+		t.order = append(t.order, r.Fault)
+	}
+	x.Runs += r.Runs
+	x.Jobs += r.Jobs
+	x.Lost += r.Lost
+	x.WronglyFailed += r.WronglyFailed
+	x.HarmfulRepeats += r.HarmfulRepeats
+	x.MissingNotes += r.MissingNotes
+	x.Resume = append(x.Resume, r.Resume...)
+}
+
+// Empty reports whether nothing was added.
+func (t *Table) Empty() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.rows) == 0
+}
+
+// Write prints the table as Markdown, rows in order of the fault names.
+func (t *Table) Write(w io.Writer) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	names := append([]string(nil), t.order...)
+	sort.Strings(names)
+	fmt.Fprintln(w, "| fault | runs | jobs | lost | wrongly failed | harmful repeats | missing notifications | time to resume (median / max) |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---|")
+	for _, n := range names {
+		r := t.rows[n]
+		fmt.Fprintf(w, "| %s | %d | %d | %d | %d | %d | %d | %s |\n", r.Fault, r.Runs, r.Jobs, r.Lost, r.WronglyFailed,
+			r.HarmfulRepeats, r.MissingNotes, resumeText(r.Resume))
+	}
+}
+
+func resumeText(ds []time.Duration) string {
+	if len(ds) == 0 {
+		return "–"
+	}
+	s := append([]time.Duration(nil), ds...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	r := func(d time.Duration) string { return d.Round(10 * time.Millisecond).String() }
+	return fmt.Sprintf("%s / %s (%d restarts)", r(s[len(s)/2]), r(s[len(s)-1]), len(s))
+}
+
+// action is the notification action of a kind of job.
+var action = map[string]string{
+	"spawn": "create", "destroy": "delete", "power_on": "power_on", "power_off": "power_off", "reboot": "reboot",
+}
+
+// errorPhase lists the kinds whose failure nova reports with an .error notification.
+var errorPhase = map[string]bool{"spawn": true, "reboot": true}
+
+// ExpectedEvents returns the versioned instance notifications a job of kind that
+// ended in state must have published.
+func ExpectedEvents(kind, state string) []string {
+	a := "instance." + action[kind]
+	out := []string{a + ".start"}
+	switch state {
+	case "done":
+		out = append(out, a+".end")
+	case "failed":
+		if errorPhase[kind] {
+			out = append(out, a+".error")
+		}
+	}
+	return out
+}
+
+// ContainsCanary reports whether s holds the canary.
+func ContainsCanary(s string) bool { return strings.Contains(s, Canary) }

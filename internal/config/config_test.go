@@ -1,0 +1,161 @@
+package config
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+func TestParseEnvAndFlags(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	pwFile := filepath.Join(dir, "pw")
+	if err := os.WriteFile(pwFile, []byte("from-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name     string
+		args     []string
+		env      map[string]string
+		wantHost string
+		wantN    int
+		wantWait time.Duration
+		wantPW   string
+		wantErr  string
+	}{
+		{name: "defaults", wantHost: "h0", wantN: 1, wantWait: time.Second},
+		{name: "env", env: map[string]string{"XCATBM_COMPUTE_HOST": "h1", "XCATBM_CONCURRENCY": "7", "XCATBM_DB_PASSWORD": "pw"}, wantHost: "h1", wantN: 7, wantWait: time.Second, wantPW: "pw"},
+		{name: "flag wins over env", args: []string{"--compute-host", "h2"}, env: map[string]string{"XCATBM_COMPUTE_HOST": "h1"}, wantHost: "h2", wantN: 1, wantWait: time.Second},
+		{name: "secret from file", env: map[string]string{"XCATBM_DB_PASSWORD_FILE": pwFile}, wantHost: "h0", wantN: 1, wantWait: time.Second, wantPW: "from-file"},
+		{name: "bad env value names the variable", env: map[string]string{"XCATBM_POLL_WAIT": "soon"}, wantErr: "XCATBM_POLL_WAIT"},
+		{name: "missing secret file", env: map[string]string{"XCATBM_DB_PASSWORD_FILE": filepath.Join(dir, "nope")}, wantErr: "XCATBM_DB_PASSWORD_FILE"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			fs := flag.NewFlagSet("x", flag.ContinueOnError)
+			fs.SetOutput(&bytes.Buffer{})
+			host := fs.String("compute-host", "h0", "host")
+			n := fs.Int("concurrency", 1, "n")
+			wait := fs.Duration("poll-wait", time.Second, "wait")
+			var pw Secret
+			fs.Var(&pw, "db-password", "password")
+			err := Parse(fs, tc.args, func(k string) (string, bool) { v, ok := tc.env[k]; return v, ok })
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want one naming %s", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if *host != tc.wantHost || *n != tc.wantN || *wait != tc.wantWait || pw.Reveal() != tc.wantPW {
+				t.Fatalf("got host=%q n=%d wait=%v pw=%q", *host, *n, *wait, pw.Reveal())
+			}
+		})
+	}
+}
+
+func TestSecretNeverPrints(t *testing.T) {
+	t.Parallel()
+	const canary = "canary-s3cr3t-value"
+	s := NewSecret(canary)
+	type holder struct {
+		Password Secret
+		Ptr      *Secret
+	}
+	h := holder{Password: s, Ptr: &s}
+	var logBuf bytes.Buffer
+	zl := zerolog.New(&logBuf)
+	zl.Info().Interface("h", h).Stringer("s", s).Msg("x")
+	j, _ := json.Marshal(h)
+	outputs := map[string]string{
+		"%v":      fmt.Sprintf("%v", s),
+		"%s":      fmt.Sprintf("%s", s),
+		"%q":      fmt.Sprintf("%q", s),
+		"%#v":     fmt.Sprintf("%#v", s),
+		"%+v":     fmt.Sprintf("%+v", h),
+		"%#v hol": fmt.Sprintf("%#v", h),
+		"json":    string(j),
+		"zerolog": logBuf.String(),
+	}
+	for name, out := range outputs {
+		if strings.Contains(out, canary) {
+			t.Errorf("%s revealed the secret: %s", name, out)
+		}
+		if !strings.Contains(out, Redacted) {
+			t.Errorf("%s does not say %s: %s", name, Redacted, out)
+		}
+	}
+	if s.Reveal() != canary {
+		t.Fatalf("Reveal = %q", s.Reveal())
+	}
+}
+
+func TestRedactURL(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ in, want string }{
+		{"", ""},
+		{"amqp://guest:guest@127.0.0.1:5672/", "amqp://guest:[REDACTED]@127.0.0.1:5672/"},
+		{"rabbit://u:p1@h1:5672,u:p2@h2:5672/nova", "rabbit://u:[REDACTED]@h1:5672,u:[REDACTED]@h2:5672/nova"},
+		{"postgres://root@127.0.0.1/test?sslmode=disable", "postgres://root@127.0.0.1/test?sslmode=disable"},
+		{"postgres://127.0.0.1/test?password=hunter2", "postgres://127.0.0.1/test?password=[REDACTED]"},
+		{"::not a url::pw", "[REDACTED]"},
+	}
+	for _, tc := range tests {
+		got := RedactURL(tc.in)
+		if strings.Contains(got, "hunter2") || strings.Contains(got, "p1") || strings.Contains(got, "p2") || strings.Contains(got, ":guest@") {
+			t.Errorf("RedactURL(%q) = %q leaks a password", tc.in, got)
+		}
+		if got != tc.want {
+			t.Errorf("RedactURL(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestUsageNamesEnv(t *testing.T) {
+	t.Parallel()
+	fs := flag.NewFlagSet("x", flag.ContinueOnError)
+	var out bytes.Buffer
+	fs.SetOutput(&out)
+	fs.String("amqp-url", "amqp://guest:guest@127.0.0.1:5672/", "the `url` of the broker")
+	var pw Secret
+	_ = pw.Set("topsecret")
+	fs.Var(&pw, "db-password", "the database password")
+	Usage(fs, "usage: x [flags]", "more")()
+	s := out.String()
+	for _, want := range []string{"--amqp-url url", "XCATBM_AMQP_URL", "XCATBM_DB_PASSWORD_FILE", "usage: x", "more"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("usage lacks %q:\n%s", want, s)
+		}
+	}
+	if strings.Contains(s, "topsecret") {
+		t.Errorf("usage prints a secret:\n%s", s)
+	}
+}
+
+func TestOneLetterFlagsHaveNoVariable(t *testing.T) {
+	t.Parallel()
+	fs := flag.NewFlagSet("x", flag.ContinueOnError)
+	var out bytes.Buffer
+	fs.SetOutput(&out)
+	host := fs.String("s", "", "compute `host`")
+	if err := Parse(fs, nil, func(k string) (string, bool) { return "from-env", k == "XCATBM_S" }); err != nil {
+		t.Fatal(err)
+	}
+	if *host != "" {
+		t.Errorf("-s took %q from the environment", *host)
+	}
+	Usage(fs, "usage: x", "")()
+	if !strings.Contains(out.String(), "  -s host") || strings.Contains(out.String(), "XCATBM_S") {
+		t.Errorf("help of a one-letter flag:\n%s", out.String())
+	}
+}

@@ -1,0 +1,113 @@
+package messages
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// Envelope keys and the version this package writes and accepts (major 2, minor <= 0).
+const (
+	EnvelopeVersionKey = "oslo.version"
+	EnvelopeMessageKey = "oslo.message"
+	EnvelopeVersion    = "2.0"
+)
+
+// DecodeEnvelope returns the message dict carried by body. A body with both
+// "oslo.version" and "oslo.message" is a v2.0 envelope: the version must have major 2
+// and minor 0, and the message must be a JSON string holding a JSON object. A body
+// lacking either key is an unenveloped (v1.0) message and is returned as it is. The
+// map values are the raw JSON of each key. Errors are *FieldError.
+func DecodeEnvelope(body []byte) (map[string]json.RawMessage, error) {
+	outer, err := decodeObject(body)
+	if err != nil {
+		return nil, within("body", err)
+	}
+	rawVer, hasVer := outer[EnvelopeVersionKey]
+	rawMsg, hasMsg := outer[EnvelopeMessageKey]
+	if !hasVer || !hasMsg {
+		return outer, nil
+	}
+	var ver string
+	if err := json.Unmarshal(rawVer, &ver); err != nil {
+		return nil, fieldErr(EnvelopeVersionKey, "not a string", nil)
+	}
+	if err := checkEnvelopeVersion(ver); err != nil {
+		return nil, err
+	}
+	var text string
+	if err := json.Unmarshal(rawMsg, &text); err != nil {
+		return nil, fieldErr(EnvelopeMessageKey, "not a string", nil)
+	}
+	inner, err := decodeObject([]byte(text))
+	if err != nil {
+		return nil, within(EnvelopeMessageKey, err)
+	}
+	return inner, nil
+}
+
+func checkEnvelopeVersion(ver string) error {
+	major, minor, err := ParseVersion(ver)
+	if err != nil {
+		return fieldErr(EnvelopeVersionKey, fmt.Sprintf("%q is not a version", ver), err)
+	}
+	if major != 2 || minor > 0 {
+		return fieldErr(EnvelopeVersionKey, fmt.Sprintf("unsupported envelope version %q (want 2.0)", ver), nil)
+	}
+	return nil
+}
+
+// decodeObject parses data as a JSON object. Errors are *FieldError with an empty
+// Field, to be re-rooted by the caller.
+func decodeObject(data []byte) (map[string]json.RawMessage, error) {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(data, &m); err != nil {
+		return nil, fieldErr("", "not a JSON object", err)
+	}
+	if m == nil {
+		return nil, fieldErr("", "not a JSON object (null)", nil)
+	}
+	return m, nil
+}
+
+// EncodeEnvelope wraps msg (anything json.Marshal accepts that encodes to a JSON
+// object) in a v2.0 envelope.
+func EncodeEnvelope(msg any) ([]byte, error) {
+	inner, err := json.Marshal(msg)
+	if err != nil {
+		return nil, fmt.Errorf("encode oslo.message: %w", err)
+	}
+	if len(inner) == 0 || inner[0] != '{' {
+		return nil, fmt.Errorf("encode oslo.message: %s is not a JSON object", firstBytes(inner))
+	}
+	return json.Marshal(map[string]string{
+		EnvelopeVersionKey: EnvelopeVersion,
+		EnvelopeMessageKey: string(inner),
+	})
+}
+
+func firstBytes(b []byte) string {
+	if len(b) > 20 {
+		return string(b[:20]) + "..."
+	}
+	return string(b)
+}
+
+// ParseVersion splits an oslo "major.minor" version string. A bare "major" means
+// minor 0, as in oslo.
+func ParseVersion(v string) (major, minor int, err error) {
+	majStr, minStr, hasMinor := strings.Cut(v, ".")
+	major, err = strconv.Atoi(majStr)
+	if err != nil || major < 0 {
+		return 0, 0, fmt.Errorf("version %q: bad major", v)
+	}
+	if !hasMinor {
+		return major, 0, nil
+	}
+	minor, err = strconv.Atoi(minStr)
+	if err != nil || minor < 0 {
+		return 0, 0, fmt.Errorf("version %q: bad minor", v)
+	}
+	return major, minor, nil
+}

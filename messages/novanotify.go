@@ -1,0 +1,490 @@
+package messages
+
+import (
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Versions of the versioned notification payloads xcatbm emits (nova 2024.2+).
+const (
+	InstanceActionPayloadVersion = "1.9"
+	InstanceCreatePayloadVersion = "1.13"
+	FlavorPayloadVersion         = "1.4"
+	IPPayloadVersion             = "1.0"
+	ExceptionPayloadVersion      = "1.1"
+	KeypairPayloadVersion        = "1.0"
+)
+
+// DefaultNotificationSource is the service a versioned publisher_id names.
+const DefaultNotificationSource = "nova-compute"
+
+// Fault is the exception an `.error` notification reports.
+type Fault struct {
+	Exception    string // exception class name, e.g. "BuildAbortException"
+	Message      string
+	FunctionName string // where it was raised; "" is null
+	ModuleName   string // e.g. "xcatbm.worker"; "" is null
+	Traceback    string
+	Code         int // legacy payload `code`; 0 means 500
+}
+
+// NotifyInput is what NewInstanceNotifications needs to describe an instance event.
+type NotifyInput struct {
+	Instance *Instance // as nova sent it
+	Host     string    // compute host: publisher ids "nova-compute:<host>", "compute.<host>"
+	Action   string    // create, delete, power_on, power_off, reboot, shutdown
+	Phase    string    // start, end, error
+
+	// The instance's state as the notification reports it.
+	VMState    string     // required: building, active, stopped, deleted, error, ...
+	PowerState PowerState // new power state
+	TaskState  string     // "" is null
+
+	Fault     *Fault    // required for the error phase, else nil
+	Time      time.Time // when it happened; the notification timestamp
+	Context   *Context  // the request's context (whitelisted on encode)
+	ImageName string    // image name, for the legacy create.start payload
+	// ImageBaseURL is glance's endpoint; the legacy image_ref_url is
+	// "<ImageBaseURL>/images/<image_ref>" (just the image ref when empty).
+	ImageBaseURL string
+	Source       string // service in the versioned publisher id; DefaultNotificationSource when ""
+}
+
+var instanceEventPhases = map[string][]string{
+	"create":    {"start", "end", "error"},
+	"delete":    {"start", "end"},
+	"power_on":  {"start", "end"},
+	"power_off": {"start", "end"},
+	"reboot":    {"start", "end", "error"},
+	"shutdown":  {"start", "end"},
+}
+
+func (in *NotifyInput) validate() error {
+	switch {
+	case in.Instance == nil || in.Instance.Object == nil:
+		return fieldErr("Instance", "missing", nil)
+	case in.Host == "":
+		return fieldErr("Host", "empty", nil)
+	case in.VMState == "":
+		return fieldErr("VMState", "empty", nil)
+	case !in.PowerState.Valid():
+		return fieldErr("PowerState", fmt.Sprintf("%d out of range", in.PowerState), nil)
+	case in.Time.IsZero():
+		return fieldErr("Time", "zero", nil)
+	}
+	phases, ok := instanceEventPhases[in.Action]
+	if !ok {
+		return fieldErr("Action", fmt.Sprintf("%q is not an instance action xcatbm reports", in.Action), nil)
+	}
+	if !slices.Contains(phases, in.Phase) {
+		return fieldErr("Phase", fmt.Sprintf("%q is not a phase of %s (%s)", in.Phase, in.Action, strings.Join(phases, ", ")), nil)
+	}
+	if (in.Phase == "error") != (in.Fault != nil) {
+		return fieldErr("Fault", "must be set exactly for the error phase", nil)
+	}
+	return nil
+}
+
+// NewInstanceNotifications builds the pair of notifications nova-compute sends for
+// an instance event: the versioned one (topic versioned_notifications, event
+// "instance.<action>.<phase>", InstanceCreatePayload for create, else
+// InstanceActionPayload) and the legacy one (topic notifications, event
+// "compute.instance.<action>.<phase>", flat payload). Priority is ERROR for the error
+// phase, INFO otherwise. Errors are *FieldError naming the NotifyInput field.
+func NewInstanceNotifications(in NotifyInput) (versioned, legacy *Notification, err error) {
+	if err := in.validate(); err != nil {
+		return nil, nil, err
+	}
+	priority := PriorityInfo
+	if in.Phase == "error" {
+		priority = PriorityError
+	}
+	source := in.Source
+	if source == "" {
+		source = DefaultNotificationSource
+	}
+	vp, err := versionedInstancePayload(&in)
+	if err != nil {
+		return nil, nil, err
+	}
+	versioned, err = NewNotification(VersionedTopic, source+":"+in.Host,
+		"instance."+in.Action+"."+in.Phase, priority, vp, in.Time, in.Context)
+	if err != nil {
+		return nil, nil, err
+	}
+	lp, err := legacyInstancePayload(&in)
+	if err != nil {
+		return nil, nil, err
+	}
+	legacy, err = NewNotification(LegacyTopic, "compute."+in.Host,
+		"compute.instance."+in.Action+"."+in.Phase, priority, lp, in.Time, in.Context)
+	if err != nil {
+		return nil, nil, err
+	}
+	return versioned, legacy, nil
+}
+
+// rawOr returns the raw JSON of data field key, or null when absent.
+func rawOr(o *Object, key string) json.RawMessage {
+	if o != nil {
+		if raw, ok := o.Data[key]; ok {
+			return raw
+		}
+	}
+	return json.RawMessage("null")
+}
+
+func nullableString(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+func novaTimeOrNull(t *time.Time) any {
+	if t == nil {
+		return nil
+	}
+	return FormatNovaTime(*t)
+}
+
+// eventTimes returns launched_at, terminated_at and deleted_at as the instance has
+// them after the event: create.end launches, delete.end terminates and deletes.
+func eventTimes(in *NotifyInput) (launched, terminated, deleted *time.Time) {
+	inst := in.Instance
+	launched, terminated, deleted = inst.LaunchedAt, inst.TerminatedAt, inst.DeletedAt
+	now := in.Time.UTC()
+	if in.Action == "create" && in.Phase == "end" && launched == nil {
+		launched = &now
+	}
+	if in.Action == "delete" && in.Phase == "end" {
+		if terminated == nil {
+			terminated = &now
+		}
+		if deleted == nil {
+			deleted = &now
+		}
+	}
+	return launched, terminated, deleted
+}
+
+func payloadObject(name, version string, data map[string]any) (*Object, error) {
+	o, err := NewObject(name, version, data)
+	if err != nil {
+		return nil, fmt.Errorf("build %s: %w", name, err)
+	}
+	return o, nil
+}
+
+func versionedInstancePayload(in *NotifyInput) (*Object, error) {
+	inst := in.Instance
+	o := inst.Object
+	launched, terminated, deleted := eventTimes(in)
+	flavor, err := flavorPayload(inst)
+	if err != nil {
+		return nil, err
+	}
+	ips := []*Object{}
+	if !(in.Action == "delete" && in.Phase == "end") {
+		if ips, err = ipPayloads(inst.NetworkInfo); err != nil {
+			return nil, err
+		}
+	}
+	autoDisk := "MANUAL"
+	if inst.AutoDiskConfig {
+		autoDisk = "AUTO"
+	}
+	metadata := rawOr(o, "metadata")
+	if string(metadata) == "null" {
+		metadata = json.RawMessage("{}")
+	}
+	var fault any
+	if in.Fault != nil {
+		if fault, err = payloadObject("ExceptionPayload", ExceptionPayloadVersion, map[string]any{
+			"exception":         in.Fault.Exception,
+			"exception_message": in.Fault.Message,
+			"function_name":     nullableString(in.Fault.FunctionName),
+			"module_name":       nullableString(in.Fault.ModuleName),
+			"traceback":         in.Fault.Traceback,
+		}); err != nil {
+			return nil, err
+		}
+	}
+	data := map[string]any{
+		"uuid":                     inst.UUID,
+		"user_id":                  rawOr(o, "user_id"),
+		"tenant_id":                rawOr(o, "project_id"),
+		"reservation_id":           rawOr(o, "reservation_id"),
+		"display_name":             rawOr(o, "display_name"),
+		"display_description":      rawOr(o, "display_description"),
+		"host_name":                rawOr(o, "hostname"),
+		"host":                     rawOr(o, "host"),
+		"node":                     rawOr(o, "node"),
+		"os_type":                  rawOr(o, "os_type"),
+		"architecture":             rawOr(o, "architecture"),
+		"availability_zone":        rawOr(o, "availability_zone"),
+		"flavor":                   flavor,
+		"image_uuid":               rawOr(o, "image_ref"),
+		"key_name":                 rawOr(o, "key_name"),
+		"kernel_id":                rawOr(o, "kernel_id"),
+		"ramdisk_id":               rawOr(o, "ramdisk_id"),
+		"created_at":               novaTimeOrNull(inst.CreatedAt),
+		"launched_at":              novaTimeOrNull(launched),
+		"terminated_at":            novaTimeOrNull(terminated),
+		"deleted_at":               novaTimeOrNull(deleted),
+		"updated_at":               FormatNovaTime(in.Time),
+		"state":                    in.VMState,
+		"power_state":              in.PowerState.NotificationName(),
+		"task_state":               nullableString(in.TaskState),
+		"progress":                 inst.Progress,
+		"ip_addresses":             ips,
+		"block_devices":            []any{},
+		"metadata":                 metadata,
+		"locked":                   inst.Locked,
+		"auto_disk_config":         autoDisk,
+		"request_id":               nullableString(in.Context.RequestID()),
+		"action_initiator_user":    nullableString(in.Context.UserID()),
+		"action_initiator_project": nullableString(in.Context.ProjectID()),
+		"locked_reason":            nullableString(inst.LockedReason),
+		"shares":                   []any{},
+		"fault":                    fault,
+	}
+	if in.Action != "create" {
+		return payloadObject("InstanceActionPayload", InstanceActionPayloadVersion, data)
+	}
+	keypairs, err := keypairPayloads(inst)
+	if err != nil {
+		return nil, err
+	}
+	tags := inst.Tags
+	if tags == nil {
+		tags = []string{}
+	}
+	data["keypairs"] = keypairs
+	data["tags"] = tags
+	data["trusted_image_certificates"] = nil
+	data["instance_name"] = fmt.Sprintf("instance-%08x", inst.ID)
+	return payloadObject("InstanceCreatePayload", InstanceCreatePayloadVersion, data)
+}
+
+var flavorPayloadKeys = []string{
+	"flavorid", "name", "memory_mb", "vcpus", "root_gb", "ephemeral_gb", "swap",
+	"rxtx_factor", "vcpu_weight", "disabled", "is_public", "extra_specs", "projects", "description",
+}
+
+func flavorPayload(inst *Instance) (any, error) {
+	if inst.Flavor == nil {
+		return nil, nil
+	}
+	data := make(map[string]any, len(flavorPayloadKeys))
+	for _, k := range flavorPayloadKeys {
+		data[k] = rawOr(inst.Flavor.Object, k)
+	}
+	if inst.Flavor.ExtraSpecs == nil {
+		data["extra_specs"] = map[string]string{}
+	}
+	return payloadObject("FlavorPayload", FlavorPayloadVersion, data)
+}
+
+// ipPayloads lists IpPayload objects from network_info, one per fixed IP of each VIF.
+func ipPayloads(vifs []VIF) ([]*Object, error) {
+	out := []*Object{}
+	for _, vif := range vifs {
+		meta := vif.Meta
+		if meta == nil {
+			meta = map[string]any{}
+		}
+		for _, sn := range vif.Network.Subnets {
+			for _, ip := range sn.IPs {
+				version := ip.Version
+				if version == 0 {
+					version = sn.Version
+				}
+				p, err := payloadObject("IpPayload", IPPayloadVersion, map[string]any{
+					"label":       vif.Network.Label,
+					"mac":         vif.Address,
+					"meta":        meta,
+					"port_uuid":   vif.ID,
+					"version":     version,
+					"address":     ip.Address,
+					"device_name": vif.DevName,
+				})
+				if err != nil {
+					return nil, err
+				}
+				out = append(out, p)
+			}
+		}
+	}
+	return out, nil
+}
+
+func keypairPayloads(inst *Instance) ([]*Object, error) {
+	out := []*Object{}
+	kl, err := inst.Object.Child("keypairs")
+	if err != nil || kl == nil {
+		return out, within("keypairs", err)
+	}
+	items, err := kl.Objects()
+	if err != nil {
+		return nil, within("keypairs", err)
+	}
+	for _, kp := range items {
+		data := map[string]any{}
+		for _, k := range []string{"user_id", "name", "public_key", "fingerprint", "type"} {
+			data[k] = rawOr(kp, k)
+		}
+		p, err := payloadObject("KeypairPayload", KeypairPayloadVersion, data)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// legacy (unversioned) payload, nova/notifications/base.py info_from_instance.
+
+// legacyTime is nova's null_safe_isotime: strtime "2026-11-25T03:16:22.000000" or "".
+func legacyTime(t *time.Time) string {
+	if t == nil {
+		return ""
+	}
+	return t.UTC().Format("2006-01-02T15:04:05.000000")
+}
+
+// legacyCreatedAt is Python's str() of an aware datetime: "2026-11-25 03:16:20+00:00".
+func legacyCreatedAt(t *time.Time) string {
+	if t == nil {
+		return ""
+	}
+	u := t.UTC().Truncate(time.Microsecond)
+	if u.Nanosecond() == 0 {
+		return u.Format("2006-01-02 15:04:05") + "+00:00"
+	}
+	return u.Format("2006-01-02 15:04:05.000000") + "+00:00"
+}
+
+func legacyInstancePayload(in *NotifyInput) (map[string]any, error) {
+	inst := in.Instance
+	o := inst.Object
+	launched, terminated, deleted := eventTimes(in)
+	var instanceType, flavorID any
+	if inst.Flavor != nil {
+		instanceType, flavorID = inst.Flavor.Name, inst.Flavor.FlavorID
+	}
+	imageRef := inst.ImageRef
+	imageURL := imageRef
+	if in.ImageBaseURL != "" {
+		imageURL = strings.TrimRight(in.ImageBaseURL, "/") + "/images/" + imageRef
+	}
+	imageMeta := map[string]string{}
+	for k, v := range inst.SystemMetadata {
+		if name, ok := strings.CutPrefix(k, "image_"); ok {
+			imageMeta[name] = v
+		}
+	}
+	metadata := maps.Clone(inst.Metadata)
+	if metadata == nil {
+		metadata = map[string]string{}
+	}
+	var progress any = ""
+	if inst.Progress != 0 {
+		progress = inst.Progress
+	}
+	p := map[string]any{
+		"tenant_id":          rawOr(o, "project_id"),
+		"user_id":            rawOr(o, "user_id"),
+		"instance_id":        inst.UUID,
+		"display_name":       rawOr(o, "display_name"),
+		"reservation_id":     rawOr(o, "reservation_id"),
+		"hostname":           rawOr(o, "hostname"),
+		"instance_type":      instanceType,
+		"instance_type_id":   rawOr(o, "instance_type_id"),
+		"instance_flavor_id": flavorID,
+		"architecture":       rawOr(o, "architecture"),
+		"memory_mb":          inst.MemoryMB,
+		"disk_gb":            inst.RootGB + inst.EphemeralGB,
+		"vcpus":              inst.VCPUs,
+		"root_gb":            inst.RootGB,
+		"ephemeral_gb":       inst.EphemeralGB,
+		"host":               rawOr(o, "host"),
+		"node":               rawOr(o, "node"),
+		"availability_zone":  rawOr(o, "availability_zone"),
+		"cell_name":          "",
+		"created_at":         legacyCreatedAt(inst.CreatedAt),
+		"terminated_at":      legacyTime(terminated),
+		"deleted_at":         legacyTime(deleted),
+		"launched_at":        legacyTime(launched),
+		"image_ref_url":      imageURL,
+		"os_type":            rawOr(o, "os_type"),
+		"kernel_id":          rawOr(o, "kernel_id"),
+		"ramdisk_id":         rawOr(o, "ramdisk_id"),
+		"state":              in.VMState,
+		"state_description":  in.TaskState,
+		"progress":           progress,
+		"access_ip_v4":       rawOr(o, "access_ip_v4"),
+		"access_ip_v6":       rawOr(o, "access_ip_v6"),
+		"metadata":           metadata,
+		"image_meta":         imageMeta,
+	}
+	switch in.Action + "." + in.Phase {
+	case "create.start":
+		p["image_name"] = in.ImageName
+	case "create.end":
+		fixed, err := legacyFixedIPs(inst.NetworkInfo)
+		if err != nil {
+			return nil, err
+		}
+		p["fixed_ips"] = fixed
+		p["message"] = "Success"
+	}
+	if in.Fault != nil {
+		code := in.Fault.Code
+		if code == 0 {
+			code = 500
+		}
+		p["message"] = in.Fault.Message
+		p["exception"] = in.Fault.Exception
+		p["code"] = code
+	}
+	return p, nil
+}
+
+// legacyFixedIPs is nova's network_info.fixed_ips() flattened with the VIF's
+// label, MAC and vif type, as the legacy payload's fixed_ips.
+func legacyFixedIPs(vifs []VIF) ([]map[string]any, error) {
+	out := []map[string]any{}
+	for _, vif := range vifs {
+		for _, sn := range vif.Network.Subnets {
+			for _, ip := range sn.IPs {
+				meta := ip.Meta
+				if meta == nil {
+					meta = map[string]any{}
+				}
+				floating := ip.FloatingIPs
+				if floating == nil {
+					floating = []IPAddress{}
+				}
+				version := ip.Version
+				if version == 0 {
+					version = sn.Version
+				}
+				out = append(out, map[string]any{
+					"address":      ip.Address,
+					"type":         ip.Type,
+					"version":      version,
+					"meta":         meta,
+					"floating_ips": floating,
+					"label":        vif.Network.Label,
+					"vif_mac":      vif.Address,
+				})
+			}
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,469 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"xcatbm/internal/broker"
+	"xcatbm/internal/logging"
+	"xcatbm/messages"
+	"xcatbm/worker/store"
+)
+
+// The compute RPC version xcatbm serves: 6.x up to messages.ComputeRPCVersion.
+var supportedMajor, supportedMinor = func() (int, int) {
+	major, minor, err := messages.ParseVersion(messages.ComputeRPCVersion)
+	if err != nil {
+		panic("messages.ComputeRPCVersion: " + err.Error()) // a constant; tested
+	}
+	return major, minor
+}()
+
+// args returns the x-arguments of a queue: quorum and HA as configured, and, for
+// transient queues (fanout, reply), x-expires.
+func (q QueueOptions) args(transient bool) amqp.Table {
+	t := amqp.Table{}
+	if q.Quorum && !transient {
+		t["x-queue-type"] = "quorum"
+	}
+	if q.HA {
+		t["x-ha-policy"] = "all"
+	}
+	if transient && q.TransientTTL > 0 {
+		t["x-expires"] = int32(q.TransientTTL.Milliseconds())
+	}
+	if len(t) == 0 {
+		return nil
+	}
+	return t
+}
+
+func declareExchange(ch *amqp.Channel, name string, q QueueOptions) error {
+	return ch.ExchangeDeclare(name, amqp.ExchangeTopic, q.Durable || q.Quorum, q.AutoDelete, false, false, nil)
+}
+
+// topology declares what nova-compute declares for topic compute and server host —
+// the queues compute and compute.<host> bound to the control exchange, a fanout queue
+// bound to compute_fanout — plus xcatbm's dead-letter queue, and returns the queues to
+// consume.
+func (w *Worker) topology(ch *amqp.Channel) ([]string, error) {
+	q := w.cfg.Queues
+	durable := q.Durable || q.Quorum
+	if err := declareExchange(ch, w.cfg.Exchange, q); err != nil {
+		return nil, fmt.Errorf("exchange %s: %w", w.cfg.Exchange, err)
+	}
+	queues := []string{"compute", "compute." + w.cfg.ComputeHost}
+	for _, name := range queues {
+		if _, err := ch.QueueDeclare(name, durable, false, false, false, q.args(false)); err != nil {
+			return nil, fmt.Errorf("queue %s: %w", name, err)
+		}
+		if err := ch.QueueBind(name, name, w.cfg.Exchange, false, nil); err != nil {
+			return nil, fmt.Errorf("bind %s: %w", name, err)
+		}
+	}
+	if err := ch.ExchangeDeclare("compute_fanout", amqp.ExchangeFanout, false, true, false, false, nil); err != nil {
+		return nil, fmt.Errorf("exchange compute_fanout: %w", err)
+	}
+	fanout := "compute_fanout_" + strings.ReplaceAll(messages.NewUniqueID(), "-", "")
+	if _, err := ch.QueueDeclare(fanout, false, false, false, false, q.args(true)); err != nil {
+		return nil, fmt.Errorf("queue %s: %w", fanout, err)
+	}
+	if err := ch.QueueBind(fanout, "compute", "compute_fanout", false, nil); err != nil {
+		return nil, fmt.Errorf("bind %s: %w", fanout, err)
+	}
+	if _, err := ch.QueueDeclare(w.cfg.DeadLetterQueue, true, false, false, false, nil); err != nil {
+		return nil, fmt.Errorf("queue %s: %w", w.cfg.DeadLetterQueue, err)
+	}
+	return append(queues, fanout), nil
+}
+
+func (w *Worker) consume(ctx context.Context) error {
+	c := &broker.Consumer{
+		Conn:     w.sub,
+		Setup:    w.topology,
+		Prefetch: w.cfg.Concurrency,
+		MaxBatch: w.cfg.Concurrency,
+		Backoff:  w.cfg.Backoff,
+		Linger:   max(0, w.cfg.GatherWindow/4),
+		Handle:   w.handle,
+		Ready: func() {
+			select {
+			case <-w.ready:
+			default:
+				close(w.ready)
+			}
+			w.log.Info().Msg("consuming compute queues")
+		},
+	}
+	return c.Run(ctx)
+}
+
+// handle turns a batch of deliveries into jobs committed in one transaction; calls
+// that need no job are answered, and messages the worker cannot use are
+// dead-lettered. A nil return acks the whole batch.
+func (w *Worker) handle(ctx context.Context, batch []amqp.Delivery) error {
+	var jobs []store.NewJob
+	var replies []broker.Message
+	var dead []deadLetter
+	// Decoding a cast and building its notifications is the consumer's CPU work;
+	// spread it over the cores, keeping the batch's order.
+	type decision struct {
+		job   *store.NewJob
+		reply *broker.Message
+		dead  *deadLetter
+	}
+	decisions := make([]decision, len(batch))
+	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
+	var wg sync.WaitGroup
+	for i := range batch {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			j, reply, dl := w.decide(ctx, batch[i])
+			decisions[i] = decision{j, reply, dl}
+		}()
+	}
+	wg.Wait()
+	for _, dc := range decisions {
+		j, reply, dl := dc.job, dc.reply, dc.dead
+		switch {
+		case dl != nil:
+			dead = append(dead, *dl)
+		case j != nil:
+			jobs = append(jobs, *j)
+		}
+		if reply != nil {
+			replies = append(replies, *reply)
+		}
+	}
+	if len(jobs) > 0 {
+		ins, err := w.store.InsertJobs(ctx, jobs)
+		if err != nil {
+			return fmt.Errorf("record %d jobs: %w", len(jobs), err)
+		}
+		for i, in := range ins {
+			l := w.log.Info()
+			if in.Duplicate {
+				w.metrics.duplicates.Inc()
+				l = w.log.Info().Bool("duplicate", true)
+			} else {
+				w.metrics.jobsAccepted.WithLabelValues(jobs[i].Kind).Inc()
+			}
+			l.Int64(logging.FieldJob, in.ID).Str("kind", jobs[i].Kind).Str(logging.FieldInstance, jobs[i].InstanceUUID).
+				Str(logging.FieldNode, jobs[i].Node).Str("unique_id", jobs[i].MessageID).Msg("cast received")
+		}
+		w.exec.poke()
+		w.outbox.poke()
+	}
+	for _, dl := range dead {
+		if err := w.deadLetter(ctx, dl); err != nil {
+			return err
+		}
+	}
+	if len(replies) > 0 {
+		errs, err := w.outbox.pub.Publish(ctx, replies)
+		if err != nil {
+			// A caller waiting for a ping or console output retries by itself; the
+			// message is not worth redelivering over.
+			w.log.Warn().Err(err).Msg("replies not sent")
+		}
+		for _, e := range errs {
+			if e != nil {
+				w.log.Warn().Err(e).Msg("reply not confirmed")
+			}
+		}
+	}
+	return nil
+}
+
+// deadLetter is a message the worker cannot use, with the reason.
+type deadLetter struct {
+	d        amqp.Delivery
+	reason   string
+	uniqueID string
+	outbox   []store.OutboxMessage // error notifications, when it names an instance
+}
+
+// decide classifies one delivery: a job to record, an immediate reply, or a dead
+// letter.
+func (w *Worker) decide(ctx context.Context, d amqp.Delivery) (*store.NewJob, *broker.Message, *deadLetter) {
+	if enc, _ := d.Headers["compression"].(string); enc != "" {
+		return nil, nil, &deadLetter{d: d, reason: "compressed bodies (kombu_compression " + enc + ") are not supported"}
+	}
+	req, err := messages.DecodeRequest(d.Body)
+	if err != nil {
+		return nil, nil, &deadLetter{d: d, reason: "undecodable message: " + err.Error()}
+	}
+	log := w.log.With().Str(logging.FieldMethod, req.Method).Str(logging.FieldRequestID, req.Context.RequestID()).Logger()
+	reject := func(f *messages.Failure) (*store.NewJob, *broker.Message, *deadLetter) {
+		if req.IsCall() {
+			log.Warn().Str("failure", f.Error()).Msg("call refused")
+			return nil, w.failureReply(req, f), nil
+		}
+		return nil, nil, &deadLetter{d: d, reason: f.Error(), uniqueID: req.UniqueID, outbox: w.notify.rejected(req, f)}
+	}
+	switch req.Namespace {
+	case "baseapi":
+		if req.Method != "ping" || !req.IsCall() {
+			return reject(messages.NoSuchMethod(req.Namespace, req.Method))
+		}
+		a, err := req.Ping()
+		if err != nil {
+			return reject(&messages.Failure{Class: "ValueError", Module: "builtins", Message: err.Error()})
+		}
+		return nil, w.reply(req, messages.PingResult(a.Arg)), nil
+	case messages.XCATBMNamespace:
+		job, f := w.decideJob(req)
+		if f != nil {
+			return reject(f)
+		}
+		return job, nil, nil
+	case "":
+	default:
+		return reject(messages.NoSuchMethod(req.Namespace, req.Method))
+	}
+	if err := messages.CheckVersion(req.Version, supportedMajor, supportedMinor); err != nil {
+		var f *messages.Failure
+		if !errors.As(err, &f) {
+			f = messages.UnsupportedVersion(req.Version)
+		}
+		return reject(f)
+	}
+	badArgs := func(err error) (*store.NewJob, *broker.Message, *deadLetter) {
+		return reject(&messages.Failure{Class: "ValueError", Module: "builtins", Message: req.Method + ": " + err.Error()})
+	}
+	job := &store.NewJob{ComputeHost: w.cfg.ComputeHost, MessageID: req.UniqueID, State: string(StateResolve)}
+	r := request{Method: req.Method, RequestID: req.Context.RequestID(), Context: notificationContext(req.Context)}
+	var inst *messages.Instance
+	var kind Kind
+	switch req.Method {
+	case "build_and_run_instance":
+		a, err := req.BuildAndRunInstance()
+		if err != nil {
+			return badArgs(err)
+		}
+		kind, inst = KindSpawn, a.Instance
+		r.Node = a.Node
+		if a.Image != nil {
+			r.Image, r.ImageRef = a.Image.XCATImageName(), a.Image.ID
+		}
+		r.IP, r.Netmask, r.MAC = tenantAddress(a.Instance, a.RequestedNetworks)
+		r.NetworkID, r.PortID = requestedNetwork(a.RequestedNetworks)
+	case "terminate_instance":
+		a, err := req.TerminateInstance()
+		if err != nil {
+			return badArgs(err)
+		}
+		kind, inst = KindDestroy, a.Instance
+		job.CancelEarlier = true
+	case "start_instance":
+		a, err := req.StartInstance()
+		if err != nil {
+			return badArgs(err)
+		}
+		kind, inst = KindPowerOn, a.Instance
+	case "stop_instance":
+		a, err := req.StopInstance()
+		if err != nil {
+			return badArgs(err)
+		}
+		kind, inst = KindPowerOff, a.Instance
+		r.CleanShutdown = a.CleanShutdown
+	case "reboot_instance":
+		a, err := req.RebootInstance()
+		if err != nil {
+			return badArgs(err)
+		}
+		kind, inst = KindReboot, a.Instance
+		r.RebootType = a.RebootType
+	case "get_console_output":
+		if !req.IsCall() {
+			return reject(messages.NoSuchMethod("", req.Method+" as a cast"))
+		}
+		a, err := req.GetConsoleOutput()
+		if err != nil {
+			return badArgs(err)
+		}
+		out, f := w.consoleOutput(a.Instance, a.TailLength)
+		if f != nil {
+			return nil, w.failureReply(req, f), nil
+		}
+		return nil, w.reply(req, out), nil
+	case "get_host_uptime":
+		if !req.IsCall() {
+			return reject(messages.NoSuchMethod("", req.Method+" as a cast"))
+		}
+		up, err := hostUptime(w.now())
+		if err != nil {
+			return nil, w.failureReply(req, &messages.Failure{Class: "NotImplementedError", Module: "builtins", Message: err.Error()}), nil
+		}
+		return nil, w.reply(req, up), nil
+	case "external_instance_event":
+		// neutron's vif-plugged and network-changed events: bare metal has no VIF to
+		// plug, so there is nothing to do, as with nova's Ironic driver.
+		log.Debug().Msg("external_instance_event ignored")
+		return nil, nil, nil
+	default:
+		return reject(messages.NoSuchMethod("", req.Method))
+	}
+	if r.Node == "" {
+		r.Node = inst.Node
+	}
+	if r.Instance, err = json.Marshal(inst.Object); err != nil {
+		return badArgs(err)
+	}
+	r.InstanceUUID, r.Hostname = inst.UUID, inst.Hostname
+	if req.IsCall() {
+		r.Call = &callInfo{ReplyQueue: req.ReplyQueue, MsgID: req.MsgID}
+	}
+	body, err := json.Marshal(r)
+	if err != nil {
+		return badArgs(err)
+	}
+	job.Kind, job.InstanceUUID, job.Node, job.Request = string(kind), inst.UUID, r.Node, body
+	job.Deadline = w.now().Add(w.deadline(kind))
+	job.Outbox = w.notify.started(kind, inst, req.Context)
+	job.NovaOps = w.novaStarted(kind, inst, r.Node, req.Context)
+	return job, nil, nil
+}
+
+func (w *Worker) deadline(k Kind) time.Duration {
+	if d, ok := w.cfg.Deadlines[k]; ok && d > 0 {
+		return d
+	}
+	return defaultDeadlines[k]
+}
+
+// tenantAddress picks the tenant IPv4 address, netmask and MAC from the requested
+// networks and the instance's network info.
+func tenantAddress(inst *messages.Instance, nets []messages.NetworkRequest) (ip, mask, mac string) {
+	for _, vif := range inst.NetworkInfo {
+		if mac == "" {
+			mac = vif.Address
+		}
+		for _, sn := range vif.Network.Subnets {
+			_, cidr, err := net.ParseCIDR(sn.CIDR)
+			if err != nil || cidr.IP.To4() == nil {
+				continue
+			}
+			for _, fip := range sn.IPs {
+				if ip == "" && net.ParseIP(fip.Address).To4() != nil {
+					ip, mask, mac = fip.Address, net.IP(cidr.Mask).String(), vif.Address
+				}
+			}
+		}
+	}
+	if ip == "" {
+		for _, n := range nets {
+			if a := net.ParseIP(n.Address).To4(); a != nil {
+				ip = a.String()
+				break
+			}
+		}
+	}
+	return ip, mask, mac
+}
+
+func notificationContext(c *messages.Context) map[string]json.RawMessage {
+	if c == nil {
+		return nil
+	}
+	nc := c.ForNotification()
+	out := map[string]json.RawMessage{}
+	for _, k := range nc.Keys() {
+		if v, ok := nc.Get(k); ok {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+func (w *Worker) reply(req *messages.Request, result any) *broker.Message {
+	body, err := messages.EncodeReply(req.MsgID, result)
+	if err != nil {
+		return w.failureReply(req, &messages.Failure{Class: "ValueError", Module: "builtins", Message: err.Error()})
+	}
+	return &broker.Message{RoutingKey: req.ReplyQueue, Mandatory: true, Publishing: toPublishing(messages.ReplyProperties(), body)}
+}
+
+func (w *Worker) failureReply(req *messages.Request, f *messages.Failure) *broker.Message {
+	body, err := messages.EncodeFailureReply(req.MsgID, f)
+	if err != nil {
+		w.log.Error().Err(err).Msg("cannot encode failure reply")
+		return nil
+	}
+	return &broker.Message{RoutingKey: req.ReplyQueue, Mandatory: true, Publishing: toPublishing(messages.ReplyProperties(), body)}
+}
+
+// consoleOutput returns the tail of a node's console log, as nova's drivers do.
+func (w *Worker) consoleOutput(inst *messages.Instance, tail *int) (string, *messages.Failure) {
+	node := inst.Node
+	notAvailable := &messages.Failure{Class: "ConsoleNotAvailable", Module: "nova.exception", Message: "Guest does not have a console available.",
+		Kwargs: map[string]any{}}
+	if node == "" || strings.ContainsAny(node, "/\\") || node == "." || node == ".." {
+		return "", notAvailable
+	}
+	b, err := os.ReadFile(filepath.Join(w.cfg.ConsoleLogDir, node))
+	if err != nil {
+		return "", notAvailable
+	}
+	if tail == nil {
+		return string(b), nil
+	}
+	lines := strings.SplitAfter(string(b), "\n")
+	if len(lines) > 0 && lines[len(lines)-1] == "" {
+		lines = lines[:len(lines)-1]
+	}
+	if *tail < len(lines) {
+		lines = lines[len(lines)-max(0, *tail):]
+	}
+	return strings.Join(lines, ""), nil
+}
+
+// deadLetter records a rejected message (and its error notifications) and puts it on
+// the dead-letter queue with the reason in its headers.
+func (w *Worker) deadLetter(ctx context.Context, dl deadLetter) error {
+	if dl.uniqueID != "" || len(dl.outbox) > 0 {
+		fresh, err := w.store.RecordMessage(ctx, dl.uniqueID, dl.outbox)
+		if err != nil {
+			return fmt.Errorf("record rejected message: %w", err)
+		}
+		if !fresh {
+			return nil // already dead-lettered once
+		}
+	}
+	headers := amqp.Table{}
+	for k, v := range dl.d.Headers {
+		headers[k] = v
+	}
+	headers["x-xcatbm-reason"] = dl.reason
+	headers["x-xcatbm-exchange"] = dl.d.Exchange
+	headers["x-xcatbm-routing-key"] = dl.d.RoutingKey
+	msg := broker.Message{RoutingKey: w.cfg.DeadLetterQueue, Publishing: amqp.Publishing{
+		ContentType: dl.d.ContentType, ContentEncoding: dl.d.ContentEncoding, DeliveryMode: amqp.Persistent,
+		Headers: headers, Body: dl.d.Body}}
+	errs, err := w.outbox.pub.Publish(ctx, []broker.Message{msg})
+	if err == nil && errs[0] != nil {
+		err = errs[0]
+	}
+	if err != nil {
+		return fmt.Errorf("dead-letter: %w", err)
+	}
+	w.metrics.deadLetters.Inc()
+	w.log.Warn().Str("reason", dl.reason).Str("routing_key", dl.d.RoutingKey).Msg("message dead-lettered")
+	w.outbox.poke()
+	return nil
+}

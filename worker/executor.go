@@ -1,0 +1,463 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"xcatbm/internal/logging"
+	"xcatbm/worker/store"
+)
+
+// executor claims runnable jobs and runs their steps in batches: all claimed jobs in
+// the same state run their step together, so their xCAT calls share one noderange and
+// their transitions share one transaction.
+type executor struct {
+	w *Worker
+
+	mu       sync.Mutex
+	inflight map[int64]bool
+	wake     chan struct{}
+}
+
+func newExecutor(w *Worker) *executor {
+	return &executor{w: w, inflight: map[int64]bool{}, wake: make(chan struct{}, 1)}
+}
+
+// poke makes the executor look for work now.
+func (e *executor) poke() {
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
+}
+
+// run claims and dispatches jobs until ctx ends, then waits for running batches.
+func (e *executor) run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	tick := time.NewTicker(e.w.cfg.ClaimInterval)
+	defer tick.Stop()
+	failures := 0
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		case <-e.wake:
+			// New work: let what arrives with it catch up, so it runs its steps
+			// together with it.
+			if e.w.cfg.GatherWindow > 0 {
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-time.After(e.w.cfg.GatherWindow):
+				}
+			}
+		}
+		for ctx.Err() == nil {
+			claimed, err := e.claim(ctx)
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				d := e.w.cfg.Backoff.Delay(failures)
+				failures++
+				e.w.log.Warn().Err(err).Dur("retry_in", d).Msg("claim jobs failed")
+				select {
+				case <-ctx.Done():
+				case <-time.After(d):
+				}
+				break
+			}
+			failures = 0
+			if len(claimed) == 0 {
+				break
+			}
+			for _, batch := range batches(claimed) {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					e.runBatch(ctx, batch)
+				}()
+			}
+		}
+	}
+}
+
+func (e *executor) claim(ctx context.Context) ([]*store.Job, error) {
+	e.mu.Lock()
+	room := e.w.cfg.MaxInFlight - len(e.inflight)
+	exclude := make([]int64, 0, len(e.inflight))
+	for id := range e.inflight {
+		exclude = append(exclude, id)
+	}
+	e.mu.Unlock()
+	if room <= 0 {
+		return nil, nil
+	}
+	jobs, err := e.w.store.ClaimJobs(ctx, e.w.id, e.w.cfg.ComputeHost, min(room, e.w.cfg.ClaimBatch), e.w.cfg.Lease, exclude)
+	if err != nil {
+		return nil, err
+	}
+	e.mu.Lock()
+	for _, j := range jobs {
+		e.inflight[j.ID] = true
+	}
+	e.mu.Unlock()
+	return jobs, nil
+}
+
+// batches groups jobs by (kind, state), in id order.
+func batches(jobs []*store.Job) [][]*store.Job {
+	sort.Slice(jobs, func(i, j int) bool { return jobs[i].ID < jobs[j].ID })
+	var keys []string
+	groups := map[string][]*store.Job{}
+	for _, j := range jobs {
+		k := j.Kind + "/" + j.State
+		if _, ok := groups[k]; !ok {
+			keys = append(keys, k)
+		}
+		groups[k] = append(groups[k], j)
+	}
+	out := make([][]*store.Job, 0, len(keys))
+	for _, k := range keys {
+		out = append(out, groups[k])
+	}
+	return out
+}
+
+// runBatch runs the steps of jobs that share a kind and state. After each step the
+// jobs that advanced to another step go straight on with it in this goroutine, still
+// together: the transition that ends one step records the next as started, so a job
+// costs one transaction per step and no trip back through the claim loop.
+func (e *executor) runBatch(ctx context.Context, jobs []*store.Job) {
+	held := make([]int64, len(jobs))
+	for i, j := range jobs {
+		held[i] = j.ID
+	}
+	defer func() {
+		e.mu.Lock()
+		for _, id := range held {
+			delete(e.inflight, id)
+		}
+		e.mu.Unlock()
+		e.poke()
+	}()
+	var cont []*run
+	for first := true; first || len(cont) > 0; first = false {
+		if ctx.Err() != nil {
+			return
+		}
+		cont = e.step(ctx, jobs, cont)
+		jobs = nil
+	}
+}
+
+// step runs one step for freshly claimed jobs or for runs continuing from their
+// previous step, records every outcome in one transaction, and returns the runs that
+// go on to their next step now.
+func (e *executor) step(ctx context.Context, jobs []*store.Job, cont []*run) []*run {
+	w := e.w
+	var runs, ended []*run
+	var ts []store.Transition
+	ids := make([]int64, 0, len(jobs)+len(cont))
+	for _, j := range jobs {
+		ids = append(ids, j.ID)
+		r, err := newRun(j)
+		if err != nil { // a row this version cannot read: fail it rather than loop on it
+			ts = append(ts, store.Transition{JobID: j.ID, From: j.State, To: string(StateFailed), Finish: true, Error: err.Error(), Detail: err.Error()})
+			continue
+		}
+		runs = append(runs, r)
+	}
+	for _, r := range cont {
+		ids = append(ids, r.job.ID)
+		runs = append(runs, r)
+	}
+	if len(runs) == 0 {
+		e.apply(ctx, ts)
+		return nil
+	}
+	stopRenew := e.renewLeases(ctx, ids)
+	defer stopRenew()
+	kind, state := runs[0].kind(), runs[0].state()
+	active := runs[:0:0]
+	for _, r := range runs {
+		switch {
+		case r.job.CancelRequested:
+			r.out = outcome{kind: fail, err: errCancelled}
+			ended = append(ended, r)
+		case w.now().After(r.job.Deadline) && state != StateWaitBooted && state != StateVerifyPower:
+			r.out = failed(fmt.Errorf("%w before step %s", ErrDeadline, state))
+			ended = append(ended, r)
+		default:
+			active = append(active, r)
+		}
+	}
+	step, ok := steps[state]
+	if !ok {
+		for _, r := range active {
+			r.out = failed(fmt.Errorf("no step %q in flow %s", state, kind))
+		}
+	} else if len(active) > 0 {
+		todo := e.prepare(ctx, state, active)
+		if len(todo) > 0 {
+			began := time.Now()
+			step(w, ctx, todo)
+			w.metrics.stepDuration.WithLabelValues(string(kind), string(state)).Observe(time.Since(began).Seconds())
+		}
+	}
+	if ctx.Err() != nil {
+		return nil // shutting down: the step runs again later, and recovery decides if that is safe
+	}
+	// Renewal and the transitions would lock the same rows; stop renewing first.
+	stopRenew()
+	var goOn []*run
+	next := map[int64]store.Transition{}
+	for _, r := range append(ended, active...) {
+		if r.lost {
+			continue
+		}
+		t := w.transition(r)
+		if r.out.is(advance) && !t.Finish && t.To != t.From {
+			t.StartNext = true
+			goOn = append(goOn, r)
+			next[r.job.ID] = t
+		}
+		ts = append(ts, t)
+	}
+	lost, cancel := e.apply(ctx, ts)
+	var out []*run
+	for _, r := range goOn {
+		if lost[r.job.ID] {
+			continue
+		}
+		t := next[r.job.ID]
+		r.job.State, r.job.StepStarted, r.job.Attempts, r.job.CancelRequested = t.To, true, 1, cancel[r.job.ID]
+		r.out, r.chained = outcome{}, true
+		out = append(out, r)
+	}
+	return out
+}
+
+var errCancelled = errors.New("cancelled by a later request for the same instance")
+
+// prepare records the step as started for the runs that have not started it, and
+// decides for the runs a previous worker had started (and maybe run) whether running
+// the step again is safe. It returns the runs the step must run for; the others have
+// their outcome set, or are marked lost.
+func (e *executor) prepare(ctx context.Context, state State, runs []*run) []*run {
+	w := e.w
+	var fresh, restarted, chained []*run
+	for _, r := range runs {
+		if r.chained { // marked started by the transition that ended its last step
+			chained = append(chained, r)
+			continue
+		}
+		if r.job.StepStarted {
+			restarted = append(restarted, r)
+		} else {
+			fresh = append(fresh, r)
+		}
+	}
+	if len(restarted) > 0 && state == StateBoot {
+		for _, r := range restarted {
+			w.jobLog(r).Info().Msg("recovering a boot step a previous run started")
+		}
+		restarted = w.recoverBoot(ctx, restarted)
+	}
+	todo := append(chained, restarted...)
+	if len(fresh) == 0 {
+		return todo
+	}
+	starts := make([]store.StepStart, len(fresh))
+	for i, r := range fresh {
+		starts[i] = store.StepStart{JobID: r.job.ID, State: r.job.State}
+	}
+	marked, err := w.store.MarkStarted(ctx, w.id, starts)
+	if err != nil {
+		w.log.Warn().Err(err).Str(logging.FieldStep, string(state)).Msg("cannot record step start; will retry")
+		for _, r := range fresh {
+			r.lost = true
+		}
+		return todo
+	}
+	ok := map[int64]bool{}
+	for _, id := range marked {
+		ok[id] = true
+	}
+	for _, r := range fresh {
+		if !ok[r.job.ID] {
+			r.lost = true
+			continue
+		}
+		r.job.Attempts++
+		todo = append(todo, r)
+	}
+	return todo
+}
+
+// apply writes the transitions, retrying while the database is unreachable: the xCAT
+// work is done, and its record must not be lost. It returns the jobs whose
+// transitions were dropped (moved on elsewhere) and those whose cancellation was
+// requested meanwhile.
+func (e *executor) apply(ctx context.Context, ts []store.Transition) (lostSet, cancelSet map[int64]bool) {
+	w := e.w
+	lostSet, cancelSet = map[int64]bool{}, map[int64]bool{}
+	if len(ts) == 0 {
+		return
+	}
+	for attempt := 0; ; attempt++ {
+		lost, cancel, err := w.store.Apply(ctx, w.id, ts)
+		if err == nil {
+			for _, id := range lost {
+				lostSet[id] = true
+			}
+			for _, id := range cancel {
+				cancelSet[id] = true
+			}
+			for _, t := range ts {
+				w.metrics.transitions.WithLabelValues(t.To).Inc()
+			}
+			if len(lost) > 0 {
+				w.log.Warn().Ints64("jobs", lost).Msg("jobs moved on elsewhere; transitions dropped")
+			}
+			w.outbox.poke()
+			return
+		}
+		if ctx.Err() != nil {
+			for _, t := range ts {
+				lostSet[t.JobID] = true
+			}
+			return
+		}
+		d := w.cfg.Backoff.Delay(attempt)
+		w.log.Warn().Err(err).Dur("retry_in", d).Msg("recording transitions failed")
+		select {
+		case <-ctx.Done():
+		case <-time.After(d):
+		}
+	}
+}
+
+// renewLeases keeps the lease on ids while a batch runs; the returned func stops it.
+func (e *executor) renewLeases(ctx context.Context, ids []int64) func() {
+	w := e.w
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(w.cfg.Lease / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if _, err := w.store.RenewLease(ctx, w.id, ids, w.cfg.Lease); err != nil && ctx.Err() == nil {
+					w.log.Warn().Err(err).Msg("lease renewal failed")
+				}
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
+}
+
+// transition turns a run's outcome into the transition to record, with its
+// notifications, node record changes and call reply.
+func (w *Worker) transition(r *run) store.Transition {
+	from := r.state()
+	t := store.Transition{JobID: r.job.ID, From: string(from), Node: r.data.Node, Detail: r.out.detail}
+	o := r.out
+	if o.is(retry) {
+		d := w.cfg.Backoff.Delay(max(0, r.job.Attempts-1))
+		if w.now().Add(d).After(r.job.Deadline) {
+			o = failed(fmt.Errorf("%w while retrying: %v", ErrDeadline, o.err))
+		} else {
+			t.To, t.KeepAttempts, t.RunAfter = string(from), true, w.now().Add(d)
+			t.Error = o.err.Error()
+			t.Detail = "retry: " + o.err.Error()
+		}
+	}
+	switch o.kind {
+	case wait:
+		t.To, t.KeepAttempts, t.RunAfter = string(from), true, w.now().Add(o.delay)
+	case advance:
+		t.To = string(next(r.kind(), from))
+		if from == StateResolve {
+			t.NodeUpdate = w.claimNode(r)
+		}
+	case fail:
+		t.To, t.Finish, t.Error = string(StateFailed), true, o.err.Error()
+		if errors.Is(o.err, errCancelled) {
+			t.To = string(StateCancelled)
+		}
+		t.Detail = o.err.Error()
+	}
+	data, err := json.Marshal(r.data)
+	if err == nil {
+		t.Data = data
+	}
+	if t.To == string(StateDone) {
+		t.Finish = true
+		t.NodeUpdate = w.releaseNode(r)
+	}
+	if t.Finish {
+		var endErr error
+		if t.To != string(StateDone) {
+			endErr = o.err
+		}
+		msgs, err := w.notify.ended(r, endErr)
+		if err != nil {
+			w.jobLog(r).Error().Err(err).Msg("cannot build end notifications")
+		}
+		t.Outbox = append(t.Outbox, msgs...)
+		t.NovaOps, t.ComputeHost = w.novaEnded(r, endErr), w.cfg.ComputeHost
+		w.jobLog(r).Info().Str("to", t.To).Str("error", t.Error).Msg("job finished")
+	} else if t.To != t.From || t.Detail != "" {
+		w.jobLog(r).Info().Str("to", t.To).Str("detail", t.Detail).Msg("transition")
+	}
+	return t
+}
+
+// claimNode records at resolve that a spawn's node belongs to its instance.
+func (w *Worker) claimNode(r *run) *store.NodeUpdate {
+	if r.kind() != KindSpawn || r.data.Node == "" {
+		return nil
+	}
+	uuid := r.req.InstanceUUID
+	orig := r.data.OriginalIP
+	return &store.NodeUpdate{Name: r.data.Node, ComputeHost: w.cfg.ComputeHost, InstanceUUID: &uuid, Mgt: r.data.Mgt, MAC: r.req.MAC, OriginalIP: orig}
+}
+
+// releaseNode records what a finished job leaves of its node.
+func (w *Worker) releaseNode(r *run) *store.NodeUpdate {
+	if r.data.Node == "" {
+		return nil
+	}
+	u := &store.NodeUpdate{Name: r.data.Node, ComputeHost: w.cfg.ComputeHost}
+	on, off, none := powerOn, powerOf, ""
+	switch r.kind() {
+	case KindSpawn, KindPowerOn, KindReboot:
+		u.PowerState = &on
+	case KindPowerOff:
+		u.PowerState = &off
+	case KindDestroy:
+		u.PowerState, u.InstanceUUID = &off, &none
+	}
+	return u
+}
+
+func (w *Worker) jobLog(r *run) *zerolog.Logger {
+	l := w.log.With().Int64(logging.FieldJob, r.job.ID).Str(logging.FieldInstance, r.req.InstanceUUID).
+		Str(logging.FieldNode, r.node()).Str(logging.FieldStep, r.job.State).Str(logging.FieldRequestID, r.req.RequestID).
+		Str("kind", r.job.Kind).Logger()
+	return &l
+}

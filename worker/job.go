@@ -1,0 +1,132 @@
+package worker
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"xcatbm/messages"
+	"xcatbm/worker/store"
+)
+
+// request is what a job was asked, as stored in jobs.request. It holds no secrets:
+// the auth token and admin password of nova's request are never stored.
+type request struct {
+	// Method is the nova RPC method that made the job.
+	Method string `json:"method"`
+	// Instance is the Instance primitive as nova sent it, for notifications.
+	Instance     json.RawMessage `json:"instance,omitempty"`
+	InstanceUUID string          `json:"instance_uuid"`
+	Hostname     string          `json:"hostname,omitempty"`
+	// Node is nova's node name for the instance (the xCAT node), when known.
+	Node string `json:"node,omitempty"`
+	// MAC is the instance's first MAC, used to find the node when Node is empty.
+	MAC string `json:"mac,omitempty"`
+	// Image is the xCAT osimage name (the image property xcat_image_name).
+	Image    string `json:"image,omitempty"`
+	ImageRef string `json:"image_ref,omitempty"`
+	// IP and Netmask are the tenant address for the node, when the request has one.
+	IP      string `json:"ip,omitempty"`
+	Netmask string `json:"netmask,omitempty"`
+	// RebootType is SOFT or HARD for reboots.
+	RebootType string `json:"reboot_type,omitempty"`
+	// CleanShutdown is stop_instance's clean_shutdown.
+	CleanShutdown bool `json:"clean_shutdown,omitempty"`
+	// Job holds the arguments of xcatbm's own jobs (register_nodes, register_images,
+	// remove_nodes) as sent; JobID is the request's _unique_id, which the job's
+	// notifications carry as their job_id so the sender can follow them.
+	Job   json.RawMessage `json:"job,omitempty"`
+	JobID string          `json:"job_id,omitempty"`
+	// NetworkID and PortID are the first requested network of a spawn, used to find
+	// or create its Neutron port when the request carries no fixed address.
+	NetworkID string `json:"network_id,omitempty"`
+	PortID    string `json:"port_id,omitempty"`
+	// Call is set when the request was an RPC call whose caller waits for a reply.
+	Call *callInfo `json:"call,omitempty"`
+	// Context is the request context reduced to the keys notifications may carry.
+	Context   map[string]json.RawMessage `json:"context,omitempty"`
+	RequestID string                     `json:"request_id,omitempty"`
+}
+
+// callInfo is where a call's reply goes.
+type callInfo struct {
+	ReplyQueue string `json:"reply_q"`
+	MsgID      string `json:"msg_id"`
+}
+
+// jobData is what a job's steps learned, stored in jobs.data after each transition.
+type jobData struct {
+	Node       string `json:"node,omitempty"`
+	Mgt        string `json:"mgt,omitempty"`
+	OriginalIP string `json:"original_ip,omitempty"`
+	// InSubnet is true when the tenant IP is in the node's xCAT management subnet and
+	// replaces the node's ip; otherwise the postscript adds it as an alias.
+	InSubnet bool `json:"in_subnet,omitempty"`
+	// Entry is the config_ops_bmnode postbootscripts entry spawn adds.
+	Entry string `json:"entry,omitempty"`
+	// Stale are config_ops_bmnode entries found on the node, to remove.
+	Stale []string `json:"stale,omitempty"`
+	// StatusBefore/StatusTimeBefore are nodelist.status and statustime just before
+	// rpower boot: if the status moved on, the boot happened.
+	StatusBefore     string `json:"status_before,omitempty"`
+	StatusTimeBefore string `json:"status_time_before,omitempty"`
+	// LastStatus is the last nodelist.status seen while waiting for the install.
+	LastStatus   string    `json:"last_status,omitempty"`
+	LastStatusAt time.Time `json:"last_status_at,omitzero"`
+	// WasOn is rpower stat's answer before destroy powered the node off.
+	WasOn bool `json:"was_on,omitempty"`
+	// Results are the per-item outcomes of a registration job (register.go).
+	Results []messages.JobItemResult `json:"results,omitempty"`
+	// IP and Netmask are the tenant address a spawn took from its Neutron port
+	// (neutron.go) when the request had none; PortID is that port.
+	IP      string `json:"ip,omitempty"`
+	Netmask string `json:"netmask,omitempty"`
+	PortID  string `json:"port_id,omitempty"`
+}
+
+// run is one job being worked on in this process.
+type run struct {
+	job  *store.Job
+	req  request
+	data jobData
+	out  outcome
+	// lost is set when the job moved on elsewhere (lease lost): nothing is recorded.
+	lost bool
+	// chained is set when the run goes on from its previous step in the same batch,
+	// its step already recorded as started.
+	chained bool
+}
+
+func newRun(j *store.Job) (*run, error) {
+	r := &run{job: j}
+	if err := json.Unmarshal(j.Request, &r.req); err != nil {
+		return nil, fmt.Errorf("job %d: stored request: %w", j.ID, err)
+	}
+	// The run reads r.req from here on. The raw request (a spawn's is several kB)
+	// was the largest single thing a batch of claimed jobs kept alive while its
+	// xCAT step ran; it goes now.
+	j.Request = nil
+	if len(j.Data) > 0 {
+		if err := json.Unmarshal(j.Data, &r.data); err != nil {
+			return nil, fmt.Errorf("job %d: stored data: %w", j.ID, err)
+		}
+	}
+	if r.req.IP == "" && r.data.IP != "" {
+		r.req.IP, r.req.Netmask = r.data.IP, r.data.Netmask
+	}
+	return r, nil
+}
+
+func (r *run) kind() Kind   { return Kind(r.job.Kind) }
+func (r *run) state() State { return State(r.job.State) }
+
+// node is the xCAT node the job acts on: resolved, else what the request named.
+func (r *run) node() string {
+	if r.data.Node != "" {
+		return r.data.Node
+	}
+	if r.job.Node != "" {
+		return r.job.Node
+	}
+	return r.req.Node
+}

@@ -1,0 +1,129 @@
+package nova_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"xcatbm/internal/testopenstack"
+	"xcatbm/messages"
+	"xcatbm/publisher"
+	"xcatbm/worker/nova"
+	"xcatbm/xcat/sim"
+)
+
+// TestOpenStackRegistration is the admin's path with the real services: register 20
+// xCAT nodes (opsaddbmnode's job) and they become 20 schedulable nodes in nova and
+// placement; a second run changes nothing; register an xCAT image (opsaddimage's job)
+// into Glance, and a server boots from it onto one of the nodes.
+func TestOpenStackRegistration(t *testing.T) {
+	id := rnd()
+	prefix := "rg" + id
+	cl := sim.GenerateCluster(prefix, 20, "mn1")
+	var nodes []string
+	for _, n := range cl.Nodes {
+		nodes = append(nodes, n.Name)
+	}
+	p := testopenstack.Start(t)
+	clouds := filepath.Join(t.TempDir(), "clouds.yaml")
+	if err := os.WriteFile(clouds, []byte(fmt.Sprintf("clouds:\n  plane:\n    auth_type: admin_token\n    auth:\n      token: %s\n    image_endpoint_override: %s\n",
+		testopenstack.Token, p.GlanceURL)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e := startPlaneWith(t, planeOpts{id: id, nodes: nodes, cluster: cl, clouds: clouds})
+
+	pub, err := publisher.Dial(publisher.Config{URLs: []string{p.AMQPURL}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	run := func(method string, args messages.JobArgs) *messages.JobPayload {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		job, err := pub.Submit(ctx, e.host, method, args, true)
+		if err != nil {
+			t.Fatalf("%s: %v", method, err)
+		}
+		end, err := job.Follow(ctx, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", method, err)
+		}
+		return end
+	}
+	noderange := prefix + "[01-20]"
+	first := run("register_nodes", &messages.RegisterNodesArgs{NodeRange: noderange, ComputeHost: e.host, ResourceClass: e.rc})
+	if first.Done != 20 || countStatus(first, messages.ItemOK) != 20 {
+		t.Fatalf("first registration: %+v", first)
+	}
+
+	// 20 resource providers with one unit of the class each, and 20 hypervisors.
+	rc := nova.ResourceClass(e.rc)
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		// 400 until the first sync has created the resource class.
+		rps := e.http("GET", p.PlacementURL+"/resource_providers?resources="+rc+":1", "", nil, 200, 400)
+		list, _ := rps["resource_providers"].([]any)
+		if n := len(list); n == 20 {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("%d resource providers offer %s, want 20", n, rc)
+		}
+		time.Sleep(time.Second)
+	}
+	t.Logf("discover: %s", strings.TrimSpace(p.Discover(t)))
+	hv := e.nova("GET", "/os-hypervisors?hypervisor_hostname_pattern="+prefix, nil, 200)
+	if n := len(hv["hypervisors"].([]any)); n != 20 {
+		t.Errorf("nova lists %d hypervisors named %s*, want 20", n, prefix)
+	}
+
+	second := run("register_nodes", &messages.RegisterNodesArgs{NodeRange: noderange, ComputeHost: e.host, ResourceClass: e.rc})
+	for _, r := range second.Results {
+		if r.Status != messages.ItemOK || !strings.Contains(r.Message, "unchanged") {
+			t.Errorf("second registration of %s: %s %q", r.Name, r.Status, r.Message)
+		}
+	}
+
+	// The image, from xCAT's osimage definitions into Glance, then a server from it.
+	const osimage = "rhels7.5-x86_64-install-compute"
+	imgName := "img-" + id
+	res := run("register_images", &messages.RegisterImagesArgs{Cloud: "plane", Images: []messages.ImageRegistration{{XCATName: osimage, Name: imgName}}})
+	if countStatus(res, messages.ItemOK) != 1 {
+		t.Fatalf("image registration: %+v", res)
+	}
+	imgs := e.http("GET", p.GlanceURL+"/v2/images?name="+imgName, "", nil, 200)
+	list := imgs["images"].([]any)
+	if len(list) != 1 || list[0].(map[string]any)["xcat_image_name"] != osimage {
+		t.Fatalf("glance images named %s: %v", imgName, list)
+	}
+	e.image = list[0].(map[string]any)["id"].(string)
+	f := e.nova("POST", "/flavors", map[string]any{"flavor": map[string]any{"name": "rg-" + id, "ram": 1, "vcpus": 1, "disk": 0}}, 200)
+	e.flavor = f["flavor"].(map[string]any)["id"].(string)
+	e.nova("POST", "/flavors/"+e.flavor+"/os-extra_specs", map[string]any{"extra_specs": map[string]string{
+		"resources:" + rc: "1", "resources:VCPU": "0", "resources:MEMORY_MB": "0", "resources:DISK_GB": "0"}}, 200)
+	srv := e.createServer("from-registered-image")
+	s := e.waitServer(srv, "ACTIVE", 3*time.Minute)
+	node, _ := s["OS-EXT-SRV-ATTR:hypervisor_hostname"].(string)
+	if !strings.HasPrefix(node, prefix) {
+		t.Errorf("server landed on %q, want one of the registered nodes", node)
+	}
+	if st, ok := e.sim.Node(node); !ok || st.Status != "booted" {
+		t.Errorf("simulator node %s: %+v", node, st)
+	}
+	e.nova("DELETE", "/servers/"+srv, nil, 204)
+	e.waitServer(srv, "gone", 2*time.Minute)
+}
+
+func countStatus(p *messages.JobPayload, status string) int {
+	n := 0
+	for _, r := range p.Results {
+		if r.Status == status {
+			n++
+		}
+	}
+	return n
+}

@@ -1,0 +1,425 @@
+package nova
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/rs/zerolog"
+	"golang.org/x/sync/errgroup"
+
+	"xcatbm/internal/broker"
+	"xcatbm/messages"
+	"xcatbm/worker/store"
+)
+
+// DefaultServiceVersion is the nova-compute service version reported: 64, nova 26
+// (Zed). nova-api and nova-conductor of Zed refuse to start while a nova-compute older
+// than 61 (Yoga) is registered and cap their compute RPC by it (61..63 → 6.0, 64 →
+// 6.1); every cast xcatbm serves is 6.0, so 61..64 all work with Zed. A newer nova
+// needs the version of its own release (see its SERVICE_VERSION_HISTORY).
+const DefaultServiceVersion = 64
+
+// Config configures the nova integration of one compute host.
+type Config struct {
+	// ComputeHost is the nova compute host name (the worker's).
+	ComputeHost string
+	// ServiceVersion is the nova-compute service version reported (default 64).
+	ServiceVersion int
+	// HostIP is the compute node's host_ip (default 127.0.0.1).
+	HostIP string
+	// HeartbeatInterval is report_interval (default 10 s); SyncInterval the period of
+	// the compute node and resource provider sync (default 60 s); OpsInterval how
+	// often queued instance writes are looked for (default 200 ms).
+	HeartbeatInterval time.Duration
+	SyncInterval      time.Duration
+	OpsInterval       time.Duration
+	// Backoff paces retries of failed writes.
+	Backoff broker.Backoff
+}
+
+// Deps are what the integration uses.
+type Deps struct {
+	// Conn is the AMQP connection to nova's bus (its own).
+	Conn      *broker.Conn
+	Store     *store.Store
+	Placement *Placement
+	Log       zerolog.Logger
+}
+
+// Service keeps the compute host registered in nova and performs the instance writes
+// the worker's jobs queue. It implements worker.NovaWriter.
+type Service struct {
+	cfg   Config
+	cond  *Conductor
+	place *Placement
+	store *store.Store
+	log   zerolog.Logger
+	now   func() time.Time
+
+	mu    sync.Mutex
+	svc   *messages.Object
+	nodes map[string]*computeNode
+	kick  chan struct{}
+	ready chan struct{}
+}
+
+// computeNode is what is known of one node's compute node and resource provider.
+type computeNode struct {
+	obj       *messages.Object // the ComputeNode as nova has it
+	rpGen     int
+	inventory map[string]Inventory
+	traitsSet bool
+}
+
+// New returns the integration; it runs with Run.
+func New(cfg Config, d Deps) (*Service, error) {
+	if cfg.ComputeHost == "" || d.Conn == nil || d.Store == nil || d.Placement == nil {
+		return nil, errors.New("nova integration needs a compute host, a broker connection, a store and placement")
+	}
+	if cfg.ServiceVersion == 0 {
+		cfg.ServiceVersion = DefaultServiceVersion
+	}
+	if cfg.HostIP == "" {
+		cfg.HostIP = "127.0.0.1"
+	}
+	if cfg.HeartbeatInterval <= 0 {
+		cfg.HeartbeatInterval = 10 * time.Second
+	}
+	if cfg.SyncInterval <= 0 {
+		cfg.SyncInterval = 60 * time.Second
+	}
+	if cfg.OpsInterval <= 0 {
+		cfg.OpsInterval = 200 * time.Millisecond
+	}
+	if cfg.Backoff.Min == 0 {
+		cfg.Backoff = broker.Backoff{Min: time.Second, Max: 30 * time.Second}
+	}
+	log := d.Log.With().Str("component", "nova").Logger()
+	return &Service{cfg: cfg, place: d.Placement, store: d.Store, log: log, now: time.Now,
+		cond:  NewConductor(ConductorConfig{Conn: d.Conn, Log: log, Backoff: cfg.Backoff}),
+		nodes: map[string]*computeNode{}, kick: make(chan struct{}, 1), ready: make(chan struct{})}, nil
+}
+
+// Conductor is the integration's conductor client.
+func (s *Service) Conductor() *Conductor { return s.cond }
+
+// Ready is closed once the service record exists and the nodes were synced once.
+func (s *Service) Ready() <-chan struct{} { return s.ready }
+
+// Run registers the service, then heartbeats, syncs nodes and performs queued writes
+// until ctx ends. On return the heartbeat stops, so nova sees the service go down
+// after service_down_time.
+func (s *Service) Run(ctx context.Context) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { s.cond.Run(gctx); return nil })
+	g.Go(func() error {
+		if err := s.cond.Ping(gctx); err != nil {
+			return nil
+		}
+		for attempt := 0; ; attempt++ {
+			err := s.register(gctx)
+			if err == nil {
+				break
+			}
+			if gctx.Err() != nil {
+				return nil
+			}
+			s.log.Warn().Err(err).Msg("registering nova-compute service failed; retrying")
+			select {
+			case <-gctx.Done():
+				return nil
+			case <-time.After(s.cfg.Backoff.Delay(attempt)):
+			}
+		}
+		if err := s.syncNodes(gctx); err != nil {
+			s.log.Warn().Err(err).Msg("first compute node sync failed")
+		}
+		close(s.ready)
+		g.Go(func() error { return s.heartbeat(gctx) })
+		g.Go(func() error { return s.syncLoop(gctx) })
+		return s.opsLoop(gctx)
+	})
+	return g.Wait()
+}
+
+// register finds or creates the nova-compute service record of the host.
+func (s *Service) register(ctx context.Context) error {
+	res, err := s.cond.ObjectClassAction(ctx, "Service", "get_by_host_and_binary", []any{s.cfg.ComputeHost, "nova-compute"}, nil)
+	if err != nil {
+		return fmt.Errorf("service get_by_host_and_binary: %w", err)
+	}
+	var svc *messages.Object
+	if string(res) != "null" {
+		if svc, err = messages.DecodeObject(res); err != nil {
+			return fmt.Errorf("service record: %w", err)
+		}
+		if v, _ := svc.Int("version"); int(v) != s.cfg.ServiceVersion {
+			_ = svc.Set("version", s.cfg.ServiceVersion)
+			svc.Changes = []string{"version"}
+			upd, _, err := s.cond.ObjectAction(ctx, svc, "save", nil, nil, nil)
+			if err != nil {
+				return fmt.Errorf("service save version: %w", err)
+			}
+			merge(svc, upd)
+		}
+	} else {
+		svc, _ = messages.NewObject("Service", objectVersions["Service"], map[string]any{
+			"binary": "nova-compute", "host": s.cfg.ComputeHost, "report_count": 0, "topic": "compute", "version": s.cfg.ServiceVersion})
+		svc.Changes = []string{"report_count", "version", "host", "binary", "topic"}
+		upd, _, err := s.cond.ObjectAction(ctx, svc, "create", nil, nil, nil)
+		if err != nil {
+			return fmt.Errorf("service create: %w", err)
+		}
+		merge(svc, upd)
+	}
+	svc.Changes = nil
+	s.mu.Lock()
+	s.svc = svc
+	s.mu.Unlock()
+	id, _ := svc.Int("id")
+	s.log.Info().Int64("service_id", id).Int("version", s.cfg.ServiceVersion).Msg("nova-compute service registered")
+	return nil
+}
+
+// merge applies object_action updates to obj.
+func merge(obj *messages.Object, updates map[string]json.RawMessage) {
+	for k, v := range updates {
+		obj.Data[k] = v
+	}
+}
+
+// heartbeat is report_state: Service.save with report_count incremented.
+func (s *Service) heartbeat(ctx context.Context) error {
+	t := time.NewTicker(s.cfg.HeartbeatInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		s.mu.Lock()
+		svc := s.svc.Clone()
+		s.mu.Unlock()
+		n, _ := svc.Int("report_count")
+		_ = svc.Set("report_count", n+1)
+		svc.Changes = []string{"report_count"}
+		hctx, cancel := context.WithTimeout(ctx, s.cfg.HeartbeatInterval*3)
+		upd, _, err := s.cond.ObjectAction(hctx, svc, "save", nil, nil, nil)
+		cancel()
+		if err != nil {
+			if ctx.Err() == nil {
+				s.log.Warn().Err(err).Msg("heartbeat failed")
+			}
+			continue
+		}
+		merge(svc, upd)
+		svc.Changes = nil
+		s.mu.Lock()
+		s.svc = svc
+		s.mu.Unlock()
+	}
+}
+
+// NodesChanged asks for a node sync now (worker.NovaWriter).
+func (s *Service) NodesChanged() { s.Kick() }
+
+// Kick asks for a node sync now.
+func (s *Service) Kick() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (s *Service) syncLoop(ctx context.Context) error {
+	t := time.NewTicker(s.cfg.SyncInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		case <-s.kick:
+		}
+		if err := s.syncNodes(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn().Err(err).Msg("compute node sync failed")
+		}
+	}
+}
+
+// nodeUUID is the compute node (and resource provider) uuid of a node: stable, derived
+// from the host and node names, as the ironic driver's node uuids are.
+func nodeUUID(host, node string) string {
+	return uuid.NewSHA1(uuid.NameSpaceURL, []byte("xcatbm://"+host+"/"+node)).String()
+}
+
+// syncNodes makes nova's compute nodes and placement's providers match the nodes
+// table, writing only what differs.
+func (s *Service) syncNodes(ctx context.Context) error {
+	nodes, err := s.store.NodesOf(ctx, s.cfg.ComputeHost)
+	if err != nil {
+		return err
+	}
+	known := map[string]*messages.Object{}
+	res, err := s.cond.ObjectClassAction(ctx, "ComputeNodeList", "get_all_by_host", []any{s.cfg.ComputeHost}, map[string]any{"use_slave": true})
+	switch {
+	case errors.Is(err, ErrComputeHostNotFound):
+	case err != nil:
+		return fmt.Errorf("ComputeNodeList.get_all_by_host: %w", err)
+	default:
+		list, err := messages.DecodeObject(res)
+		if err != nil {
+			return fmt.Errorf("compute node list: %w", err)
+		}
+		objs, err := list.Objects()
+		if err != nil {
+			return fmt.Errorf("compute node list: %w", err)
+		}
+		for _, o := range objs {
+			name, _ := o.Str("hypervisor_hostname")
+			known[name] = o
+		}
+	}
+	var errs []error
+	for _, n := range nodes {
+		if err := s.syncNode(ctx, n, known[n.Name]); err != nil {
+			errs = append(errs, fmt.Errorf("node %s: %w", n.Name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (s *Service) syncNode(ctx context.Context, n *store.Node, have *messages.Object) error {
+	used := 0
+	if n.InstanceUUID != "" {
+		used = 1
+	}
+	want := map[string]any{
+		"vcpus": n.CPUs, "memory_mb": n.MemoryMB, "local_gb": n.DiskGB, "running_vms": used,
+		"vcpus_used": used * n.CPUs, "memory_mb_used": used * n.MemoryMB, "local_gb_used": used * n.DiskGB,
+		"free_ram_mb": (1 - used) * n.MemoryMB, "free_disk_gb": (1 - used) * n.DiskGB, "current_workload": 0,
+	}
+	var cn *messages.Object
+	if have == nil {
+		fields := map[string]any{
+			"uuid": nodeUUID(s.cfg.ComputeHost, n.Name), "host": s.cfg.ComputeHost, "hypervisor_hostname": n.Name,
+			"hypervisor_type": "xcat", "hypervisor_version": 1, "host_ip": s.cfg.HostIP, "disk_available_least": 0,
+			"cpu_allocation_ratio": 1.0, "ram_allocation_ratio": 1.0, "disk_allocation_ratio": 1.0, "cpu_info": "",
+			"numa_topology": nil, "stats": map[string]string{}, "supported_hv_specs": []any{}, "metrics": "[]",
+		}
+		for k, v := range want {
+			fields[k] = v
+		}
+		cn, _ = messages.NewObject("ComputeNode", objectVersions["ComputeNode"], fields)
+		cn.Changes = cn.Keys()
+		upd, _, err := s.cond.ObjectAction(ctx, cn, "create", nil, nil, nil)
+		if err != nil {
+			return fmt.Errorf("ComputeNode.create: %w", err)
+		}
+		merge(cn, upd)
+		s.log.Info().Str("node", n.Name).Msg("compute node created")
+	} else {
+		cn = have
+		var changed []string
+		for k, v := range want {
+			raw, _ := json.Marshal(v)
+			var a, b any
+			_ = json.Unmarshal(raw, &a)
+			_ = json.Unmarshal(cn.Data[k], &b)
+			if !reflect.DeepEqual(a, b) {
+				cn.Data[k] = raw
+				changed = append(changed, k)
+			}
+		}
+		if len(changed) > 0 {
+			slices.Sort(changed)
+			cn.Changes = changed
+			upd, _, err := s.cond.ObjectAction(ctx, cn, "save", nil, nil, nil)
+			if err != nil {
+				return fmt.Errorf("ComputeNode.save: %w", err)
+			}
+			merge(cn, upd)
+		}
+	}
+	cn.Changes = nil
+	rpUUID, _ := cn.Str("uuid")
+	s.mu.Lock()
+	state := s.nodes[n.Name]
+	if state == nil {
+		state = &computeNode{}
+		s.nodes[n.Name] = state
+	}
+	state.obj = cn
+	s.mu.Unlock()
+	return s.syncProvider(ctx, state, rpUUID, n)
+}
+
+// syncProvider makes a node's resource provider carry the node's single custom
+// resource class, reserved while the node runs an instance (as nova's ironic driver
+// does), and the COMPUTE_NODE trait.
+func (s *Service) syncProvider(ctx context.Context, st *computeNode, rpUUID string, n *store.Node) error {
+	rc := ResourceClass(n.ResourceClass)
+	reserved := 0
+	if n.InstanceUUID != "" {
+		reserved = 1
+	}
+	want := map[string]Inventory{rc: {Total: 1, Reserved: reserved, MinUnit: 1, MaxUnit: 1, StepSize: 1, AllocationRatio: 1.0}}
+	if st.inventory != nil && reflect.DeepEqual(st.inventory, want) && st.traitsSet {
+		return nil
+	}
+	rp, err := s.place.Provider(ctx, rpUUID)
+	if err != nil {
+		return err
+	}
+	if rp == nil {
+		if _, err = s.place.CreateProvider(ctx, rpUUID, n.Name); err != nil {
+			return err
+		}
+		s.log.Info().Str("node", n.Name).Str("provider", rpUUID).Msg("resource provider created")
+	}
+	if err := s.place.EnsureResourceClass(ctx, rc); err != nil {
+		return err
+	}
+	have, gen, err := s.place.Inventories(ctx, rpUUID)
+	if err != nil {
+		return err
+	}
+	if !reflect.DeepEqual(have, want) {
+		if gen, err = s.place.SetInventories(ctx, rpUUID, gen, want); err != nil {
+			return err
+		}
+	}
+	traits, gen2, err := s.place.Traits(ctx, rpUUID)
+	if err != nil {
+		return err
+	}
+	if gen2 > gen {
+		gen = gen2
+	}
+	if !slices.Contains(traits, "COMPUTE_NODE") {
+		if gen, err = s.place.SetTraits(ctx, rpUUID, gen, append(traits, "COMPUTE_NODE")); err != nil {
+			return err
+		}
+	}
+	st.inventory, st.rpGen, st.traitsSet = want, gen, true
+	return nil
+}
+
+// NodeUUID returns the compute node uuid of a node, once synced.
+func (s *Service) NodeUUID(node string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if st := s.nodes[node]; st != nil && st.obj != nil {
+		u, _ := st.obj.Str("uuid")
+		return u
+	}
+	return ""
+}

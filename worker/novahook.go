@@ -1,0 +1,127 @@
+package worker
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"xcatbm/messages"
+	"xcatbm/worker/store"
+)
+
+// NovaWriter builds the writes to nova's database and placement a job owes when the
+// worker stands in for nova-compute (package worker/nova). They are queued with the
+// job's transitions, so a crash neither loses nor repeats them. nil when nova is not
+// integrated.
+type NovaWriter interface {
+	// JobStarted returns the writes due when a job is accepted.
+	JobStarted(ev JobEvent) []store.NovaOp
+	// JobEnded returns the writes due when a job ends (done, failed or cancelled).
+	JobEnded(ev JobEvent) []store.NovaOp
+	// NodesChanged says the nodes table changed (a registration job ended), so
+	// compute nodes and resource providers should be brought in line now rather than
+	// at the next periodic sync. It must not block.
+	NodesChanged()
+}
+
+// JobEvent is what a NovaWriter is told of a job.
+type JobEvent struct {
+	// Kind is the job's kind (spawn, destroy, power_on, power_off, reboot).
+	Kind string
+	// InstanceUUID, Node name the instance and its xCAT node (Node may be empty).
+	InstanceUUID string
+	Node         string
+	// Instance is the instance primitive the job was cast with.
+	Instance json.RawMessage
+	// Context is the request context of the cast (for the request ids).
+	Context *messages.Context
+	// Err is why the job failed; nil when it is done. Cancelled says a later job
+	// (a destroy) stopped it.
+	Err       error
+	Cancelled bool
+}
+
+// novaStarted returns the nova writes of an accepted job.
+func (w *Worker) novaStarted(kind Kind, inst *messages.Instance, node string, ctx *messages.Context) []store.NovaOp {
+	if w.nova == nil {
+		return nil
+	}
+	raw, err := json.Marshal(inst.Object)
+	if err != nil {
+		w.log.Error().Err(err).Msg("cannot encode instance for nova")
+		return nil
+	}
+	return w.nova.JobStarted(JobEvent{Kind: string(kind), InstanceUUID: inst.UUID, Node: node, Instance: raw, Context: ctx})
+}
+
+// novaEnded returns the nova writes of a finished job.
+func (w *Worker) novaEnded(r *run, jobErr error) []store.NovaOp {
+	if w.nova == nil {
+		return nil
+	}
+	switch r.kind() {
+	case KindRegisterNodes, KindRemoveNodes:
+		w.nova.NodesChanged()
+		return nil
+	case KindRegisterImages:
+		return nil // nova learns of images from Glance
+	}
+	ctx := messages.NewContext()
+	for k, v := range r.req.Context {
+		_ = ctx.SetRaw(k, v)
+	}
+	ev := JobEvent{Kind: string(r.kind()), InstanceUUID: r.req.InstanceUUID, Node: r.node(), Instance: r.req.Instance, Context: ctx,
+		Err: jobErr, Cancelled: errors.Is(jobErr, errCancelled)}
+	if ev.Node == "" {
+		ev.Node = r.req.Node
+	}
+	return w.nova.JobEnded(ev)
+}
+
+// hostUptime answers get_host_uptime as nova's drivers do: the output of uptime(1),
+// read from /proc.
+func hostUptime(now time.Time) (string, error) {
+	up, err := os.ReadFile("/proc/uptime")
+	if err != nil {
+		return "", fmt.Errorf("uptime: %w", err)
+	}
+	f := strings.Fields(string(up))
+	if len(f) == 0 {
+		return "", errors.New("uptime: /proc/uptime is empty")
+	}
+	secs, err := strconv.ParseFloat(f[0], 64)
+	if err != nil {
+		return "", fmt.Errorf("uptime: %w", err)
+	}
+	load := "0.00, 0.00, 0.00"
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		if l := strings.Fields(string(b)); len(l) >= 3 {
+			load = l[0] + ", " + l[1] + ", " + l[2]
+		}
+	}
+	return formatUptime(now, time.Duration(secs*float64(time.Second)), load), nil
+}
+
+// formatUptime renders uptime(1)'s line: " 08:32:11 up 93 days, 18:25,  0 users,  load average: 0.20, 0.16, 0.15".
+func formatUptime(now time.Time, up time.Duration, load string) string {
+	days := int(up.Hours()) / 24
+	h, m := int(up.Hours())%24, int(up.Minutes())%60
+	var upStr string
+	switch {
+	case days > 0:
+		unit := "days"
+		if days == 1 {
+			unit = "day"
+		}
+		upStr = fmt.Sprintf("%d %s, %2d:%02d", days, unit, h, m)
+	case h > 0:
+		upStr = fmt.Sprintf("%2d:%02d", h, m)
+	default:
+		upStr = fmt.Sprintf("%d min", m)
+	}
+	return fmt.Sprintf(" %s up %s,  0 users,  load average: %s", now.Format("15:04:05"), upStr, load)
+}

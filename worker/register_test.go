@@ -1,0 +1,182 @@
+package worker_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"xcatbm/messages"
+	"xcatbm/publisher"
+	"xcatbm/xcat"
+	"xcatbm/xcat/sim"
+)
+
+// hwNode is a simulated IPMI node with a hardware inventory.
+func hwNode(name, mac string) sim.NodeSpec {
+	return sim.NodeSpec{Name: name, Groups: []string{"all", "compute"}, Power: "off", Attrs: map[string]string{
+		"mgt": "ipmi", "bmc": name + "-bmc", "mac": mac, "ip": "10.0.0." + name[len(name)-1:],
+		"cpucount": "32", "memory": "131072MB", "disksize": "sda:480GB,sdb:1TB", "servicenode": "mn1", "xcatmaster": "mn1",
+	}}
+}
+
+// submit casts a job to the test worker and waits for its end.
+func (e *env) submit(method string, args messages.JobArgs) *publisher.Summary {
+	e.t.Helper()
+	p, err := publisher.Dial(publisher.Config{URLs: []string{e.vh.URL}})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer p.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	j, err := p.Submit(ctx, host, method, args, true)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer j.Close()
+	end, err := j.Follow(ctx, nil)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return publisher.Summarize(j, end)
+}
+
+func results(s *publisher.Summary) map[string]messages.JobItemResult {
+	out := map[string]messages.JobItemResult{}
+	for _, r := range s.Results {
+		out[r.Name] = r
+	}
+	return out
+}
+
+func TestRegisterNodes(t *testing.T) {
+	noMAC := hwNode("n04", "")
+	noHW := hwNode("n05", "aa:bb:cc:00:00:05")
+	delete(noHW.Attrs, "cpucount")
+	delete(noHW.Attrs, "disksize")
+	noBMC := hwNode("n06", "aa:bb:cc:00:00:06")
+	delete(noBMC.Attrs, "bmc")
+	e := newEnv(t, hwNode("n01", "AA:BB:CC:00:00:01"), hwNode("n02", "aa:bb:cc:00:00:02|aa:bb:cc:00:01:02"),
+		hwNode("n03", "aa:bb:cc:00:00:03!n03-eth1"), noMAC, noHW, noBMC)
+	e.startWorker(testConfig())
+	ctx := context.Background()
+
+	s := e.submit(messages.MethodRegisterNodes, &messages.RegisterNodesArgs{NodeRange: "n[01-06]", ComputeHost: host})
+	res := results(s)
+	if len(res) != 6 || s.OK != 3 || s.Failed != 2 || s.Skipped != 1 {
+		t.Fatalf("first run: %+v", s)
+	}
+	for _, n := range []string{"n01", "n02", "n03"} {
+		if !strings.HasPrefix(res[n].Message, "registered") {
+			t.Errorf("%s: %+v", n, res[n])
+		}
+	}
+	if r := res["n04"]; r.Status != messages.ItemSkipped || !strings.Contains(r.Message, "mac.mac") {
+		t.Errorf("n04 without MAC: %+v", r)
+	}
+	if r := res["n05"]; r.Status != messages.ItemFailed || !strings.Contains(r.Message, "hwinv.cpucount") || !strings.Contains(r.Message, "hwinv.disksize") {
+		t.Errorf("n05 without cpucount/disksize: %+v", r)
+	}
+	if r := res["n06"]; r.Status != messages.ItemFailed || !strings.Contains(r.Message, "ipmi.bmc") {
+		t.Errorf("n06 without bmc: %+v", r)
+	}
+	want := map[string]string{"n01": "aa:bb:cc:00:00:01", "n02": "aa:bb:cc:00:00:02", "n03": "aa:bb:cc:00:00:03"}
+	for name, mac := range want {
+		n, err := e.st.Node(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n.MAC != mac || n.ComputeHost != host || n.Mgt != "ipmi" || n.BMC != name+"-bmc" || n.BMCUsername != "ADMIN" ||
+			n.BMCPassword.Reveal() != "admin" || n.CPUs != 32 || n.MemoryMB != 131072 || n.DiskGB != 480 ||
+			n.ResourceClass != "BAREMETAL_32C128G" || n.OriginalIP != "10.0.0."+name[2:] {
+			t.Errorf("%s row: %+v", name, n)
+		}
+	}
+	for _, name := range []string{"n04", "n05", "n06"} {
+		if _, err := e.st.Node(ctx, name); err == nil {
+			t.Errorf("%s was recorded", name)
+		}
+	}
+
+	// A second run changes nothing.
+	before, _ := e.st.Node(ctx, "n01")
+	s = e.submit(messages.MethodRegisterNodes, &messages.RegisterNodesArgs{NodeRange: "n01,n02,n03", ComputeHost: host})
+	for name, r := range results(s) {
+		if r.Status != messages.ItemOK || r.Message != "unchanged" {
+			t.Errorf("second run %s: %+v", name, r)
+		}
+	}
+	if after, _ := e.st.Node(ctx, "n01"); !after.UpdatedAt.Equal(before.UpdatedAt) {
+		t.Errorf("unchanged node rewritten: %v → %v", before.UpdatedAt, after.UpdatedAt)
+	}
+
+	// A changed node is updated; an explicit resource class wins.
+	if _, err := e.xc.ChDef(ctx, "n02", xcat.ChDefSet, xcat.Attrs{"memory": "64GB", "bmcpassword": "s3cret"}); err != nil {
+		t.Fatal(err)
+	}
+	s = e.submit(messages.MethodRegisterNodes, &messages.RegisterNodesArgs{NodeRange: "n02", ComputeHost: host, ResourceClass: "gpu.large"})
+	r := results(s)["n02"]
+	if r.Status != messages.ItemOK || !strings.HasPrefix(r.Message, "updated: ") || !strings.Contains(r.Message, "memory_mb") ||
+		!strings.Contains(r.Message, "bmc_password") || !strings.Contains(r.Message, "resource_class") || strings.Contains(r.Message, "s3cret") {
+		t.Errorf("changed node: %+v", r)
+	}
+	if n, _ := e.st.Node(ctx, "n02"); n.MemoryMB != 65536 || n.ResourceClass != "gpu.large" || n.BMCPassword.Reveal() != "s3cret" {
+		t.Errorf("n02 after update: %+v", n)
+	}
+}
+
+func TestRegisterNodesBadInput(t *testing.T) {
+	e := newEnv(t, hwNode("n01", "aa:bb:cc:00:00:01"))
+	e.startWorker(testConfig())
+	for _, c := range []struct {
+		name string
+		args messages.RegisterNodesArgs
+		want string
+	}{
+		{"unknown node", messages.RegisterNodesArgs{NodeRange: "n01,ghost7", ComputeHost: host}, "ghost7"},
+		{"bad noderange", messages.RegisterNodesArgs{NodeRange: "n[01-", ComputeHost: host}, "n[01-"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := e.submit(messages.MethodRegisterNodes, &c.args)
+			if s.Failed != 1 || len(s.Results) != 1 || !strings.Contains(s.Results[0].Message, c.want) {
+				t.Errorf("%+v", s)
+			}
+		})
+	}
+}
+
+func TestRemoveNodes(t *testing.T) {
+	e := newEnv(t, hwNode("n01", "aa:bb:cc:00:00:01"), hwNode("n02", "aa:bb:cc:00:00:02"), hwNode("n03", "aa:bb:cc:00:00:03"))
+	e.startWorker(testConfig())
+	ctx := context.Background()
+	if s := e.submit(messages.MethodRegisterNodes, &messages.RegisterNodesArgs{NodeRange: "n[01-03]", ComputeHost: host}); s.OK != 3 {
+		t.Fatalf("register: %+v", s)
+	}
+	busy := "7e1b6c8a-4a1e-4c55-9d55-0c2f3f1a0b11"
+	if _, err := e.st.DB().ExecContext(ctx, `UPDATE nodes SET instance_uuid=$1 WHERE name='n02'`, busy); err != nil {
+		t.Fatal(err)
+	}
+	s := e.submit(messages.MethodRemoveNodes, &messages.RemoveNodesArgs{NodeRange: "n[01-04]"})
+	res := results(s)
+	if res["n01"].Status != messages.ItemOK || res["n03"].Status != messages.ItemOK {
+		t.Errorf("free nodes: %+v", s)
+	}
+	if r := res["n02"]; r.Status != messages.ItemFailed || !strings.Contains(r.Message, busy) {
+		t.Errorf("node in use: %+v", r)
+	}
+	if r := res["n04"]; r.Status != messages.ItemSkipped {
+		t.Errorf("node xCAT does not know: %+v", r)
+	}
+	if _, err := e.st.Node(ctx, "n02"); err != nil {
+		t.Errorf("node in use was removed: %v", err)
+	}
+	for _, n := range []string{"n01", "n03"} {
+		if _, err := e.st.Node(ctx, n); err == nil {
+			t.Errorf("%s still registered", n)
+		}
+	}
+	if s.ExitCode() != 1 {
+		t.Errorf("exit code %d with a refused node", s.ExitCode())
+	}
+}

@@ -1,0 +1,782 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/lib/pq"
+)
+
+// Store runs xcatbm's queries on a PostgreSQL pool. It is safe for concurrent use.
+type Store struct {
+	db *sql.DB
+}
+
+// New returns a Store on db, which must be migrated (Migrate).
+func New(db *sql.DB) *Store { return &Store{db: db} }
+
+// DB returns the pool.
+func (s *Store) DB() *sql.DB { return s.db }
+
+// Job is one row of the jobs table.
+type Job struct {
+	ID              int64
+	Kind            string
+	ComputeHost     string
+	Node            string
+	InstanceUUID    string
+	State           string
+	StepStarted     bool
+	Attempts        int
+	Request         json.RawMessage
+	Data            json.RawMessage
+	Error           string
+	MessageID       string
+	CancelRequested bool
+	Deadline        time.Time
+	RunAfter        time.Time
+	CreatedAt       time.Time
+	FinishedAt      *time.Time
+}
+
+// Finished reports whether the job has ended.
+func (j *Job) Finished() bool { return j.FinishedAt != nil }
+
+// NewJob is a job to insert.
+type NewJob struct {
+	Kind         string
+	ComputeHost  string
+	Node         string
+	InstanceUUID string
+	// State is the job's first state (its first step).
+	State   string
+	Request json.RawMessage
+	// MessageID is the envelope's _unique_id; a second job with the same id is not
+	// inserted. Empty means no deduplication (an id of the store's own is recorded).
+	MessageID string
+	Deadline  time.Time
+	// CancelEarlier asks every unfinished earlier job of the same instance to stop at
+	// its next step boundary (a destroy cancels the spawn in flight).
+	CancelEarlier bool
+	// Outbox holds messages to publish once the job is committed (start notifications).
+	Outbox []OutboxMessage
+	// NovaOps are the writes to nova the job owes once committed (nova integration).
+	NovaOps []NovaOp
+}
+
+// Inserted says what became of one NewJob.
+type Inserted struct {
+	ID        int64
+	Duplicate bool // its MessageID was seen before; nothing was written
+}
+
+// OutboxMessage is a message to publish after commit.
+type OutboxMessage struct {
+	Exchange   string
+	RoutingKey string
+	MessageID  string
+	Body       []byte
+	Expiration string
+}
+
+// InsertJobs inserts jobs in one transaction, skipping those whose MessageID was
+// processed before (or appears earlier in the same call), and records their message
+// ids and outbox rows. It runs a constant number of statements however many jobs
+// there are. The result has one entry per job, in order.
+func (s *Store) InsertJobs(ctx context.Context, jobs []NewJob) ([]Inserted, error) {
+	out := make([]Inserted, len(jobs))
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		// Which message ids are new: the first of each in this call, not seen before.
+		var mids []string
+		first := map[string]int{}
+		for i := range jobs {
+			if jobs[i].MessageID == "" {
+				// A message without _unique_id cannot be deduplicated; give it an id of
+				// its own so its row can still be correlated.
+				var b [16]byte
+				_, _ = rand.Read(b[:])
+				jobs[i].MessageID = "xcatbm-" + hex.EncodeToString(b[:])
+			}
+			j := jobs[i]
+			if _, dup := first[j.MessageID]; dup {
+				out[i] = Inserted{Duplicate: true}
+				continue
+			}
+			first[j.MessageID] = i
+			mids = append(mids, j.MessageID)
+		}
+		rows, err := tx.QueryContext(ctx, `INSERT INTO processed_messages (unique_id) SELECT unnest($1::text[])
+			ON CONFLICT DO NOTHING RETURNING unique_id`, pq.Array(mids))
+		if err != nil {
+			return fmt.Errorf("record messages: %w", err)
+		}
+		fresh, err := returnedSet(rows)
+		if err != nil {
+			return fmt.Errorf("record messages: %w", err)
+		}
+		var idx []int
+		var kind, host, node, inst, state, req, mid []string
+		var deadline []time.Time
+		for _, i := range first {
+			if !fresh[jobs[i].MessageID] {
+				out[i] = Inserted{Duplicate: true}
+				continue
+			}
+			idx = append(idx, i)
+		}
+		sort.Ints(idx)
+		for _, i := range idx {
+			j := jobs[i]
+			kind, host, node, inst, state = append(kind, j.Kind), append(host, j.ComputeHost), append(node, j.Node), append(inst, j.InstanceUUID), append(state, j.State)
+			req, mid, deadline = append(req, string(j.Request)), append(mid, j.MessageID), append(deadline, j.Deadline)
+		}
+		if len(idx) == 0 {
+			return nil
+		}
+		rows, err = tx.QueryContext(ctx, `INSERT INTO jobs (kind, compute_host, node, instance_uuid, state, request, message_id, deadline)
+			SELECT k, h, n, i, s, r::jsonb, m, d FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::timestamptz[])
+				WITH ORDINALITY AS u(k, h, n, i, s, r, m, d, o)
+			ORDER BY o
+			RETURNING id, message_id`,
+			pq.Array(kind), pq.Array(host), pq.Array(node), pq.Array(inst), pq.Array(state), pq.Array(req), pq.Array(mid), pq.Array(deadline))
+		if err != nil {
+			return fmt.Errorf("insert %d jobs: %w", len(idx), err)
+		}
+		byMessage := map[string]int64{}
+		for rows.Next() {
+			var id int64
+			var m string
+			if err := rows.Scan(&id, &m); err != nil {
+				rows.Close()
+				return fmt.Errorf("insert jobs: %w", err)
+			}
+			byMessage[m] = id
+		}
+		if err := rows.Close(); err != nil {
+			return fmt.Errorf("insert jobs: %w", err)
+		}
+		var h history
+		var msgs []jobMessage
+		var jobIDs []int64
+		var cancelUUIDs []string
+		var cancelBefore []int64
+		for _, i := range idx {
+			j := jobs[i]
+			id := byMessage[j.MessageID]
+			out[i] = Inserted{ID: id}
+			jobIDs = append(jobIDs, id)
+			h.add(id, "", j.State, "", "accepted")
+			for _, m := range j.Outbox {
+				msgs = append(msgs, jobMessage{id, m})
+			}
+			if j.CancelEarlier && j.InstanceUUID != "" {
+				cancelUUIDs, cancelBefore = append(cancelUUIDs, j.InstanceUUID), append(cancelBefore, id)
+			}
+			if err := insertNovaOps(ctx, tx, id, j.ComputeHost, j.NovaOps); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE processed_messages p SET job_id = u.id
+			FROM unnest($1::text[], $2::bigint[]) AS u(m, id) WHERE p.unique_id = u.m`, pq.Array(mid), pq.Array(jobIDs)); err != nil {
+			return fmt.Errorf("record messages' jobs: %w", err)
+		}
+		if len(cancelUUIDs) > 0 {
+			if _, err := tx.ExecContext(ctx, `UPDATE jobs j SET cancel_requested = true, run_after = now(), updated_at = now()
+				FROM unnest($1::text[], $2::bigint[]) AS c(uuid, before)
+				WHERE j.instance_uuid = c.uuid AND j.id < c.before AND j.finished_at IS NULL`,
+				pq.Array(cancelUUIDs), pq.Array(cancelBefore)); err != nil {
+				return fmt.Errorf("cancel earlier jobs: %w", err)
+			}
+		}
+		if err := h.insert(ctx, tx); err != nil {
+			return err
+		}
+		return insertMessages(ctx, tx, msgs)
+	})
+	return out, err
+}
+
+// RecordMessage marks a message id processed without a job (a rejected message), and
+// queues outbox messages with it. It reports false when the id was seen before.
+func (s *Store) RecordMessage(ctx context.Context, uniqueID string, outbox []OutboxMessage) (bool, error) {
+	fresh := true
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		if uniqueID != "" {
+			res, err := tx.ExecContext(ctx, `INSERT INTO processed_messages (unique_id) VALUES ($1) ON CONFLICT DO NOTHING`, uniqueID)
+			if err != nil {
+				return fmt.Errorf("record message %s: %w", uniqueID, err)
+			}
+			if n, _ := res.RowsAffected(); n == 0 {
+				fresh = false
+				return nil
+			}
+		}
+		return insertOutbox(ctx, tx, 0, outbox)
+	})
+	return fresh, err
+}
+
+func insertOutbox(ctx context.Context, tx *sql.Tx, jobID int64, msgs []OutboxMessage) error {
+	jm := make([]jobMessage, len(msgs))
+	for i, m := range msgs {
+		jm[i] = jobMessage{jobID, m}
+	}
+	return insertMessages(ctx, tx, jm)
+}
+
+const jobColumns = `id, kind, compute_host, node, instance_uuid, state, step_started, attempts, request, data, error,
+	coalesce(message_id,''), cancel_requested, deadline, run_after, created_at, finished_at`
+
+func scanJob(row interface{ Scan(...any) error }) (*Job, error) {
+	var j Job
+	var req, data []byte
+	if err := row.Scan(&j.ID, &j.Kind, &j.ComputeHost, &j.Node, &j.InstanceUUID, &j.State, &j.StepStarted, &j.Attempts,
+		&req, &data, &j.Error, &j.MessageID, &j.CancelRequested, &j.Deadline, &j.RunAfter, &j.CreatedAt, &j.FinishedAt); err != nil {
+		return nil, err
+	}
+	j.Request, j.Data = req, data
+	return &j, nil
+}
+
+// ClaimJobs leases up to limit runnable jobs of computeHost to worker for lease: jobs
+// not finished, due (run_after passed), not leased by a live worker, and first in line
+// for their node and their instance (jobs of one node, or of one instance, run one at
+// a time, in arrival order). Jobs in exclude (already running in this process) are
+// skipped.
+func (s *Store) ClaimJobs(ctx context.Context, worker, computeHost string, limit int, lease time.Duration, exclude []int64) ([]*Job, error) {
+	rows, err := s.db.QueryContext(ctx, `
+		WITH candidates AS (
+			SELECT j.id AS cid FROM jobs j
+			WHERE j.compute_host = $1 AND j.finished_at IS NULL AND j.run_after <= now()
+			  AND (j.locked_until IS NULL OR j.locked_until < now() OR j.locked_by = $2)
+			  AND NOT (j.id = ANY(coalesce($5::bigint[], '{}')))
+			  AND (j.node = '' OR NOT EXISTS (SELECT 1 FROM jobs p
+			      WHERE p.finished_at IS NULL AND p.node = j.node AND p.id < j.id))
+			  AND (j.instance_uuid = '' OR NOT EXISTS (SELECT 1 FROM jobs p
+			      WHERE p.finished_at IS NULL AND p.instance_uuid = j.instance_uuid AND p.id < j.id))
+			ORDER BY j.run_after, j.id
+			LIMIT $3
+			FOR UPDATE SKIP LOCKED
+		)
+		UPDATE jobs SET locked_by = $2, locked_until = now() + $4::interval
+		FROM candidates WHERE jobs.id = candidates.cid
+		RETURNING `+jobColumns,
+		computeHost, worker, limit, fmt.Sprintf("%d milliseconds", lease.Milliseconds()), pq.Array(exclude))
+	if err != nil {
+		return nil, fmt.Errorf("claim jobs: %w", err)
+	}
+	defer rows.Close()
+	var jobs []*Job
+	for rows.Next() {
+		j, err := scanJob(rows)
+		if err != nil {
+			return nil, fmt.Errorf("claim jobs: %w", err)
+		}
+		jobs = append(jobs, j)
+	}
+	return jobs, rows.Err()
+}
+
+// RenewLease extends worker's lease on ids and returns the ids it still holds.
+func (s *Store) RenewLease(ctx context.Context, worker string, ids []int64, lease time.Duration) ([]int64, error) {
+	// Lock in id order, as Apply and MarkStarted do, so concurrent renewals and
+	// transitions cannot deadlock.
+	rows, err := s.db.QueryContext(ctx, `UPDATE jobs SET locked_until = now() + $3::interval
+		WHERE id IN (SELECT id FROM jobs WHERE id = ANY($1::bigint[]) AND locked_by = $2 AND finished_at IS NULL
+			ORDER BY id FOR UPDATE)
+		RETURNING id`,
+		pq.Array(ids), worker, fmt.Sprintf("%d milliseconds", lease.Milliseconds()))
+	if err != nil {
+		return nil, fmt.Errorf("renew lease: %w", err)
+	}
+	defer rows.Close()
+	var held []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		held = append(held, id)
+	}
+	return held, rows.Err()
+}
+
+// ReleaseLeases gives up worker's leases (a clean stop), so another worker can take
+// the jobs at once.
+func (s *Store) ReleaseLeases(ctx context.Context, worker string) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE jobs SET locked_by='', locked_until=NULL WHERE locked_by=$1 AND finished_at IS NULL`, worker)
+	return err
+}
+
+// MarkStarted records, for each job, that its current step is about to call xCAT. Only
+// jobs still in the given state and leased by worker are marked; the ids marked are
+// returned. It runs two statements however many jobs there are.
+func (s *Store) MarkStarted(ctx context.Context, worker string, jobs []StepStart) ([]int64, error) {
+	ids, states := make([]int64, len(jobs)), make([]string, len(jobs))
+	for i, j := range jobs {
+		ids[i], states[i] = j.JobID, j.State
+	}
+	var marked []int64
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		marked = marked[:0]
+		rows, err := tx.QueryContext(ctx, `UPDATE jobs j SET step_started = true, attempts = j.attempts + 1, updated_at = now()
+			FROM unnest($1::bigint[], $2::text[]) AS u(id, state)
+			WHERE j.id = u.id AND j.state = u.state AND j.locked_by = $3 AND j.finished_at IS NULL
+			RETURNING j.id, j.state`, pq.Array(ids), pq.Array(states), worker)
+		if err != nil {
+			return fmt.Errorf("start steps: %w", err)
+		}
+		var h history
+		for rows.Next() {
+			var id int64
+			var st string
+			if err := rows.Scan(&id, &st); err != nil {
+				rows.Close()
+				return fmt.Errorf("start steps: %w", err)
+			}
+			marked = append(marked, id)
+			h.add(id, st, st, st, "started")
+		}
+		if err := rows.Close(); err != nil {
+			return fmt.Errorf("start steps: %w", err)
+		}
+		return h.insert(ctx, tx)
+	})
+	return marked, err
+}
+
+// StepStart names a job and the step it is starting.
+type StepStart struct {
+	JobID int64
+	State string
+}
+
+// Transition is one job's move from one state to another (or a wait in place).
+type Transition struct {
+	JobID int64
+	// From is the state the job must still be in (compare-and-set).
+	From string
+	// To is the new state; equal to From for a wait (no history row unless Detail is set).
+	To string
+	// Detail is a human-readable note for the history row.
+	Detail string
+	// Data, when not nil, replaces the job's data.
+	Data json.RawMessage
+	// Node, when not empty, records the resolved xCAT node.
+	Node string
+	// Error records the reason of a failure (or of a transient retry).
+	Error string
+	// RunAfter delays the job's next step (zero: at once).
+	RunAfter time.Time
+	// Finish ends the job.
+	Finish bool
+	// KeepAttempts keeps the step's attempt counter (a retry of the same step).
+	KeepAttempts bool
+	// StartNext records, in the same transaction, that the new state's step is
+	// starting: the caller runs it at once without another round trip.
+	StartNext bool
+	// Outbox messages are queued in the same transaction.
+	Outbox []OutboxMessage
+	// NovaOps are queued in the same transaction, for ComputeHost.
+	NovaOps     []NovaOp
+	ComputeHost string
+	// NodeUpdate, when not nil, is applied to the nodes table in the same transaction.
+	NodeUpdate *NodeUpdate
+}
+
+// NodeUpdate changes xcatbm's record of a node, creating the record when missing.
+type NodeUpdate struct {
+	Name         string
+	ComputeHost  string
+	InstanceUUID *string
+	PowerState   *string
+	// Mgt, MAC and OriginalIP are set when not empty; OriginalIP only while the node
+	// has no instance (it is the node's own xCAT address, not a tenant's).
+	Mgt, MAC, OriginalIP string
+}
+
+// upsertNodes applies node updates, each keeping what it leaves out (nil, ""): the
+// nodes that exist with one UPDATE, the others inserted with one INSERT. A node
+// updated twice in one batch takes its updates one at a time, in order, so the later
+// one wins.
+func upsertNodes(ctx context.Context, tx *sql.Tx, us []*NodeUpdate) error {
+	seen := make(map[string]bool, len(us))
+	for _, u := range us {
+		if seen[u.Name] {
+			for _, one := range us {
+				if err := upsertNodes(ctx, tx, []*NodeUpdate{one}); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		seen[u.Name] = true
+	}
+	missing, err := updateNodes(ctx, tx, us)
+	if err != nil || len(missing) == 0 {
+		return err
+	}
+	// Inserted meanwhile by another transaction: then they are there to update.
+	raced, err := insertNodes(ctx, tx, missing)
+	if err != nil || len(raced) == 0 {
+		return err
+	}
+	_, err = updateNodes(ctx, tx, raced)
+	return err
+}
+
+// updateNodes applies the updates to the nodes that exist and returns the updates of
+// the nodes that do not.
+func updateNodes(ctx context.Context, tx *sql.Tx, us []*NodeUpdate) (missing []*NodeUpdate, err error) {
+	if len(us) == 0 {
+		return nil, nil
+	}
+	rows, err := tx.QueryContext(ctx, `UPDATE nodes n SET
+			original_ip = CASE WHEN u.original_ip <> '' AND n.instance_uuid = '' THEN u.original_ip ELSE n.original_ip END,
+			instance_uuid = coalesce(u.instance_uuid, n.instance_uuid),
+			power_state = coalesce(u.power_state, n.power_state),
+			mgt = CASE WHEN u.mgt <> '' THEN u.mgt ELSE n.mgt END,
+			mac = CASE WHEN u.mac <> '' THEN u.mac ELSE n.mac END,
+			updated_at = now()
+		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])
+			AS u(name, compute_host, instance_uuid, power_state, mgt, mac, original_ip)
+		WHERE n.name = u.name
+		RETURNING n.name`, nodeUpdateColumns(us)...)
+	if err != nil {
+		return nil, fmt.Errorf("update %d nodes: %w", len(us), err)
+	}
+	updated, err := returnedSet(rows)
+	if err != nil {
+		return nil, fmt.Errorf("update nodes: %w", err)
+	}
+	return notIn(us, updated), nil
+}
+
+// insertNodes inserts the nodes of the updates, what an update leaves out getting the
+// column's default, and returns the updates of the nodes that were there already.
+func insertNodes(ctx context.Context, tx *sql.Tx, us []*NodeUpdate) (existing []*NodeUpdate, err error) {
+	rows, err := tx.QueryContext(ctx, `INSERT INTO nodes (name, compute_host, instance_uuid, power_state, mgt, mac, original_ip)
+		SELECT name, compute_host, coalesce(instance_uuid, ''), coalesce(power_state, 'unknown'), mgt, mac, original_ip
+		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])
+			AS u(name, compute_host, instance_uuid, power_state, mgt, mac, original_ip)
+		ON CONFLICT (name) DO NOTHING
+		RETURNING name`, nodeUpdateColumns(us)...)
+	if err != nil {
+		return nil, fmt.Errorf("insert %d nodes: %w", len(us), err)
+	}
+	inserted, err := returnedSet(rows)
+	if err != nil {
+		return nil, fmt.Errorf("insert nodes: %w", err)
+	}
+	return notIn(us, inserted), nil
+}
+
+// notIn returns the updates whose node is not in names.
+func notIn(us []*NodeUpdate, names map[string]bool) []*NodeUpdate {
+	var out []*NodeUpdate
+	for _, u := range us {
+		if !names[u.Name] {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+// nodeUpdateColumns returns us as the array parameters of updateNodes' and
+// insertNodes' statements: name, compute_host, instance_uuid, power_state, mgt, mac,
+// original_ip, with instance_uuid and power_state NULL where an update leaves them
+// out.
+func nodeUpdateColumns(us []*NodeUpdate) []any {
+	n := len(us)
+	names, hosts, mgts, macs, ips := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	insts, powers := make([]sql.NullString, n), make([]sql.NullString, n)
+	for i, u := range us {
+		names[i], hosts[i], mgts[i], macs[i], ips[i] = u.Name, u.ComputeHost, u.Mgt, u.MAC, u.OriginalIP
+		if u.InstanceUUID != nil {
+			insts[i] = sql.NullString{String: *u.InstanceUUID, Valid: true}
+		}
+		if u.PowerState != nil {
+			powers[i] = sql.NullString{String: *u.PowerState, Valid: true}
+		}
+	}
+	return []any{pq.Array(names), pq.Array(hosts), pq.Array(insts), pq.Array(powers), pq.Array(mgts), pq.Array(macs), pq.Array(ips)}
+}
+
+// returnedSet reads a statement's single text column (its RETURNING) into a set and
+// closes rows.
+func returnedSet(rows *sql.Rows) (map[string]bool, error) {
+	defer rows.Close()
+	set := map[string]bool{}
+	for rows.Next() {
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			return nil, err
+		}
+		set[v] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return set, rows.Close()
+}
+
+// ErrLostLease is returned for transitions of jobs no longer in the expected state or
+// no longer leased by the worker; their changes were not written.
+var ErrLostLease = errors.New("job moved on or lease lost")
+
+// Apply writes transitions in one transaction, with a constant number of statements
+// however many there are (one UPDATE over all jobs, one INSERT each for history and
+// outbox rows), so a step that ran for hundreds of jobs costs one commit. A transition
+// whose job is no longer in From or no longer leased by worker is skipped; its id is
+// returned in lost. The ids of jobs whose cancellation was requested meanwhile are
+// returned in cancel. A job must appear at most once in ts.
+func (s *Store) Apply(ctx context.Context, worker string, ts []Transition) (lost, cancel []int64, err error) {
+	if len(ts) == 0 {
+		return nil, nil, nil
+	}
+	n := len(ts)
+	ids := make([]int64, n)
+	from, to, data, node, errs, runAfter := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	finish, keep, startNext := make([]bool, n), make([]bool, n), make([]bool, n)
+	byID := make(map[int64]*Transition, n)
+	for i := range ts {
+		t := &ts[i]
+		ids[i], from[i], to[i], node[i], errs[i] = t.JobID, t.From, t.To, t.Node, t.Error
+		data[i] = string(t.Data)
+		if !t.RunAfter.IsZero() {
+			runAfter[i] = t.RunAfter.UTC().Format(time.RFC3339Nano)
+		}
+		finish[i], keep[i], startNext[i] = t.Finish, t.KeepAttempts, t.StartNext
+		byID[t.JobID] = t
+	}
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		lost, cancel = lost[:0], cancel[:0]
+		rows, err := tx.QueryContext(ctx, `UPDATE jobs j SET
+				state = u.to_state,
+				step_started = CASE WHEN u.start_next THEN true WHEN u.to_state = j.state AND u.keep THEN j.step_started ELSE false END,
+				attempts = CASE WHEN u.start_next THEN 1 WHEN u.keep THEN j.attempts ELSE 0 END,
+				data = coalesce(nullif(u.data, '')::jsonb, j.data),
+				node = CASE WHEN u.node <> '' THEN u.node ELSE j.node END,
+				error = u.error,
+				run_after = coalesce(nullif(u.run_after, '')::timestamptz, now()),
+				finished_at = CASE WHEN u.finish THEN now() ELSE NULL END,
+				locked_by = CASE WHEN u.finish THEN '' ELSE j.locked_by END,
+				locked_until = CASE WHEN u.finish THEN NULL ELSE j.locked_until END,
+				updated_at = now()
+			FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bool[], $9::bool[], $10::bool[])
+				AS u(id, from_state, to_state, data, node, error, run_after, finish, keep, start_next)
+			WHERE j.id = u.id AND j.state = u.from_state AND j.locked_by = $11 AND j.finished_at IS NULL
+			RETURNING j.id, j.cancel_requested`,
+			pq.Array(ids), pq.Array(from), pq.Array(to), pq.Array(data), pq.Array(node), pq.Array(errs), pq.Array(runAfter),
+			pq.Array(finish), pq.Array(keep), pq.Array(startNext), worker)
+		if err != nil {
+			return fmt.Errorf("apply %d transitions: %w", n, err)
+		}
+		applied := map[int64]bool{}
+		for rows.Next() {
+			var id int64
+			var cancelRequested bool
+			if err := rows.Scan(&id, &cancelRequested); err != nil {
+				rows.Close()
+				return fmt.Errorf("apply transitions: %w", err)
+			}
+			applied[id] = true
+			if cancelRequested {
+				cancel = append(cancel, id)
+			}
+		}
+		if err := rows.Close(); err != nil {
+			return fmt.Errorf("apply transitions: %w", err)
+		}
+		var h history
+		var out []jobMessage
+		for i := range ts {
+			t := &ts[i]
+			if !applied[t.JobID] {
+				lost = append(lost, t.JobID)
+				continue
+			}
+			if t.From != t.To || t.Detail != "" || t.Finish {
+				h.add(t.JobID, t.From, t.To, t.From, t.Detail)
+			}
+			if t.StartNext {
+				h.add(t.JobID, t.To, t.To, t.To, "started")
+			}
+			for _, m := range t.Outbox {
+				out = append(out, jobMessage{t.JobID, m})
+			}
+			if err := insertNovaOps(ctx, tx, t.JobID, t.ComputeHost, t.NovaOps); err != nil {
+				return err
+			}
+		}
+		if err := h.insert(ctx, tx); err != nil {
+			return err
+		}
+		var nodes []*NodeUpdate
+		for i := range ts {
+			if u := ts[i].NodeUpdate; u != nil && applied[ts[i].JobID] {
+				nodes = append(nodes, u)
+			}
+		}
+		if err := upsertNodes(ctx, tx, nodes); err != nil {
+			return err
+		}
+		// The outbox rows go last, so that they are written as close to the commit
+		// as the transaction allows.
+		if err := insertMessages(ctx, tx, out); err != nil {
+			return err
+		}
+		return nil
+	})
+	return lost, cancel, err
+}
+
+// history collects job_history rows to insert with one statement.
+type history struct {
+	job                    []int64
+	from, to, step, detail []string
+}
+
+func (h *history) add(job int64, from, to, step, detail string) {
+	h.job = append(h.job, job)
+	h.from, h.to, h.step, h.detail = append(h.from, from), append(h.to, to), append(h.step, step), append(h.detail, detail)
+}
+
+func (h *history) insert(ctx context.Context, tx *sql.Tx) error {
+	if len(h.job) == 0 {
+		return nil
+	}
+	_, err := tx.ExecContext(ctx, `INSERT INTO job_history (job_id, from_state, to_state, step, detail)
+		SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[])`,
+		pq.Array(h.job), pq.Array(h.from), pq.Array(h.to), pq.Array(h.step), pq.Array(h.detail))
+	if err != nil {
+		return fmt.Errorf("job history: %w", err)
+	}
+	return nil
+}
+
+// jobMessage is an outbox message of a job (0: none).
+type jobMessage struct {
+	job int64
+	OutboxMessage
+}
+
+// insertMessages writes outbox rows with one statement, in order.
+func insertMessages(ctx context.Context, tx *sql.Tx, msgs []jobMessage) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	n := len(msgs)
+	jobs := make([]sql.NullInt64, n)
+	exch, keys, ids, exp := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	bodies := make([][]byte, n)
+	for i, m := range msgs {
+		jobs[i] = sql.NullInt64{Int64: m.job, Valid: m.job != 0}
+		exch[i], keys[i], ids[i], exp[i], bodies[i] = m.Exchange, m.RoutingKey, m.MessageID, m.Expiration, m.Body
+	}
+	_, err := tx.ExecContext(ctx, `INSERT INTO outbox (job_id, exchange, routing_key, message_id, body, expiration)
+		SELECT j, e, k, i, b, x FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bytea[], $6::text[])
+			WITH ORDINALITY AS m(j, e, k, i, b, x, o)
+		ORDER BY o`,
+		pq.Array(jobs), pq.Array(exch), pq.Array(keys), pq.Array(ids), pq.ByteaArray(bodies), pq.Array(exp))
+	if err != nil {
+		return fmt.Errorf("outbox: %w", err)
+	}
+	return nil
+}
+
+// Job returns one job.
+func (s *Store) Job(ctx context.Context, id int64) (*Job, error) {
+	j, err := scanJob(s.db.QueryRowContext(ctx, `SELECT `+jobColumns+` FROM jobs WHERE id=$1`, id))
+	if err != nil {
+		return nil, fmt.Errorf("job %d: %w", id, err)
+	}
+	return j, nil
+}
+
+// JobsByInstance returns the jobs of an instance in arrival order.
+func (s *Store) JobsByInstance(ctx context.Context, uuid string) ([]*Job, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+jobColumns+` FROM jobs WHERE instance_uuid=$1 ORDER BY id`, uuid)
+	if err != nil {
+		return nil, fmt.Errorf("jobs of %s: %w", uuid, err)
+	}
+	defer rows.Close()
+	var out []*Job
+	for rows.Next() {
+		j, err := scanJob(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, j)
+	}
+	return out, rows.Err()
+}
+
+// HistoryEntry is one row of job_history.
+type HistoryEntry struct {
+	From, To, Step, Detail string
+	At                     time.Time
+}
+
+// History returns a job's transitions in order.
+func (s *Store) History(ctx context.Context, jobID int64) ([]HistoryEntry, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT from_state, to_state, step, detail, at FROM job_history WHERE job_id=$1 ORDER BY id`, jobID)
+	if err != nil {
+		return nil, fmt.Errorf("history of job %d: %w", jobID, err)
+	}
+	defer rows.Close()
+	var out []HistoryEntry
+	for rows.Next() {
+		var h HistoryEntry
+		if err := rows.Scan(&h.From, &h.To, &h.Step, &h.Detail, &h.At); err != nil {
+			return nil, err
+		}
+		out = append(out, h)
+	}
+	return out, rows.Err()
+}
+
+// QueueStats are the open-job figures exported as metrics.
+type QueueStats struct {
+	Open          int
+	OldestOpenAge time.Duration
+	OutboxPending int
+	OutboxLag     time.Duration
+}
+
+// Stats returns QueueStats for computeHost.
+func (s *Store) Stats(ctx context.Context, computeHost string) (QueueStats, error) {
+	var st QueueStats
+	var oldest, outboxOldest float64
+	err := s.db.QueryRowContext(ctx, `SELECT
+		(SELECT count(*) FROM jobs WHERE compute_host=$1 AND finished_at IS NULL),
+		coalesce((SELECT extract(epoch FROM now()-min(created_at)) FROM jobs WHERE compute_host=$1 AND finished_at IS NULL),0),
+		(SELECT count(*) FROM outbox WHERE published_at IS NULL),
+		coalesce((SELECT extract(epoch FROM now()-min(created_at)) FROM outbox WHERE published_at IS NULL),0)`, computeHost).
+		Scan(&st.Open, &oldest, &st.OutboxPending, &outboxOldest)
+	st.OldestOpenAge = time.Duration(oldest * float64(time.Second))
+	st.OutboxLag = time.Duration(outboxOldest * float64(time.Second))
+	return st, err
+}
+
+func (s *Store) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,213 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/lib/pq"
+
+	"xcatbm/internal/config"
+)
+
+// Node is xcatbm's record of one registered xCAT node.
+type Node struct {
+	Name          string
+	ComputeHost   string
+	MgmtNode      string
+	Mgt           string
+	MAC           string
+	BMC           string
+	BMCUsername   string
+	BMCPassword   config.Secret
+	CPUs          int
+	MemoryMB      int
+	DiskGB        int
+	ResourceClass string
+	OriginalIP    string
+	InstanceUUID  string
+	PowerState    string
+	PowerMisses   int
+	UpdatedAt     time.Time
+}
+
+// ErrNotFound is returned when a row does not exist.
+var ErrNotFound = errors.New("not found")
+
+const nodeColumns = `name, compute_host, mgmt_node, mgt, mac, bmc, bmc_username, bmc_password, cpus, memory_mb, disk_gb,
+	resource_class, original_ip, instance_uuid, power_state, power_misses, updated_at`
+
+func scanNode(row interface{ Scan(...any) error }) (*Node, error) {
+	var n Node
+	var pw string
+	if err := row.Scan(&n.Name, &n.ComputeHost, &n.MgmtNode, &n.Mgt, &n.MAC, &n.BMC, &n.BMCUsername, &pw, &n.CPUs,
+		&n.MemoryMB, &n.DiskGB, &n.ResourceClass, &n.OriginalIP, &n.InstanceUUID, &n.PowerState, &n.PowerMisses, &n.UpdatedAt); err != nil {
+		return nil, err
+	}
+	n.BMCPassword = config.NewSecret(pw)
+	return &n, nil
+}
+
+// UpsertNode inserts or updates a node's registration (not its instance or power
+// state) and reports whether anything changed.
+func (s *Store) UpsertNode(ctx context.Context, n *Node) (changed bool, err error) {
+	res, err := s.db.ExecContext(ctx, `INSERT INTO nodes (name, compute_host, mgmt_node, mgt, mac, bmc, bmc_username, bmc_password,
+			cpus, memory_mb, disk_gb, resource_class, original_ip)
+		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)
+		ON CONFLICT (name) DO UPDATE SET compute_host=EXCLUDED.compute_host, mgmt_node=EXCLUDED.mgmt_node, mgt=EXCLUDED.mgt,
+			mac=EXCLUDED.mac, bmc=EXCLUDED.bmc, bmc_username=EXCLUDED.bmc_username, bmc_password=EXCLUDED.bmc_password,
+			cpus=EXCLUDED.cpus, memory_mb=EXCLUDED.memory_mb, disk_gb=EXCLUDED.disk_gb, resource_class=EXCLUDED.resource_class,
+			original_ip=CASE WHEN nodes.instance_uuid = '' THEN EXCLUDED.original_ip ELSE nodes.original_ip END, updated_at=now()
+		WHERE (nodes.compute_host, nodes.mgmt_node, nodes.mgt, nodes.mac, nodes.bmc, nodes.bmc_username, nodes.bmc_password,
+			nodes.cpus, nodes.memory_mb, nodes.disk_gb, nodes.resource_class)
+			IS DISTINCT FROM (EXCLUDED.compute_host, EXCLUDED.mgmt_node, EXCLUDED.mgt, EXCLUDED.mac, EXCLUDED.bmc,
+			EXCLUDED.bmc_username, EXCLUDED.bmc_password, EXCLUDED.cpus, EXCLUDED.memory_mb, EXCLUDED.disk_gb, EXCLUDED.resource_class)`,
+		n.Name, n.ComputeHost, n.MgmtNode, n.Mgt, n.MAC, n.BMC, n.BMCUsername, n.BMCPassword.Reveal(), n.CPUs, n.MemoryMB,
+		n.DiskGB, n.ResourceClass, n.OriginalIP)
+	if err != nil {
+		return false, fmt.Errorf("upsert node %s: %w", n.Name, err)
+	}
+	rows, _ := res.RowsAffected()
+	return rows > 0, nil
+}
+
+// Node returns one node, or ErrNotFound.
+func (s *Store) Node(ctx context.Context, name string) (*Node, error) {
+	n, err := scanNode(s.db.QueryRowContext(ctx, `SELECT `+nodeColumns+` FROM nodes WHERE name=$1`, name))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("node %s: %w", name, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("node %s: %w", name, err)
+	}
+	return n, nil
+}
+
+// NodesOf returns the nodes a compute host serves, by name.
+func (s *Store) NodesOf(ctx context.Context, computeHost string) ([]*Node, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+nodeColumns+` FROM nodes WHERE compute_host=$1 ORDER BY name`, computeHost)
+	if err != nil {
+		return nil, fmt.Errorf("nodes of %s: %w", computeHost, err)
+	}
+	defer rows.Close()
+	var out []*Node
+	for rows.Next() {
+		n, err := scanNode(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, n)
+	}
+	return out, rows.Err()
+}
+
+// DeleteNode removes a node that has no instance; it returns an error naming the
+// instance otherwise.
+func (s *Store) DeleteNode(ctx context.Context, name string) error {
+	var inst string
+	err := s.db.QueryRowContext(ctx, `DELETE FROM nodes WHERE name=$1 AND instance_uuid='' RETURNING instance_uuid`, name).Scan(&inst)
+	if errors.Is(err, sql.ErrNoRows) {
+		n, gerr := s.Node(ctx, name)
+		if gerr != nil {
+			return gerr
+		}
+		return fmt.Errorf("node %s is in use by instance %s", name, n.InstanceUUID)
+	}
+	if err != nil {
+		return fmt.Errorf("delete node %s: %w", name, err)
+	}
+	return nil
+}
+
+// PowerObservation is what one sweep saw of a node's power.
+type PowerObservation struct {
+	Node     string
+	State    string // on, off; "" when the BMC did not answer
+	Answered bool
+}
+
+// RecordPower updates power states seen by a sweep in one transaction. Nodes with an
+// unfinished job are left alone (the job is changing their power). A node that did
+// not answer has its miss counter raised; one that answered is reset. notify builds
+// the outbox rows for a changed node (written in the same transaction). It returns
+// the nodes whose recorded state changed (with the new state) and those whose misses
+// reached missLimit just now.
+func (s *Store) RecordPower(ctx context.Context, obs []PowerObservation, missLimit int, notify func(n *Node, oldState string) []OutboxMessage) (changed map[string]string, unreachable []string, err error) {
+	changed = map[string]string{}
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		for _, o := range obs {
+			if !o.Answered {
+				var misses int
+				if err := tx.QueryRowContext(ctx, `UPDATE nodes SET power_misses = power_misses + 1 WHERE name=$1
+					AND NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.node = nodes.name AND finished_at IS NULL) RETURNING power_misses`, o.Node).Scan(&misses); err != nil {
+					if errors.Is(err, sql.ErrNoRows) {
+						continue
+					}
+					return fmt.Errorf("node %s: %w", o.Node, err)
+				}
+				if misses == missLimit {
+					unreachable = append(unreachable, o.Node)
+				}
+				continue
+			}
+			n, err := scanNode(tx.QueryRowContext(ctx, `SELECT `+nodeColumns+` FROM nodes WHERE name=$1
+				AND NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.node = nodes.name AND finished_at IS NULL) FOR UPDATE`, o.Node))
+			if errors.Is(err, sql.ErrNoRows) {
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("node %s: %w", o.Node, err)
+			}
+			if n.PowerState == o.State && n.PowerMisses == 0 {
+				continue
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE nodes SET power_state=$2, power_misses=0, updated_at=now() WHERE name=$1`, o.Node, o.State); err != nil {
+				return fmt.Errorf("node %s: %w", o.Node, err)
+			}
+			if n.PowerState != o.State {
+				changed[o.Node] = o.State
+				old := n.PowerState
+				n.PowerState = o.State
+				if notify != nil {
+					if err := insertOutbox(ctx, tx, 0, notify(n, old)); err != nil {
+						return err
+					}
+				}
+			}
+		}
+		return nil
+	})
+	return changed, unreachable, err
+}
+
+// NodeByInstance returns the node an instance runs on, or ErrNotFound.
+func (s *Store) NodeByInstance(ctx context.Context, instanceUUID string) (*Node, error) {
+	n, err := scanNode(s.db.QueryRowContext(ctx, `SELECT `+nodeColumns+` FROM nodes WHERE instance_uuid=$1`, instanceUUID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("instance %s: %w", instanceUUID, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("instance %s: %w", instanceUUID, err)
+	}
+	return n, nil
+}
+
+// NodesNamed returns the records of the named nodes that exist, by name, in one query.
+func (s *Store) NodesNamed(ctx context.Context, names []string) (map[string]*Node, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+nodeColumns+` FROM nodes WHERE name = ANY($1::text[])`, pq.Array(names))
+	if err != nil {
+		return nil, fmt.Errorf("nodes %d: %w", len(names), err)
+	}
+	defer rows.Close()
+	out := make(map[string]*Node, len(names))
+	for rows.Next() {
+		n, err := scanNode(rows)
+		if err != nil {
+			return nil, fmt.Errorf("nodes: %w", err)
+		}
+		out[n.Name] = n
+	}
+	return out, rows.Err()
+}

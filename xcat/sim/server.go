@@ -1,0 +1,474 @@
+// Package sim is a simulated xCAT management node for tests, benchmarks and the demo:
+// it serves xcatd's XML-over-TLS protocol on a listener, keeps an in-memory cluster
+// (nodes, groups, the usual tables, power and boot state), answers the commands xcatbm
+// uses with xCAT's output formats, moves a node's status through an install on a
+// timeline, models latency, injects faults and records every request. Production code
+// never imports it.
+//
+// Like xcatd, a connection may carry several requests one after another: each answer
+// ends with serverdone and the server then reads the next request (xcatd's service loop
+// does the same); the connection closes when the client closes it.
+package sim
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"xcatbm/xcat"
+)
+
+// Timeline says how long each phase of a simulated install lasts, from the rpower
+// (or rnetboot) that boots a node whose boot state is "install <image>".
+type Timeline struct {
+	// PoweringOn is the time in powering-on before the installer starts.
+	PoweringOn time.Duration `json:"poweringOn" yaml:"poweringOn"`
+	// Installing is the time in installing.
+	Installing time.Duration `json:"installing" yaml:"installing"`
+	// Postbooting is the time in postbooting before booted (or failed).
+	Postbooting time.Duration `json:"postbooting" yaml:"postbooting"`
+}
+
+// DefaultTimeline is short, for tests.
+var DefaultTimeline = Timeline{PoweringOn: 20 * time.Millisecond, Installing: 150 * time.Millisecond, Postbooting: 50 * time.Millisecond}
+
+// Latency is the cost model of a request: Fixed per request plus PerNode per node of
+// its expanded noderange, slept before answering.
+type Latency struct {
+	Fixed   time.Duration `json:"fixed" yaml:"fixed"`
+	PerNode time.Duration `json:"perNode" yaml:"perNode"`
+}
+
+// Config configures a Server. The zero value serves an empty cluster on 127.0.0.1:0.
+type Config struct {
+	// Addr is the listen address; default "127.0.0.1:0".
+	Addr string
+	// Cluster is the initial cluster; nil means an empty NewCluster().
+	Cluster *Cluster
+	// CredDir receives ca.pem and client-cred.pem; default a new temporary directory
+	// (removed by Close).
+	CredDir string
+	// ClientUser is the CN of the client certificate; default "root".
+	ClientUser string
+	// Timeline of installs; zero means DefaultTimeline (or the cluster's).
+	Timeline Timeline
+	// Latency model; zero means no added latency (or the cluster's).
+	Latency Latency
+	// Logf, when set, receives one line per request (t.Logf fits).
+	Logf func(format string, args ...any)
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+}
+
+// Record is one request the server received.
+type Record struct {
+	// Time is when the request was read.
+	Time time.Time
+	// Command, Noderange and Args are as sent.
+	Command   string
+	Noderange string
+	Args      []string
+	Env       map[string]string
+	// Stdin is the request's standard input (a chdef -z stanza), "" when none.
+	Stdin string
+	// Nodes is the expanded noderange, or the existing nodes a chdef -z stanza named
+	// (nil when it did not expand).
+	Nodes []string
+	// ErrorCode is the OR of the errorcodes answered.
+	ErrorCode int
+	// Dropped is true when a fault closed the connection before serverdone.
+	Dropped bool
+}
+
+// Server is a running simulated management node. Its methods are safe for concurrent
+// use.
+type Server struct {
+	cfg     Config
+	ln      net.Listener
+	creds   *credentials
+	credDir string
+	tmpDir  bool
+
+	mu      sync.Mutex
+	st      *state
+	faults  faults
+	records []Record
+
+	wg     sync.WaitGroup
+	ctx    context.Context
+	cancel context.CancelFunc
+	conns  map[net.Conn]struct{}
+}
+
+// Start generates credentials, writes them to the credential directory, and serves
+// until ctx ends or Close is called. It returns once the listener is ready.
+func Start(ctx context.Context, cfg Config) (*Server, error) {
+	if cfg.Addr == "" {
+		cfg.Addr = "127.0.0.1:0"
+	}
+	if cfg.ClientUser == "" {
+		cfg.ClientUser = "root"
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	cl := cfg.Cluster
+	if cl == nil {
+		cl = NewCluster()
+	}
+	if err := cl.validate(); err != nil {
+		return nil, fmt.Errorf("sim: %w", err)
+	}
+	if cfg.Timeline == (Timeline{}) {
+		cfg.Timeline = DefaultTimeline
+		if cl.Timeline != nil {
+			cfg.Timeline = *cl.Timeline
+		}
+	}
+	if cfg.Latency == (Latency{}) && cl.Latency != nil {
+		cfg.Latency = *cl.Latency
+	}
+	creds, err := newCredentials(cfg.ClientUser)
+	if err != nil {
+		return nil, fmt.Errorf("sim: credentials: %w", err)
+	}
+	s := &Server{cfg: cfg, creds: creds, st: newState(cl), conns: map[net.Conn]struct{}{}}
+	s.credDir = cfg.CredDir
+	if s.credDir == "" {
+		dir, err := os.MkdirTemp("", "xcatbm-sim-cred-")
+		if err != nil {
+			return nil, fmt.Errorf("sim: %w", err)
+		}
+		s.credDir, s.tmpDir = dir, true
+	}
+	if err := creds.write(s.credDir); err != nil {
+		return nil, fmt.Errorf("sim: writing credentials: %w", err)
+	}
+	for _, spec := range cl.Nodes {
+		if f := spec.Fault; f != nil {
+			switch f.Install {
+			case "fail":
+				s.faults.add(Fault{Kind: FaultInstallFail, Nodes: []string{spec.Name}})
+			case "hang":
+				s.faults.add(Fault{Kind: FaultInstallHang, Nodes: []string{spec.Name}})
+			}
+			if f.BMCTimeout {
+				s.faults.add(Fault{Kind: FaultBMCTimeout, Nodes: []string{spec.Name}, Count: f.BMCTimeoutCount})
+			}
+		}
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("sim: %w", err)
+	}
+	s.ln = tls.NewListener(ln, creds.serverTLS())
+	s.ctx, s.cancel = context.WithCancel(ctx)
+	s.wg.Add(1)
+	go s.serve()
+	context.AfterFunc(s.ctx, func() { _ = s.ln.Close() })
+	return s, nil
+}
+
+// Addr is the address the server listens on (host:port), for XCATHOST.
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// CredDir is the directory holding ca.pem and client-cred.pem.
+func (s *Server) CredDir() string { return s.credDir }
+
+// ClientTLS returns a client TLS configuration trusting this server.
+func (s *Server) ClientTLS() *tls.Config {
+	c, err := ClientTLSConfig(s.credDir)
+	if err != nil {
+		// The files were written at Start; fall back to the in-memory pool.
+		return &tls.Config{RootCAs: s.creds.pool, ServerName: "localhost", MinVersion: tls.VersionTLS12}
+	}
+	return c
+}
+
+// Close stops the listener, closes open connections and waits for them to finish. It
+// may be called more than once.
+func (s *Server) Close() error {
+	s.cancel()
+	s.mu.Lock()
+	for c := range s.conns {
+		_ = c.Close()
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+	if s.tmpDir {
+		_ = os.RemoveAll(s.credDir)
+	}
+	return nil
+}
+
+func (s *Server) serve() {
+	defer s.wg.Done()
+	for {
+		conn, err := s.ln.Accept()
+		if err != nil {
+			return
+		}
+		s.mu.Lock()
+		if s.ctx.Err() != nil {
+			s.mu.Unlock()
+			_ = conn.Close()
+			return
+		}
+		s.conns[conn] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go s.handle(conn)
+	}
+}
+
+func (s *Server) logf(format string, args ...any) {
+	if s.cfg.Logf != nil {
+		s.cfg.Logf(format, args...)
+	}
+}
+
+func (s *Server) handle(conn net.Conn) {
+	defer s.wg.Done()
+	defer func() {
+		s.mu.Lock()
+		delete(s.conns, conn)
+		s.mu.Unlock()
+		_ = conn.Close()
+	}()
+	br := bufio.NewReader(conn)
+	for {
+		req, err := ReadRequest(br)
+		if err != nil {
+			if !errors.Is(err, io.EOF) && s.ctx.Err() == nil {
+				s.logf("xcatbm-sim: closing connection: %v", err)
+			}
+			return
+		}
+		if !s.serveRequest(conn, req) {
+			return
+		}
+	}
+}
+
+// serveRequest answers one request; false means the connection must close.
+func (s *Server) serveRequest(conn net.Conn, req xcat.Request) bool {
+	now := s.cfg.Now()
+	s.mu.Lock()
+	nodes, resps := s.execute(req, now)
+	code := 0
+	for _, r := range ToResponseCodes(resps) {
+		code |= r
+	}
+	drop := s.faults.takeDrop(req.Command)
+	delay := s.faults.slowDelay(req.Command)
+	rec := Record{Time: now, Command: req.Command, Noderange: req.Noderange, Args: slices.Clone(req.Args),
+		Env: req.Env, Stdin: req.Stdin, Nodes: nodes, ErrorCode: code, Dropped: drop}
+	s.records = append(s.records, rec)
+	s.mu.Unlock()
+	s.logf("xcatbm-sim: %s (%d nodes) rc=%d dropped=%v", req.String(), len(nodes), code, drop)
+
+	wait := s.cfg.Latency.Fixed + time.Duration(len(nodes))*s.cfg.Latency.PerNode + delay
+	if wait > 0 {
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-s.ctx.Done():
+			t.Stop()
+			return false
+		}
+	}
+	if drop {
+		// Send what a plugin might have sent before dying, but no serverdone.
+		if len(resps) > 1 {
+			if b, err := marshalResponses(resps[:1]); err == nil {
+				_, _ = conn.Write(b)
+			}
+		}
+		return false
+	}
+	b, err := marshalResponses(resps)
+	if err != nil {
+		s.logf("xcatbm-sim: marshal: %v", err)
+		return false
+	}
+	_, err = conn.Write(b)
+	return err == nil
+}
+
+// ToResponseCodes returns every errorcode in rs, top-level and per node.
+func ToResponseCodes(rs []WireResponse) []int {
+	var out []int
+	for _, r := range rs {
+		out = append(out, r.ErrorCode...)
+		for _, n := range r.Nodes {
+			out = append(out, n.ErrorCode...)
+		}
+	}
+	return out
+}
+
+// Requests returns a copy of every request served, in arrival order.
+func (s *Server) Requests() []Record {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Record, len(s.records))
+	copy(out, s.records)
+	return out
+}
+
+// ResetRequests forgets the requests recorded so far.
+func (s *Server) ResetRequests() {
+	s.mu.Lock()
+	s.records = nil
+	s.mu.Unlock()
+}
+
+// CountRequests counts recorded requests for command (every command when "") whose
+// arguments start with argsPrefix.
+func (s *Server) CountRequests(command string, argsPrefix ...string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, r := range s.records {
+		if (command == "" || r.Command == command) && len(r.Args) >= len(argsPrefix) && slices.Equal(r.Args[:len(argsPrefix)], argsPrefix) {
+			n++
+		}
+	}
+	return n
+}
+
+// NodeCalls returns the recorded requests whose expanded noderange held node.
+func (s *Server) NodeCalls(node string) []Record {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Record
+	for _, r := range s.records {
+		if slices.Contains(r.Nodes, node) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// NodeState is a snapshot of one simulated node.
+type NodeState struct {
+	Name string
+	// Status is nodelist.status; StatusTime its last change.
+	Status     string
+	StatusTime string
+	// Power is "on" or "off"; BootTarget the rsetboot/rbootseq device ("net", "hd", ...).
+	Power      string
+	BootTarget string
+	// IP is hosts.ip; HostsEntry the /etc/hosts address makehosts wrote ("" if none).
+	IP         string
+	HostsEntry string
+	// CurrState is chain.currstate (e.g. "install rhels7.5-x86_64-install-compute").
+	CurrState       string
+	PostScripts     []string
+	PostBootScripts []string
+	// RanScripts are the scripts run by finished installs and updatenode, in order.
+	RanScripts []string
+	// Attrs holds every lsdef attribute.
+	Attrs map[string]string
+}
+
+// Node returns a snapshot of node name; ok is false when it is not defined.
+func (s *Server) Node(name string) (NodeState, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n, ok := s.st.nodes[name]
+	if !ok {
+		return NodeState{}, false
+	}
+	s.advance(n, s.cfg.Now())
+	attrs := map[string]string{}
+	for k, v := range n.attrs {
+		attrs[k] = v
+	}
+	return NodeState{
+		Name: name, Status: n.attrs["status"], StatusTime: n.attrs["statustime"],
+		Power: n.power, BootTarget: n.bootTarget, IP: n.attrs["ip"], HostsEntry: n.hostsIP,
+		CurrState: n.attrs["currstate"], PostScripts: splitList(n.attrs["postscripts"]),
+		PostBootScripts: splitList(n.attrs["postbootscripts"]), RanScripts: slices.Clone(n.ran), Attrs: attrs,
+	}, true
+}
+
+// Site returns the site table value of key.
+func (s *Server) Site(key string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.st.site[key]
+}
+
+// WaitStatus polls node until its status is want or ctx ends.
+func (s *Server) WaitStatus(ctx context.Context, node, want string) error {
+	for {
+		ns, ok := s.Node(node)
+		if !ok {
+			return fmt.Errorf("sim: no node %s", node)
+		}
+		if ns.Status == want {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("sim: %s status %q, waiting for %q: %w", node, ns.Status, want, ctx.Err())
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+func splitList(v string) []string {
+	if v == "" {
+		return nil
+	}
+	return strings.Split(v, ",")
+}
+
+func (s *Server) setStatus(n *node, status string, at time.Time) {
+	n.attrs["status"] = status
+	n.attrs["statustime"] = at.Format("01-02-2006 15:04:05")
+}
+
+// advance moves n along its install timeline up to now.
+func (s *Server) advance(n *node, now time.Time) {
+	run := n.install
+	if run == nil {
+		return
+	}
+	tl := s.cfg.Timeline
+	el := now.Sub(run.start)
+	switch {
+	case el < tl.PoweringOn:
+		return // still powering-on
+	case s.faults.nodeHas(FaultInstallHang, n.name) || el < tl.PoweringOn+tl.Installing:
+		if n.attrs["status"] != "installing" {
+			s.setStatus(n, "installing", run.start.Add(tl.PoweringOn))
+		}
+	case el < tl.PoweringOn+tl.Installing+tl.Postbooting:
+		if n.attrs["status"] != "postbooting" {
+			s.setStatus(n, "postbooting", run.start.Add(tl.PoweringOn+tl.Installing))
+		}
+	default:
+		end := run.start.Add(tl.PoweringOn + tl.Installing + tl.Postbooting)
+		n.install = nil
+		n.attrs["currstate"] = "boot"
+		n.bootTarget = "hd"
+		if s.faults.nodeHas(FaultInstallFail, n.name) {
+			s.setStatus(n, "failed", end)
+			return
+		}
+		n.ran = append(n.ran, splitList(n.attrs["postscripts"])...)
+		n.ran = append(n.ran, splitList(n.attrs["postbootscripts"])...)
+		s.setStatus(n, "booted", end)
+	}
+}
