@@ -132,6 +132,51 @@ func TestUnenvelopedRequest(t *testing.T) {
 	}
 }
 
+// TestCallMembersWithoutMsgID checks that only `_msg_id` makes a call, as in oslo's
+// server: a request with `_reply_q` or `_timeout` but no `_msg_id` is a cast, and
+// those members re-encode as received.
+func TestCallMembersWithoutMsgID(t *testing.T) {
+	for _, tc := range []struct {
+		name, stray string
+		want        map[string]any
+	}{
+		{"reply queue", `"_reply_q": "reply_x"`, map[string]any{"_reply_q": "reply_x"}},
+		{"timeout", `"_timeout": 30`, map[string]any{"_timeout": float64(30)}},
+		{"timeout of a wrong kind", `"_timeout": "soon"`, map[string]any{"_timeout": "soon"}},
+		{"empty msg id", `"_msg_id": "", "_reply_q": "reply_x", "_timeout": null`,
+			map[string]any{"_msg_id": "", "_reply_q": "reply_x", "_timeout": nil}},
+		{"null msg id", `"_msg_id": null, "_reply_q": "reply_x"`, map[string]any{"_msg_id": nil, "_reply_q": "reply_x"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, err := DecodeRequest([]byte(`{"method": "stop_instance", "args": {}, ` + tc.stray + `}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if req.IsCall() || req.ReplyQueue != "" || req.Timeout != nil {
+				t.Fatalf("decoded as a call: %+v", req)
+			}
+			body, err := EncodeRequest(req)
+			if err != nil {
+				t.Fatalf("re-encode: %v", err)
+			}
+			msg := innerOf(t, body)
+			for k, v := range tc.want {
+				got, ok := msg[k]
+				if !ok || got != v {
+					t.Errorf("re-encoded %s = %v (present %v), want %v", k, got, ok, v)
+				}
+			}
+			again, err := DecodeRequest(body)
+			if err != nil || again.IsCall() {
+				t.Fatalf("re-decode: %v, call %v", err, again != nil && again.IsCall())
+			}
+		})
+	}
+	if _, err := DecodeRequest([]byte(`{"method": "stop_instance", "_msg_id": "m1", "_reply_q": "r", "_timeout": "soon"}`)); err == nil {
+		t.Error("a call with a string _timeout was accepted")
+	}
+}
+
 func TestEnvelopeVersions(t *testing.T) {
 	for _, c := range []struct {
 		ver string

@@ -92,30 +92,30 @@ func requestFromMessage(msg map[string]json.RawMessage) (*Request, error) {
 		dst *string
 	}{
 		{"version", &r.Version}, {"namespace", &r.Namespace}, {"_unique_id", &r.UniqueID},
-		{"_msg_id", &r.MsgID}, {"_reply_q", &r.ReplyQueue},
+		{"_msg_id", &r.MsgID},
 	} {
-		raw, ok := msg[f.key]
-		if !ok {
-			continue
-		}
-		var s *string
-		if err := json.Unmarshal(raw, &s); err != nil {
-			return nil, fieldErr(f.key, "not a string", nil)
-		}
-		if s != nil {
-			*f.dst = *s
+		if err := stringMember(msg, f.key, f.dst); err != nil {
+			return nil, err
 		}
 	}
 	if r.Version == "" {
 		r.Version = DefaultRequestVersion
 	}
-	if raw, ok := msg["_timeout"]; ok {
-		if err := json.Unmarshal(raw, &r.Timeout); err != nil {
-			return nil, fieldErr("_timeout", "not a number or null", nil)
+	// Only `_msg_id` makes a call: oslo's server answers a request only when it
+	// has one, and serves one without it as a cast whatever `_reply_q` or
+	// `_timeout` say. Those members on a cast are kept, as received, in Extra.
+	if r.MsgID != "" {
+		if err := stringMember(msg, "_reply_q", &r.ReplyQueue); err != nil {
+			return nil, err
 		}
-	}
-	if r.MsgID != "" && r.ReplyQueue == "" {
-		return nil, fieldErr("_reply_q", "missing on a call (`_msg_id` is set)", nil)
+		if r.ReplyQueue == "" {
+			return nil, fieldErr("_reply_q", "missing on a call (`_msg_id` is set)", nil)
+		}
+		if raw, ok := msg["_timeout"]; ok {
+			if err := json.Unmarshal(raw, &r.Timeout); err != nil {
+				return nil, fieldErr("_timeout", "not a number or null", nil)
+			}
+		}
 	}
 	ctx, err := contextFrom(msg)
 	if err != nil {
@@ -123,7 +123,7 @@ func requestFromMessage(msg map[string]json.RawMessage) (*Request, error) {
 	}
 	r.Context = ctx
 	for k, v := range msg {
-		if strings.HasPrefix(k, ContextPrefix) || isRequestKey(k) {
+		if strings.HasPrefix(k, ContextPrefix) || (isRequestKey(k) && !(r.MsgID == "" && isCallKey(k))) {
 			continue
 		}
 		if r.Extra == nil {
@@ -133,6 +133,26 @@ func requestFromMessage(msg map[string]json.RawMessage) (*Request, error) {
 	}
 	return r, nil
 }
+
+// stringMember sets *dst to msg[key] when that member is a string; a null leaves
+// *dst as it was.
+func stringMember(msg map[string]json.RawMessage, key string, dst *string) error {
+	raw, ok := msg[key]
+	if !ok {
+		return nil
+	}
+	var s *string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return fieldErr(key, "not a string", nil)
+	}
+	if s != nil {
+		*dst = *s
+	}
+	return nil
+}
+
+// isCallKey reports whether k is one of the members only a call uses.
+func isCallKey(k string) bool { return k == "_msg_id" || k == "_reply_q" || k == "_timeout" }
 
 func isRequestKey(k string) bool {
 	for _, rk := range requestKeys {
