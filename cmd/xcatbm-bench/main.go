@@ -158,6 +158,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	b.print(stdout)
+	if o.scale < 1 {
+		fmt.Fprintf(stdout, "\nscale %g: the targets are set for scale 1 (make bench); a \"(scaled)\" verdict is a smoke check, not a measurement of them\n", o.scale)
+	}
 	fmt.Fprintf(stdout, "\ntotal %s\n", time.Since(began).Round(time.Second))
 	if failed {
 		return 1
@@ -177,11 +180,18 @@ func (b *bench) add(r row) {
 	fmt.Fprintf(b.errw, "xcatbm-bench: row %s: %s: %s  [%s %s]\n", r.n, r.measure, r.value, r.target, r.result)
 }
 
-func passMiss(ok bool) string {
+// passMiss is a row's verdict on its target. The targets are set for scale 1; at
+// a smaller scale fixed costs (one xCAT request per batch, start-up, the first
+// claims) weigh on every ratio, so a verdict there is marked as a scaled one.
+func (b *bench) passMiss(ok bool) string {
+	v := "miss"
 	if ok {
-		return "pass"
+		v = "pass"
 	}
-	return "miss"
+	if b.o.scale < 1 {
+		v += " (scaled)"
+	}
+	return v
 }
 
 // workerConfig is the bench's worker: production defaults except where a field is
