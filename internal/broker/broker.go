@@ -65,7 +65,7 @@ func ParseTransportURL(raw string) ([]string, error) {
 		}
 		u, err := url.Parse("amqp://" + h)
 		if err != nil || u.Host == "" {
-			return nil, fmt.Errorf("transport URL %s: bad host entry", config.RedactURL(raw))
+			return nil, fmt.Errorf("transport URL %s: host entry %d does not read as user:password@host:port (percent-encode a ',', '/', '?', '#' or '@' in a password)", config.RedactURL(raw), len(urls)+1)
 		}
 		if u.User == nil {
 			u.User = firstUser

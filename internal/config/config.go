@@ -9,11 +9,9 @@
 package config
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"sort"
 	"strings"
@@ -161,50 +159,3 @@ func (s Secret) MarshalJSON() ([]byte, error) { return []byte(`"` + Redacted + `
 
 // MarshalText implements encoding.TextMarshaler without revealing the value.
 func (s Secret) MarshalText() ([]byte, error) { return []byte(Redacted), nil }
-
-// ErrNoURL is returned by RedactURL for an empty string.
-var ErrNoURL = errors.New("empty URL")
-
-// RedactURL returns raw with any password replaced by Redacted, for logging URLs such
-// as "amqp://user:pass@host/vhost" or "postgres://u:p@h/db". Several comma-separated
-// URLs (oslo's multi-host transport URL) are each redacted. A value that does not parse
-// is replaced entirely, since it may hold a password in a form url.Parse rejects.
-func RedactURL(raw string) string {
-	if raw == "" {
-		return ""
-	}
-	parts := strings.Split(raw, ",")
-	scheme := ""
-	for i, p := range parts {
-		prefix := ""
-		if i > 0 && scheme != "" && !strings.Contains(p, "://") {
-			// oslo: "rabbit://u:p@h1:5672,u:p@h2:5672/vhost" - later hosts have no scheme.
-			prefix = scheme + "://"
-			p = prefix + p
-		}
-		u, err := url.Parse(p)
-		if err == nil && i == 0 {
-			scheme = u.Scheme
-		}
-		if err != nil {
-			parts[i] = Redacted
-			continue
-		}
-		if _, has := u.User.Password(); has {
-			u.User = url.UserPassword(u.User.Username(), "xxxxx")
-			p = strings.Replace(u.String(), ":xxxxx@", ":"+Redacted+"@", 1)
-		} else {
-			p = u.String()
-		}
-		q := u.Query()
-		for _, k := range []string{"password", "pass", "token"} {
-			if q.Has(k) {
-				q.Set(k, "xxxxx")
-				u.RawQuery = q.Encode()
-				p = strings.ReplaceAll(u.String(), "xxxxx", Redacted)
-			}
-		}
-		parts[i] = strings.TrimPrefix(p, prefix)
-	}
-	return strings.Join(parts, ",")
-}

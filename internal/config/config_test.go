@@ -109,10 +109,30 @@ func TestRedactURL(t *testing.T) {
 		{"postgres://root@127.0.0.1/test?sslmode=disable", "postgres://root@127.0.0.1/test?sslmode=disable"},
 		{"postgres://127.0.0.1/test?password=hunter2", "postgres://127.0.0.1/test?password=[REDACTED]"},
 		{"::not a url::pw", "[REDACTED]"},
+		{"localhost", "localhost"},
+		// What url.Parse reads otherwise: a raw ',', '/', '?', '#' or '@' in a password.
+		{"rabbit://u:hunter2,p1@h/", "rabbit://u:[REDACTED]@h/"},
+		{"rabbit://u:1234,5678@h/v", "rabbit://u:[REDACTED]@h/v"},
+		{"rabbit://u:hun/ter2@h1,u:p@2@h2:5672/nova", "rabbit://[REDACTED]"},
+		{"rabbit://u:hunter2@h1,u:p@2@h2:5672/nova", "rabbit://u:[REDACTED]@h1,u:[REDACTED]@h2:5672/nova"},
+		{"amqp://u:hun?ter#2@h/v?ssl=1", "amqp://[REDACTED]"},
+		{"rabbit://u:p1@h1,h2,u:p2@h3/", "rabbit://u:[REDACTED]@h1,h2,u:[REDACTED]@h3/"},
+		{"postgres://u@h/db?sslmode=disable&PassWord=hunter2#frag", "postgres://u@h/db?sslmode=disable&PassWord=[REDACTED]#frag"},
+		{"postgres://h/db?auth_token=hunter2&sslpassword=p1", "postgres://h/db?auth_token=[REDACTED]&sslpassword=[REDACTED]"},
+		// libpq's key=value form.
+		{"host=127.0.0.1 password=hunter2 dbname=test", "host=127.0.0.1 password=[REDACTED] dbname=test"},
+		{"host = h  password = 'hun ter2\\' p1' user=root", "host=h password=[REDACTED] user=root"},
+		{"host=h password='hunter2", "[REDACTED]"},
+		{"host=h hunter2", "[REDACTED]"},
+		{"postgres://u@h/db?password=hunter2@p1", "postgres://u@h/db?password=[REDACTED]"},
+		{"postgres://u:p1@h/db?a=1,2&password=hunter2@dbhost", "postgres://[REDACTED]"},
+		{"postgres://h:5432/db?password=hunter2@dbhost", "postgres://[REDACTED]"},
+		{"host= password=hunter2", "[REDACTED]"},
 	}
 	for _, tc := range tests {
 		got := RedactURL(tc.in)
-		if strings.Contains(got, "hunter2") || strings.Contains(got, "p1") || strings.Contains(got, "p2") || strings.Contains(got, ":guest@") {
+		if strings.Contains(got, "hunter2") || strings.Contains(got, "p1") || strings.Contains(got, "p2") || strings.Contains(got, ":guest@") ||
+			strings.Contains(got, "5678") || strings.Contains(got, "ter") {
 			t.Errorf("RedactURL(%q) = %q leaks a password", tc.in, got)
 		}
 		if got != tc.want {
@@ -158,4 +178,46 @@ func TestOneLetterFlagsHaveNoVariable(t *testing.T) {
 	if !strings.Contains(out.String(), "  -s host") || strings.Contains(out.String(), "XCATBM_S") {
 		t.Errorf("help of a one-letter flag:\n%s", out.String())
 	}
+}
+
+// FuzzRedactURL checks that a password put in any of the forms RedactURL takes never
+// shows in its output, however the other parts are spelled.
+func FuzzRedactURL(f *testing.F) {
+	f.Add("rabbit", "guest", "s3cret", "127.0.0.1:5672", "/nova?ssl=1")
+	f.Add("postgres", "root", "p,a/s?s#w@rd", "h1,h2:5432", "/db?sslmode=disable")
+	f.Add("amqp", "u:x", "1234", "h", "")
+	f.Fuzz(func(t *testing.T, scheme, user, pass, host, rest string) {
+		if len(pass) < 4 || strings.Contains(Redacted, pass) {
+			return
+		}
+		// After a raw '@' in the user part, a ',' starts a new host entry, as oslo
+		// reads it: "u:a@b,c@h" is user u, password a at b, then user c at h.
+		if userinfo := user + ":" + pass; strings.Contains(userinfo, "@") &&
+			strings.Contains(userinfo[strings.Index(userinfo, "@"):], ",") {
+			return
+		}
+		forms := map[string]func(p string) string{
+			"url": func(p string) string { return scheme + "://" + user + ":" + p + "@" + host + rest },
+			"second url": func(p string) string {
+				return scheme + "://" + user + ":" + user + "@" + host + "," + user + ":" + p + "@" + host + rest
+			},
+		}
+		if !strings.ContainsAny(pass+host, "&#") && !strings.ContainsAny(scheme+host, "?") {
+			// Otherwise the password would not be the parameter's whole value.
+			forms["query"] = func(p string) string { return scheme + "://" + host + "/db?x=1&password=" + p }
+		}
+		if !strings.ContainsAny(pass+host, "'\\") {
+			forms["key=value"] = func(p string) string {
+				return "host=" + strings.Join(strings.Fields(host), "_") + " password='" + p + "' user=x"
+			}
+		}
+		for name, form := range forms {
+			if strings.Contains(form(""), pass) {
+				continue // the password is spelled by the other parts too
+			}
+			if got := RedactURL(form(pass)); strings.Contains(got, pass) {
+				t.Errorf("%s form %q: RedactURL = %q shows the password %q", name, form(pass), got, pass)
+			}
+		}
+	})
 }
