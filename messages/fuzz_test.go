@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"testing"
+	"time"
 )
 
 // seedVectors adds every captured body to f.
@@ -69,6 +70,24 @@ func FuzzDecodeEnvelope(f *testing.F) {
 
 func FuzzDecodeRequest(f *testing.F) {
 	seedVectors(f)
+	for _, job := range []struct {
+		method string
+		args   JobArgs
+	}{
+		{MethodRegisterNodes, &RegisterNodesArgs{NodeRange: "n[001-010]", ComputeHost: "mn1", ResourceClass: "gpu"}},
+		{MethodRegisterImages, &RegisterImagesArgs{Images: []ImageRegistration{{XCATName: "rhels9-x86_64-install-compute", Name: "rhel9"}}, Cloud: "site"}},
+		{MethodRemoveNodes, &RemoveNodesArgs{NodeRange: "n001"}},
+	} {
+		req, err := NewJobRequest(job.method, job.args, nil)
+		if err != nil {
+			f.Fatal(err)
+		}
+		body, err := EncodeRequest(req)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(body)
+	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		req, err := DecodeRequest(body)
 		if err != nil {
@@ -78,11 +97,15 @@ func FuzzDecodeRequest(f *testing.F) {
 		for _, decode := range []func() error{
 			func() error { _, err := req.BuildAndRunInstance(); return err },
 			func() error { _, err := req.TerminateInstance(); return err },
+			func() error { _, err := req.StartInstance(); return err },
 			func() error { _, err := req.StopInstance(); return err },
 			func() error { _, err := req.RebootInstance(); return err },
 			func() error { _, err := req.GetConsoleOutput(); return err },
 			func() error { _, err := req.ExternalInstanceEvent(); return err },
+			func() error { _, err := req.Ping(); return err },
+			func() error { _, err := req.RegisterNodes(); return err },
 			func() error { _, err := req.RegisterImages(); return err },
+			func() error { _, err := req.RemoveNodes(); return err },
 		} {
 			if err := decode(); err != nil {
 				checkRejection(t, err)
@@ -142,4 +165,103 @@ func FuzzDecodeObject(f *testing.F) {
 			t.Fatalf("round trip changed the object")
 		}
 	})
+}
+
+func FuzzDecodeReply(f *testing.F) {
+	seedVectors(f)
+	f.Add([]byte(`{"result": null, "failure": null, "ending": false, "_msg_id": "m"}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		r, err := DecodeReply(body)
+		if err != nil {
+			checkRejection(t, err)
+			return
+		}
+		// A decoded reply re-encodes, the way a server sends it, to the same reply.
+		var out []byte
+		switch {
+		case r.Failure != nil:
+			out, err = EncodeFailureReply(r.MsgID, r.Failure)
+		case !r.Ending:
+			out, err = EncodeHeartbeatReply(r.MsgID)
+		default:
+			out, err = EncodeReply(r.MsgID, r.Result)
+		}
+		if err != nil {
+			t.Fatalf("re-encode a decoded reply: %v", err)
+		}
+		r2, err := DecodeReply(out)
+		if err != nil {
+			t.Fatalf("re-decode: %v", err)
+		}
+		if r2.MsgID != r.MsgID || r2.Ending != r.Ending || (r2.Failure == nil) != (r.Failure == nil) {
+			t.Fatalf("round trip changed the reply: %+v vs %+v", r2, r)
+		}
+		if r.Failure != nil {
+			if r2.Failure.Error() != r.Failure.Error() || len(r2.Failure.Args) != len(r.Failure.Args) || len(r2.Failure.Kwargs) != len(r.Failure.Kwargs) {
+				t.Fatalf("round trip changed the failure: %+v vs %+v", r2.Failure, r.Failure)
+			}
+		} else if r.Ending && !jsonEqual(r2.Result, r.Result) {
+			t.Fatalf("round trip changed the result: %s vs %s", r2.Result, r.Result)
+		}
+	})
+}
+
+func FuzzDecodeNotification(f *testing.F) {
+	seedVectors(f)
+	f.Fuzz(func(t *testing.T, body []byte) {
+		n, err := DecodeNotification(body)
+		if err != nil {
+			checkRejection(t, err)
+			return
+		}
+		// Decoding takes what oslo's notifier may send; Encode checks what xcatbm
+		// sends. What it accepts decodes back to the same notification.
+		out, err := n.Encode()
+		if err != nil {
+			checkRejection(t, err)
+			return
+		}
+		n2, err := DecodeNotification(out)
+		if err != nil {
+			t.Fatalf("re-decode: %v", err)
+		}
+		if n2.MessageID != n.MessageID || n2.PublisherID != n.PublisherID || n2.EventType != n.EventType ||
+			n2.Priority != n.Priority || n2.UniqueID != n.UniqueID ||
+			!n2.Timestamp.Equal(n.Timestamp.Truncate(time.Microsecond)) || !jsonEqual(n2.Payload, n.Payload) {
+			t.Fatalf("round trip changed the notification: %+v vs %+v", n2, n)
+		}
+	})
+}
+
+func FuzzDecodeJobPayload(f *testing.F) {
+	f.Add([]byte(`{"job_id": "j1", "kind": "register_nodes", "results": [{"name": "n001", "status": "ok", "message": ""}], "done": 1, "total": 2}`))
+	f.Add([]byte(`{"job_id": "j1", "kind": "register_images", "results": [], "done": 0, "total": 0}`))
+	f.Add([]byte(`{"job_id": "j1", "kind": "x", "results": [{"name": "", "status": "lost"}], "done": 3, "total": 2}`))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		p, err := DecodeJobPayload(raw)
+		if err != nil {
+			checkRejection(t, err)
+			return
+		}
+		out, err := json.Marshal(p)
+		if err != nil {
+			t.Fatalf("re-encode: %v", err)
+		}
+		p2, err := DecodeJobPayload(out)
+		if err != nil {
+			t.Fatalf("re-decode: %v", err)
+		}
+		if !reflect.DeepEqual(p2, p) {
+			t.Fatalf("round trip changed the payload: %+v vs %+v", p2, p)
+		}
+	})
+}
+
+// jsonEqual reports whether a and b hold the same JSON value.
+func jsonEqual(a, b []byte) bool {
+	var va, vb any
+	if json.Unmarshal(a, &va) != nil || json.Unmarshal(b, &vb) != nil {
+		return false
+	}
+	return reflect.DeepEqual(va, vb)
 }
