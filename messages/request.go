@@ -11,7 +11,9 @@ import (
 const DefaultRequestVersion = "1.0"
 
 // Request is an oslo RPC request, cast or call. A call has MsgID and ReplyQueue set
-// (and a `_timeout`, possibly null); a cast has neither and is never answered.
+// (and a `_timeout`, possibly null); a cast has neither and is never answered. As
+// in oslo, `_msg_id` alone makes a call: a request without it is a cast, and any
+// `_reply_q` or `_timeout` it carries is kept in Extra.
 type Request struct {
 	Method    string                     // `method`
 	Args      map[string]json.RawMessage // `args`: keyword arguments, raw JSON each
@@ -25,8 +27,8 @@ type Request struct {
 
 	Context *Context // the `_context_*` members
 
-	// Extra holds any other top-level member, kept so that a request re-encodes as
-	// received.
+	// Extra holds any other top-level member (and a cast's stray call members),
+	// kept so that a request re-encodes as received.
 	Extra map[string]json.RawMessage
 }
 
