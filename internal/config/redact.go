@@ -21,7 +21,7 @@ func RedactURL(raw string) string {
 		return ""
 	}
 	scheme, rest, ok := strings.Cut(raw, "://")
-	if !ok {
+	if !ok || !isScheme(scheme) {
 		if strings.Contains(raw, "=") {
 			return redactKeyValues(raw)
 		}
@@ -81,6 +81,18 @@ func redactUser(u string) string {
 		return Redacted
 	}
 	return u
+}
+
+// isScheme reports whether s is a URL scheme: a letter, then letters, digits, '+',
+// '-' and '.'.
+func isScheme(s string) bool {
+	for i, r := range s {
+		letter := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z'
+		if !letter && (i == 0 || !(r >= '0' && r <= '9' || r == '+' || r == '-' || r == '.')) {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // isHost reports whether h can be a host[:port] of a URL's authority (a name, an
