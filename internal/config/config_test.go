@@ -128,8 +128,10 @@ func TestRedactURL(t *testing.T) {
 		{"postgres://u:p1@h/db?a=1,2&password=hunter2@dbhost", "postgres://[REDACTED]"},
 		{"postgres://h:5432/db?password=hunter2@dbhost", "postgres://[REDACTED]"},
 		{"host= password=hunter2", "[REDACTED]"},
-		{"host=:// password='hunter2' user=x", "host=:// password=[REDACTED] user=x"},
+		{"host=:// password='hunter2' user=x", "[REDACTED]"},
+		{"0=://0:hunter2@00", "[REDACTED]"},
 		{"9x://u:hunter2@h/", "[REDACTED]"},
+		{"0://0:hunter2@0=", "[REDACTED]"},
 	}
 	for _, tc := range tests {
 		got := RedactURL(tc.in)

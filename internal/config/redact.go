@@ -14,14 +14,17 @@ import "strings"
 // parameter whose name holds "pass", "token" or "secret" loses its value. A
 // password with both a raw '@' and a raw ',' is ambiguous (oslo reads "u:a@b,c@h"
 // as two hosts) and is read as oslo reads it.
-// A string that is neither a URL nor a key=value list but holds ':' or '@' is
-// replaced entirely.
+// A string that is neither a URL nor a key=value list but holds ':' or '@', or
+// holds "://" after no scheme, is replaced entirely.
 func RedactURL(raw string) string {
 	if raw == "" {
 		return ""
 	}
 	scheme, rest, ok := strings.Cut(raw, "://")
-	if !ok || !isScheme(scheme) {
+	if ok && !isScheme(scheme) {
+		return Redacted // "x=://u:p@h" reads as neither a URL nor key=value pairs
+	}
+	if !ok {
 		if strings.Contains(raw, "=") {
 			return redactKeyValues(raw)
 		}
@@ -148,7 +151,7 @@ func redactKeyValues(s string) string {
 			return Redacted
 		}
 		key := strings.TrimSpace(s[i : i+eq])
-		if key == "" || strings.ContainsFunc(key, func(r rune) bool { return r == '\'' || (r < 128 && isSpace(byte(r))) }) {
+		if !isKeyword(key) {
 			return Redacted
 		}
 		i += eq + 1
@@ -186,6 +189,13 @@ func redactKeyValues(s string) string {
 		}
 		b.WriteString(key + "=" + value + " ")
 	}
+}
+
+// isKeyword reports whether k can be a libpq keyword: letters, digits and '_'.
+func isKeyword(k string) bool {
+	return k != "" && !strings.ContainsFunc(k, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_')
+	})
 }
 
 func isSpace(c byte) bool {
