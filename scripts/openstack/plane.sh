@@ -467,14 +467,24 @@ launch() {
 	service_cmd "$name"
 	env -i PATH="$PATH" LC_ALL=C.UTF-8 HOME="$dir/state" PYTHONPATH="$dir/python" \
 		setsid "${cmd[@]}" >"$dir/log/$name.log" 2>&1 </dev/null &
-	echo $! >"$dir/pids/$name.pid"
+	local pid=$! i
+	echo "$pid" >"$dir/pids/$name.pid"
+	# Until the child execs, its command line is this script's, which ours() does
+	# not know: wait for the exec (a loaded machine can take a while to get there).
+	for ((i = 0; i < 200; i++)); do
+		ours "$pid" || [ ! -d "/proc/$pid" ] && return 0
+		sleep 0.05
+	done
 }
 
 # ours PID tells whether PID is alive and is one of this plane's processes (its command
 # line names DIR), so a recycled PID is never signalled.
 ours() {
-	local pid=$1
-	[ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] && { tr "\0" " " <"/proc/$pid/cmdline"; } 2>/dev/null | grep -qF -- "$dir/"
+	local pid=$1 cmdline
+	[ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 1
+	# Read it whole first: with pipefail, "tr | grep -q" may fail on a match.
+	cmdline=$(tr "\0" " " <"/proc/$pid/cmdline" 2>/dev/null) || return 1
+	[[ $cmdline == *"$dir/"* ]]
 }
 
 service_pid() { cat "$dir/pids/$1.pid" 2>/dev/null || true; }
