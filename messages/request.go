@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 )
 
@@ -55,7 +56,12 @@ func (r *Request) SetArg(name string, v any) error {
 	return nil
 }
 
-var requestKeys = []string{"method", "args", "version", "namespace", "_unique_id", "_msg_id", "_reply_q", "_timeout"}
+// requestKeys are the members Request has fields for; callKeys those only a call
+// reads (a cast keeps them in Extra).
+var (
+	requestKeys = []string{"method", "args", "version", "namespace", "_unique_id"}
+	callKeys    = []string{"_msg_id", "_reply_q", "_timeout"}
+)
 
 // DecodeRequest decodes an RPC request from an AMQP body (v2.0 envelope or
 // unenveloped v1 dict). Errors are *FieldError naming the field: a missing or
@@ -125,7 +131,7 @@ func requestFromMessage(msg map[string]json.RawMessage) (*Request, error) {
 	}
 	r.Context = ctx
 	for k, v := range msg {
-		if strings.HasPrefix(k, ContextPrefix) || (isRequestKey(k) && !(r.MsgID == "" && isCallKey(k))) {
+		if strings.HasPrefix(k, ContextPrefix) || slices.Contains(requestKeys, k) || (r.IsCall() && slices.Contains(callKeys, k)) {
 			continue
 		}
 		if r.Extra == nil {
@@ -151,18 +157,6 @@ func stringMember(msg map[string]json.RawMessage, key string, dst *string) error
 		*dst = *s
 	}
 	return nil
-}
-
-// isCallKey reports whether k is one of the members only a call uses.
-func isCallKey(k string) bool { return k == "_msg_id" || k == "_reply_q" || k == "_timeout" }
-
-func isRequestKey(k string) bool {
-	for _, rk := range requestKeys {
-		if k == rk {
-			return true
-		}
-	}
-	return false
 }
 
 // EncodeRequest encodes r as a v2.0 envelope body, the way oslo's RPC client does.
