@@ -89,20 +89,18 @@ func redactUser(u string) string {
 // isScheme reports whether s is a URL scheme: a letter, then letters, digits, '+',
 // '-' and '.'.
 func isScheme(s string) bool {
-	for i, r := range s {
-		letter := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z'
-		if !letter && (i == 0 || !(r >= '0' && r <= '9' || r == '+' || r == '-' || r == '.')) {
-			return false
-		}
-	}
-	return s != ""
+	return alnumOr(s, "+-.") && !strings.ContainsRune("0123456789+-.", rune(s[0]))
 }
 
 // isHost reports whether h can be a host[:port] of a URL's authority (a name, an
 // IPv4 or a bracketed IPv6 address).
-func isHost(h string) bool {
-	return h != "" && !strings.ContainsFunc(h, func(r rune) bool {
-		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune(".-_:[]%", r))
+func isHost(h string) bool { return alnumOr(h, ".-_:[]%") }
+
+// alnumOr reports whether s is not empty and holds only ASCII letters, digits and
+// the bytes of extra.
+func alnumOr(s, extra string) bool {
+	return s != "" && !strings.ContainsFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune(extra, r))
 	})
 }
 
@@ -192,11 +190,7 @@ func redactKeyValues(s string) string {
 }
 
 // isKeyword reports whether k can be a libpq keyword: letters, digits and '_'.
-func isKeyword(k string) bool {
-	return k != "" && !strings.ContainsFunc(k, func(r rune) bool {
-		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_')
-	})
-}
+func isKeyword(k string) bool { return alnumOr(k, "_") }
 
 func isSpace(c byte) bool {
 	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'
