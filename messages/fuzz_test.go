@@ -45,24 +45,38 @@ func checkRejection(t *testing.T, err error) {
 	}
 }
 
+// roundTrip decodes body and, when it decodes, encodes the value and decodes that
+// again. A rejection must be a *FieldError. A value that decoded must re-encode and
+// re-decode, except that when mayRefuse the encoder may refuse it with a
+// *FieldError. ok is false when there is nothing more to compare.
+func roundTrip[T any](t *testing.T, body []byte, decode func([]byte) (T, error), encode func(T) ([]byte, error), mayRefuse bool) (first, again T, ok bool) {
+	t.Helper()
+	first, err := decode(body)
+	if err != nil {
+		checkRejection(t, err)
+		return first, again, false
+	}
+	out, err := encode(first)
+	if err != nil {
+		if mayRefuse {
+			checkRejection(t, err)
+			return first, again, false
+		}
+		t.Fatalf("re-encode a decoded %T: %v", first, err)
+	}
+	if again, err = decode(out); err != nil {
+		t.Fatalf("re-decode: %v", err)
+	}
+	return first, again, true
+}
+
 func FuzzDecodeEnvelope(f *testing.F) {
 	seedVectors(f)
 	f.Fuzz(func(t *testing.T, body []byte) {
-		msg, err := DecodeEnvelope(body)
-		if err != nil {
-			checkRejection(t, err)
-			return
-		}
 		// A decoded message re-wraps and decodes to the same dict.
-		again, err := EncodeEnvelope(msg)
-		if err != nil {
-			t.Fatalf("re-encode: %v", err)
-		}
-		msg2, err := DecodeEnvelope(again)
-		if err != nil {
-			t.Fatalf("re-decode: %v", err)
-		}
-		if len(msg2) != len(msg) {
+		encode := func(m map[string]json.RawMessage) ([]byte, error) { return EncodeEnvelope(m) }
+		msg, msg2, ok := roundTrip(t, body, DecodeEnvelope, encode, false)
+		if ok && len(msg2) != len(msg) {
 			t.Fatalf("re-decoded %d keys, had %d", len(msg2), len(msg))
 		}
 	})
@@ -89,9 +103,8 @@ func FuzzDecodeRequest(f *testing.F) {
 		f.Add(body)
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		req, err := DecodeRequest(body)
-		if err != nil {
-			checkRejection(t, err)
+		req, req2, ok := roundTrip(t, body, DecodeRequest, EncodeRequest, false)
+		if !ok {
 			return
 		}
 		for _, decode := range []func() error{
@@ -111,14 +124,6 @@ func FuzzDecodeRequest(f *testing.F) {
 				checkRejection(t, err)
 			}
 		}
-		out, err := EncodeRequest(req)
-		if err != nil {
-			t.Fatalf("re-encode a decoded request: %v", err)
-		}
-		req2, err := DecodeRequest(out)
-		if err != nil {
-			t.Fatalf("re-decode: %v", err)
-		}
 		if req2.Method != req.Method || req2.MsgID != req.MsgID || req2.Version != req.Version ||
 			!reflect.DeepEqual(req2.Context.Keys(), req.Context.Keys()) || len(req2.Args) != len(req.Args) {
 			t.Fatalf("round trip changed the request: %+v vs %+v", req2, req)
@@ -137,9 +142,8 @@ func FuzzDecodeObject(f *testing.F) {
 	f.Add([]byte(`{"nova_object.name": "Instance", "nova_object.namespace": "nova", "nova_object.version": "2.8", "nova_object.data": {"uuid": "u", "power_state": 5}}`))
 	f.Add([]byte(`{"nova_object.name": "TagList", "nova_object.namespace": "nova", "nova_object.version": "1.1", "nova_object.data": {"objects": [1]}}`))
 	f.Fuzz(func(t *testing.T, raw []byte) {
-		o, err := DecodeObject(raw)
-		if err != nil {
-			checkRejection(t, err)
+		o, o2, ok := roundTrip(t, raw, DecodeObject, func(o *Object) ([]byte, error) { return json.Marshal(o) }, false)
+		if !ok {
 			return
 		}
 		if o.IsList() {
@@ -153,14 +157,6 @@ func FuzzDecodeObject(f *testing.F) {
 		if _, err := NetworkRequestsFromObject(o); err != nil {
 			checkRejection(t, err)
 		}
-		out, err := json.Marshal(o)
-		if err != nil {
-			t.Fatalf("re-encode: %v", err)
-		}
-		o2, err := DecodeObject(out)
-		if err != nil {
-			t.Fatalf("re-decode: %v", err)
-		}
 		if o2.Name != o.Name || len(o2.Data) != len(o.Data) || (o2.Changes == nil) != (o.Changes == nil) {
 			t.Fatalf("round trip changed the object")
 		}
@@ -171,27 +167,19 @@ func FuzzDecodeReply(f *testing.F) {
 	seedVectors(f)
 	f.Add([]byte(`{"result": null, "failure": null, "ending": false, "_msg_id": "m"}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
-		r, err := DecodeReply(body)
-		if err != nil {
-			checkRejection(t, err)
-			return
-		}
 		// A decoded reply re-encodes, the way a server sends it, to the same reply.
-		var out []byte
-		switch {
-		case r.Failure != nil:
-			out, err = EncodeFailureReply(r.MsgID, r.Failure)
-		case !r.Ending:
-			out, err = EncodeHeartbeatReply(r.MsgID)
-		default:
-			out, err = EncodeReply(r.MsgID, r.Result)
+		encode := func(r *Reply) ([]byte, error) {
+			switch {
+			case r.Failure != nil:
+				return EncodeFailureReply(r.MsgID, r.Failure)
+			case !r.Ending:
+				return EncodeHeartbeatReply(r.MsgID)
+			}
+			return EncodeReply(r.MsgID, r.Result)
 		}
-		if err != nil {
-			t.Fatalf("re-encode a decoded reply: %v", err)
-		}
-		r2, err := DecodeReply(out)
-		if err != nil {
-			t.Fatalf("re-decode: %v", err)
+		r, r2, ok := roundTrip(t, body, DecodeReply, encode, false)
+		if !ok {
+			return
 		}
 		if r2.MsgID != r.MsgID || r2.Ending != r.Ending || (r2.Failure == nil) != (r.Failure == nil) {
 			t.Fatalf("round trip changed the reply: %+v vs %+v", r2, r)
@@ -209,21 +197,11 @@ func FuzzDecodeReply(f *testing.F) {
 func FuzzDecodeNotification(f *testing.F) {
 	seedVectors(f)
 	f.Fuzz(func(t *testing.T, body []byte) {
-		n, err := DecodeNotification(body)
-		if err != nil {
-			checkRejection(t, err)
-			return
-		}
 		// Decoding takes what oslo's notifier may send; Encode checks what xcatbm
 		// sends. What it accepts decodes back to the same notification.
-		out, err := n.Encode()
-		if err != nil {
-			checkRejection(t, err)
+		n, n2, ok := roundTrip(t, body, DecodeNotification, (*Notification).Encode, true)
+		if !ok {
 			return
-		}
-		n2, err := DecodeNotification(out)
-		if err != nil {
-			t.Fatalf("re-decode: %v", err)
 		}
 		if n2.MessageID != n.MessageID || n2.PublisherID != n.PublisherID || n2.EventType != n.EventType ||
 			n2.Priority != n.Priority || n2.UniqueID != n.UniqueID ||
@@ -238,20 +216,9 @@ func FuzzDecodeJobPayload(f *testing.F) {
 	f.Add([]byte(`{"job_id": "j1", "kind": "register_images", "results": [], "done": 0, "total": 0}`))
 	f.Add([]byte(`{"job_id": "j1", "kind": "x", "results": [{"name": "", "status": "lost"}], "done": 3, "total": 2}`))
 	f.Fuzz(func(t *testing.T, raw []byte) {
-		p, err := DecodeJobPayload(raw)
-		if err != nil {
-			checkRejection(t, err)
-			return
-		}
-		out, err := json.Marshal(p)
-		if err != nil {
-			t.Fatalf("re-encode: %v", err)
-		}
-		p2, err := DecodeJobPayload(out)
-		if err != nil {
-			t.Fatalf("re-decode: %v", err)
-		}
-		if !reflect.DeepEqual(p2, p) {
+		decode := func(b []byte) (*JobPayload, error) { return DecodeJobPayload(b) }
+		encode := func(p *JobPayload) ([]byte, error) { return json.Marshal(p) }
+		if p, p2, ok := roundTrip(t, raw, decode, encode, false); ok && !reflect.DeepEqual(p2, p) {
 			t.Fatalf("round trip changed the payload: %+v vs %+v", p2, p)
 		}
 	})
