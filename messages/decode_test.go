@@ -172,8 +172,17 @@ func TestCallMembersWithoutMsgID(t *testing.T) {
 			}
 		})
 	}
-	if _, err := DecodeRequest([]byte(`{"method": "stop_instance", "_msg_id": "m1", "_reply_q": "r", "_timeout": "soon"}`)); err == nil {
-		t.Error("a call with a string _timeout was accepted")
+	// On a call the members are read, and a wrong kind is rejected.
+	for _, tc := range []struct{ body, field string }{
+		{`{"method": "stop_instance", "_msg_id": "m1", "_reply_q": "r", "_timeout": "soon"}`, "_timeout"},
+		{`{"method": "stop_instance", "_msg_id": "m1", "_reply_q": 7}`, "_reply_q"},
+		{`{"method": "stop_instance", "_msg_id": "m1"}`, "_reply_q"},
+	} {
+		_, err := DecodeRequest([]byte(tc.body))
+		var fe *FieldError
+		if !errors.As(err, &fe) || fe.Field != tc.field {
+			t.Errorf("%s: error %v, want one naming %s", tc.body, err, tc.field)
+		}
 	}
 }
 

@@ -33,6 +33,8 @@ func TestParseTransportURL(t *testing.T) {
 		{in: "", wantErr: "empty"},
 		{in: "kafka://x:secretpw@h/", wantErr: "not supported"},
 		{in: "rabbit://u:secretpw@h1,,h2/", wantErr: "empty host"},
+		{in: "rabbit://u:secretpw,x@h/", wantErr: "host entry 1 does not read as user:password@host:port (percent-encode"},
+		{in: "rabbit://u:p@h1,u:secretpw/x@h2/", wantErr: "host entry 2 does not read"},
 	}
 	for _, tc := range tests {
 		got, err := broker.ParseTransportURL(tc.in)
