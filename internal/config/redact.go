@@ -14,6 +14,7 @@ import "strings"
 // parameter whose name holds "pass", "token" or "secret" loses its value. A
 // password with both a raw '@' and a raw ',' is ambiguous (oslo reads "u:a@b,c@h"
 // as two hosts) and is read as oslo reads it.
+//
 // A string that is neither a URL nor a key=value list but holds ':' or '@', or
 // holds "://" after no scheme, is replaced entirely.
 func RedactURL(raw string) string {
