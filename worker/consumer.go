@@ -198,7 +198,8 @@ type deadLetter struct {
 }
 
 // decide classifies one delivery: a job to record, an immediate reply, or a dead
-// letter.
+// letter. Which method makes which kind of job, and how its arguments are read, is
+// the table in machine.go; the requests answered without a job are answers.
 func (w *Worker) decide(ctx context.Context, d amqp.Delivery) (*store.NewJob, *broker.Message, *deadLetter) {
 	if enc, _ := d.Headers["compression"].(string); enc != "" {
 		return nil, nil, &deadLetter{d: d, reason: "compressed bodies (kombu_compression " + enc + ") are not supported"}
@@ -215,27 +216,27 @@ func (w *Worker) decide(ctx context.Context, d amqp.Delivery) (*store.NewJob, *b
 		}
 		return nil, nil, &deadLetter{d: d, reason: f.Error(), uniqueID: req.UniqueID, outbox: w.notify.rejected(req, f)}
 	}
-	switch req.Namespace {
-	case "baseapi":
-		if req.Method != "ping" || !req.IsCall() {
-			return reject(messages.NoSuchMethod(req.Namespace, req.Method))
+	key := castKey{req.Namespace, req.Method}
+	if a, ok := answers[key]; ok {
+		if a.callOnly && !req.IsCall() {
+			return reject(messages.NoSuchMethod(req.Namespace, req.Method+" as a cast"))
 		}
-		a, err := req.Ping()
-		if err != nil {
-			return reject(&messages.Failure{Class: "ValueError", Module: "builtins", Message: err.Error()})
-		}
-		return nil, w.reply(req, messages.PingResult(a.Arg)), nil
-	case messages.XCATBMNamespace:
-		job, f := w.decideJob(req)
-		if f != nil {
+		result, f := a.serve(w, req)
+		switch {
+		case f != nil:
 			return reject(f)
+		case req.IsCall():
+			return nil, w.reply(req, result), nil
 		}
-		return job, nil, nil
-	case "":
-	default:
+		return nil, nil, nil
+	}
+	kind, ok := byMethod[key]
+	if !ok {
 		return reject(messages.NoSuchMethod(req.Namespace, req.Method))
 	}
-	if err := messages.CheckVersion(req.Version, supportedMajor, supportedMinor); err != nil {
+	ks := spec(kind)
+	v := versions[ks.namespace]
+	if err := messages.CheckVersion(req.Version, v[0], v[1]); err != nil {
 		var f *messages.Failure
 		if !errors.As(err, &f) {
 			f = messages.UnsupportedVersion(req.Version)
@@ -245,106 +246,80 @@ func (w *Worker) decide(ctx context.Context, d amqp.Delivery) (*store.NewJob, *b
 	badArgs := func(err error) (*store.NewJob, *broker.Message, *deadLetter) {
 		return reject(&messages.Failure{Class: "ValueError", Module: "builtins", Message: req.Method + ": " + err.Error()})
 	}
-	job := &store.NewJob{ComputeHost: w.cfg.ComputeHost, MessageID: req.UniqueID, State: string(StateResolve)}
 	r := request{Method: req.Method, RequestID: req.Context.RequestID(), Context: notificationContext(req.Context)}
-	var inst *messages.Instance
-	var kind Kind
-	switch req.Method {
-	case "build_and_run_instance":
-		a, err := req.BuildAndRunInstance()
-		if err != nil {
-			return badArgs(err)
-		}
-		kind, inst = KindSpawn, a.Instance
-		r.Node = a.Node
-		if a.Image != nil {
-			r.Image, r.ImageRef = a.Image.XCATImageName(), a.Image.ID
-		}
-		r.IP, r.Netmask, r.MAC = tenantAddress(a.Instance, a.RequestedNetworks)
-		r.NetworkID, r.PortID = requestedNetwork(a.RequestedNetworks)
-	case "terminate_instance":
-		a, err := req.TerminateInstance()
-		if err != nil {
-			return badArgs(err)
-		}
-		kind, inst = KindDestroy, a.Instance
-		job.CancelEarlier = true
-	case "start_instance":
-		a, err := req.StartInstance()
-		if err != nil {
-			return badArgs(err)
-		}
-		kind, inst = KindPowerOn, a.Instance
-	case "stop_instance":
-		a, err := req.StopInstance()
-		if err != nil {
-			return badArgs(err)
-		}
-		kind, inst = KindPowerOff, a.Instance
-		r.CleanShutdown = a.CleanShutdown
-	case "reboot_instance":
-		a, err := req.RebootInstance()
-		if err != nil {
-			return badArgs(err)
-		}
-		kind, inst = KindReboot, a.Instance
-		r.RebootType = a.RebootType
-	case "get_console_output":
-		if !req.IsCall() {
-			return reject(messages.NoSuchMethod("", req.Method+" as a cast"))
-		}
-		a, err := req.GetConsoleOutput()
-		if err != nil {
-			return badArgs(err)
-		}
-		out, f := w.consoleOutput(a.Instance, a.TailLength)
-		if f != nil {
-			return nil, w.failureReply(req, f), nil
-		}
-		return nil, w.reply(req, out), nil
-	case "get_host_uptime":
-		if !req.IsCall() {
-			return reject(messages.NoSuchMethod("", req.Method+" as a cast"))
-		}
-		up, err := hostUptime(w.now())
-		if err != nil {
-			return nil, w.failureReply(req, &messages.Failure{Class: "NotImplementedError", Module: "builtins", Message: err.Error()}), nil
-		}
-		return nil, w.reply(req, up), nil
-	case "external_instance_event":
-		// neutron's vif-plugged and network-changed events: bare metal has no VIF to
-		// plug, so there is nothing to do, as with nova's Ironic driver.
-		log.Debug().Msg("external_instance_event ignored")
-		return nil, nil, nil
-	default:
-		return reject(messages.NoSuchMethod("", req.Method))
-	}
-	if r.Node == "" {
-		r.Node = inst.Node
-	}
-	if r.Instance, err = json.Marshal(inst.Object); err != nil {
-		return badArgs(err)
-	}
-	r.InstanceUUID, r.Hostname = inst.UUID, inst.Hostname
-	if req.IsCall() {
-		r.Call = &callInfo{ReplyQueue: req.ReplyQueue, MsgID: req.MsgID}
-	}
-	body, err := json.Marshal(r)
+	inst, err := ks.decode(w, req, &r)
 	if err != nil {
 		return badArgs(err)
 	}
-	job.Kind, job.InstanceUUID, job.Node, job.Request = string(kind), inst.UUID, r.Node, body
-	job.Deadline = w.now().Add(w.deadline(kind))
-	job.Outbox = w.notify.started(kind, inst, req.Context)
-	job.NovaOps = w.novaStarted(kind, inst, r.Node, req.Context)
+	if req.IsCall() {
+		r.Call = &callInfo{ReplyQueue: req.ReplyQueue, MsgID: req.MsgID}
+	}
+	job := &store.NewJob{Kind: string(kind), ComputeHost: w.cfg.ComputeHost, MessageID: req.UniqueID, State: string(ks.flow[0]),
+		CancelEarlier: ks.lastWord, Deadline: w.now().Add(w.deadline(kind))}
+	if inst != nil {
+		if r.Node == "" {
+			r.Node = inst.Node
+		}
+		if r.Instance, err = json.Marshal(inst.Object); err != nil {
+			return badArgs(err)
+		}
+		r.InstanceUUID, r.Hostname = inst.UUID, inst.Hostname
+		job.InstanceUUID, job.Node = inst.UUID, r.Node
+		job.Outbox = w.notify.started(kind, inst, req.Context)
+		job.NovaOps = w.novaStarted(kind, inst, r.Node, req.Context)
+	}
+	if job.Request, err = json.Marshal(r); err != nil {
+		return badArgs(err)
+	}
 	return job, nil, nil
+}
+
+// answer is a request the worker serves at once, without a job: serve returns the
+// call's result, or the failure to reply with (a cast of it is dead-lettered).
+type answer struct {
+	callOnly bool
+	serve    func(w *Worker, req *messages.Request) (any, *messages.Failure)
+}
+
+// methodGetHostUptime is nova's get_host_uptime call (os-hypervisors' uptime).
+const methodGetHostUptime = "get_host_uptime"
+
+// answers are the requests served without a job.
+var answers = map[castKey]answer{
+	{messages.BaseAPINamespace, messages.MethodPing}: {callOnly: true, serve: func(_ *Worker, req *messages.Request) (any, *messages.Failure) {
+		a, err := req.Ping()
+		if err != nil {
+			return nil, &messages.Failure{Class: "ValueError", Module: "builtins", Message: err.Error()}
+		}
+		return messages.PingResult(a.Arg), nil
+	}},
+	{"", messages.MethodGetConsoleOutput}: {callOnly: true, serve: func(w *Worker, req *messages.Request) (any, *messages.Failure) {
+		a, err := req.GetConsoleOutput()
+		if err != nil {
+			return nil, &messages.Failure{Class: "ValueError", Module: "builtins", Message: req.Method + ": " + err.Error()}
+		}
+		return w.consoleOutput(a.Instance, a.TailLength)
+	}},
+	{"", methodGetHostUptime}: {callOnly: true, serve: func(w *Worker, _ *messages.Request) (any, *messages.Failure) {
+		up, err := hostUptime(w.now())
+		if err != nil {
+			return nil, &messages.Failure{Class: "NotImplementedError", Module: "builtins", Message: err.Error()}
+		}
+		return up, nil
+	}},
+	// neutron's vif-plugged and network-changed events: bare metal has no VIF to
+	// plug, so there is nothing to do, as with nova's Ironic driver.
+	{"", messages.MethodExternalInstanceEvent}: {serve: func(w *Worker, req *messages.Request) (any, *messages.Failure) {
+		w.log.Debug().Str(logging.FieldRequestID, req.Context.RequestID()).Msg("external_instance_event ignored")
+		return nil, nil
+	}},
 }
 
 func (w *Worker) deadline(k Kind) time.Duration {
 	if d, ok := w.cfg.Deadlines[k]; ok && d > 0 {
 		return d
 	}
-	return defaultDeadlines[k]
+	return spec(k).deadline
 }
 
 // tenantAddress picks the tenant IPv4 address, netmask and MAC from the requested

@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"xcatbm/internal/logging"
+	"xcatbm/internal/loop"
 	"xcatbm/worker/store"
 )
 
@@ -19,76 +20,47 @@ import (
 // the same state run their step together, so their xCAT calls share one noderange and
 // their transitions share one transaction.
 type executor struct {
-	w *Worker
+	w    *Worker
+	loop *loop.Loop
 
 	mu       sync.Mutex
 	inflight map[int64]bool
-	wake     chan struct{}
+	batches  sync.WaitGroup
 }
 
 func newExecutor(w *Worker) *executor {
-	return &executor{w: w, inflight: map[int64]bool{}, wake: make(chan struct{}, 1)}
+	e := &executor{w: w, inflight: map[int64]bool{}}
+	// New work pokes the loop; the settle lets what arrives with it catch up, so it
+	// runs its steps together with it.
+	e.loop = &loop.Loop{Name: "claim jobs", Interval: w.cfg.ClaimInterval, Settle: w.cfg.GatherWindow,
+		Backoff: w.cfg.Backoff, Log: w.log, Pass: e.claimAndRun}
+	return e
 }
 
 // poke makes the executor look for work now.
-func (e *executor) poke() {
-	select {
-	case e.wake <- struct{}{}:
-	default:
-	}
-}
+func (e *executor) poke() { e.loop.Poke() }
 
 // run claims and dispatches jobs until ctx ends, then waits for running batches.
 func (e *executor) run(ctx context.Context) error {
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	tick := time.NewTicker(e.w.cfg.ClaimInterval)
-	defer tick.Stop()
-	failures := 0
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-tick.C:
-		case <-e.wake:
-			// New work: let what arrives with it catch up, so it runs its steps
-			// together with it.
-			if e.w.cfg.GatherWindow > 0 {
-				select {
-				case <-ctx.Done():
-					return nil
-				case <-time.After(e.w.cfg.GatherWindow):
-				}
-			}
-		}
-		for ctx.Err() == nil {
-			claimed, err := e.claim(ctx)
-			if err != nil {
-				if ctx.Err() != nil {
-					return nil
-				}
-				d := e.w.cfg.Backoff.Delay(failures)
-				failures++
-				e.w.log.Warn().Err(err).Dur("retry_in", d).Msg("claim jobs failed")
-				select {
-				case <-ctx.Done():
-				case <-time.After(d):
-				}
-				break
-			}
-			failures = 0
-			if len(claimed) == 0 {
-				break
-			}
-			for _, batch := range batches(claimed) {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					e.runBatch(ctx, batch)
-				}()
-			}
-		}
+	defer e.batches.Wait()
+	return e.loop.Run(ctx)
+}
+
+// claimAndRun claims due jobs and starts their batches; more says it claimed some,
+// so more may be due.
+func (e *executor) claimAndRun(ctx context.Context) (bool, error) {
+	claimed, err := e.claim(ctx)
+	if err != nil || len(claimed) == 0 {
+		return false, err
 	}
+	for _, batch := range batches(claimed) {
+		e.batches.Add(1)
+		go func() {
+			defer e.batches.Done()
+			e.runBatch(ctx, batch)
+		}()
+	}
+	return true, nil
 }
 
 func (e *executor) claim(ctx context.Context) ([]*store.Job, error) {
@@ -188,29 +160,28 @@ func (e *executor) step(ctx context.Context, jobs []*store.Job, cont []*run) []*
 	stopRenew := e.renewLeases(ctx, ids)
 	defer stopRenew()
 	kind, state := runs[0].kind(), runs[0].state()
+	st, ok := stateTable[state]
 	active := runs[:0:0]
 	for _, r := range runs {
 		switch {
 		case r.job.CancelRequested:
 			r.out = outcome{kind: fail, err: errCancelled}
 			ended = append(ended, r)
-		case w.now().After(r.job.Deadline) && state != StateWaitBooted && state != StateVerifyPower:
+		case !ok || spec(kind) == nil:
+			r.out = failed(fmt.Errorf("no step %q in flow %s", state, kind))
+			ended = append(ended, r)
+		case w.now().After(r.job.Deadline) && !st.pastDeadline:
 			r.out = failed(fmt.Errorf("%w before step %s", ErrDeadline, state))
 			ended = append(ended, r)
 		default:
 			active = append(active, r)
 		}
 	}
-	step, ok := steps[state]
-	if !ok {
-		for _, r := range active {
-			r.out = failed(fmt.Errorf("no step %q in flow %s", state, kind))
-		}
-	} else if len(active) > 0 {
-		todo := e.prepare(ctx, state, active)
+	if len(active) > 0 {
+		todo := e.prepare(ctx, st, active)
 		if len(todo) > 0 {
 			began := time.Now()
-			step(w, ctx, todo)
+			st.step(w, ctx, todo)
 			w.metrics.stepDuration.WithLabelValues(string(kind), string(state)).Observe(time.Since(began).Seconds())
 		}
 	}
@@ -253,7 +224,7 @@ var errCancelled = errors.New("cancelled by a later request for the same instanc
 // decides for the runs a previous worker had started (and maybe run) whether running
 // the step again is safe. It returns the runs the step must run for; the others have
 // their outcome set, or are marked lost.
-func (e *executor) prepare(ctx context.Context, state State, runs []*run) []*run {
+func (e *executor) prepare(ctx context.Context, st stateSpec, runs []*run) []*run {
 	w := e.w
 	var fresh, restarted, chained []*run
 	for _, r := range runs {
@@ -267,11 +238,11 @@ func (e *executor) prepare(ctx context.Context, state State, runs []*run) []*run
 			fresh = append(fresh, r)
 		}
 	}
-	if len(restarted) > 0 && state == StateBoot {
+	if len(restarted) > 0 && st.recover != nil {
 		for _, r := range restarted {
-			w.jobLog(r).Info().Msg("recovering a boot step a previous run started")
+			w.jobLog(r).Info().Str("recovery", st.recovery).Msg("recovering a step a previous run started")
 		}
-		restarted = w.recoverBoot(ctx, restarted)
+		restarted = st.recover(w, ctx, restarted)
 	}
 	todo := append(chained, restarted...)
 	if len(fresh) == 0 {
@@ -283,7 +254,7 @@ func (e *executor) prepare(ctx context.Context, state State, runs []*run) []*run
 	}
 	marked, err := w.store.MarkStarted(ctx, w.id, starts)
 	if err != nil {
-		w.log.Warn().Err(err).Str(logging.FieldStep, string(state)).Msg("cannot record step start; will retry")
+		w.log.Warn().Err(err).Str(logging.FieldStep, fresh[0].job.State).Msg("cannot record step start; will retry")
 		for _, r := range fresh {
 			r.lost = true
 		}
@@ -350,24 +321,12 @@ func (e *executor) apply(ctx context.Context, ts []store.Transition) (lostSet, c
 // renewLeases keeps the lease on ids while a batch runs; the returned func stops it.
 func (e *executor) renewLeases(ctx context.Context, ids []int64) func() {
 	w := e.w
-	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		t := time.NewTicker(w.cfg.Lease / 3)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				if _, err := w.store.RenewLease(ctx, w.id, ids, w.cfg.Lease); err != nil && ctx.Err() == nil {
-					w.log.Warn().Err(err).Msg("lease renewal failed")
-				}
-			}
-		}
-	}()
-	return func() { cancel(); <-done }
+	l := &loop.Loop{Name: "lease renewal", Interval: w.cfg.Lease / 3, Log: w.log, Pass: func(ctx context.Context) (bool, error) {
+		_, err := w.store.RenewLease(ctx, w.id, ids, w.cfg.Lease)
+		return false, err
+	}}
+	l.Start(ctx)
+	return l.Stop
 }
 
 // transition turns a run's outcome into the transition to record, with its
@@ -391,7 +350,7 @@ func (w *Worker) transition(r *run) store.Transition {
 		t.To, t.KeepAttempts, t.RunAfter = string(from), true, w.now().Add(o.delay)
 	case advance:
 		t.To = string(next(r.kind(), from))
-		if from == StateResolve {
+		if r.bind {
 			t.NodeUpdate = w.claimNode(r)
 		}
 	case fail:
@@ -427,9 +386,10 @@ func (w *Worker) transition(r *run) store.Transition {
 	return t
 }
 
-// claimNode records at resolve that a spawn's node belongs to its instance.
+// claimNode records that a job's node belongs to its instance (run.bind: the step
+// that found the node free for it).
 func (w *Worker) claimNode(r *run) *store.NodeUpdate {
-	if r.kind() != KindSpawn || r.data.Node == "" {
+	if r.data.Node == "" {
 		return nil
 	}
 	uuid := r.req.InstanceUUID
@@ -443,14 +403,13 @@ func (w *Worker) releaseNode(r *run) *store.NodeUpdate {
 		return nil
 	}
 	u := &store.NodeUpdate{Name: r.data.Node, ComputeHost: w.cfg.ComputeHost}
-	on, off, none := powerOn, powerOf, ""
-	switch r.kind() {
-	case KindSpawn, KindPowerOn, KindReboot:
-		u.PowerState = &on
-	case KindPowerOff:
-		u.PowerState = &off
-	case KindDestroy:
-		u.PowerState, u.InstanceUUID = &off, &none
+	effect := spec(r.kind()).node
+	if effect.power != "" {
+		u.PowerState = &effect.power
+	}
+	if effect.free {
+		none := ""
+		u.InstanceUUID = &none
 	}
 	return u
 }

@@ -95,6 +95,9 @@ type run struct {
 	// chained is set when the run goes on from its previous step in the same batch,
 	// its step already recorded as started.
 	chained bool
+	// bind is set by a step that found the node free for the job's instance: the
+	// transition records the node as the instance's (nodeEffect.claim).
+	bind bool
 }
 
 func newRun(j *store.Job) (*run, error) {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 
 	"xcatbm/messages"
@@ -14,51 +15,6 @@ import (
 // and legacy instance notifications (as configured), and xcatbm's own job end.
 type notifier struct{ w *Worker }
 
-// action is nova's notification action for a kind of job.
-var action = map[Kind]string{
-	KindSpawn:    "create",
-	KindDestroy:  "delete",
-	KindPowerOn:  "power_on",
-	KindPowerOff: "power_off",
-	KindReboot:   "reboot",
-}
-
-// instanceState is what a notification reports of the instance.
-type instanceState struct {
-	vm    string
-	power messages.PowerState
-	task  string
-}
-
-// states gives, per kind and phase, the instance state nova-compute reports.
-var states = map[Kind]map[string]instanceState{
-	KindSpawn: {
-		"start": {"building", messages.PowerState(0), "spawning"},
-		"end":   {"active", messages.PowerState(1), ""},
-		"error": {"error", messages.PowerState(0), ""},
-	},
-	KindDestroy: {
-		"start": {"active", messages.PowerState(1), "deleting"},
-		"end":   {"deleted", messages.PowerState(0), ""},
-	},
-	KindPowerOn: {
-		"start": {"stopped", messages.PowerState(4), "powering-on"},
-		"end":   {"active", messages.PowerState(1), ""},
-	},
-	KindPowerOff: {
-		"start": {"active", messages.PowerState(1), "powering-off"},
-		"end":   {"stopped", messages.PowerState(4), ""},
-	},
-	KindReboot: {
-		"start": {"active", messages.PowerState(1), "rebooting"},
-		"end":   {"active", messages.PowerState(1), ""},
-		"error": {"active", messages.PowerState(1), ""},
-	},
-}
-
-// faultClass names the exception an .error notification reports.
-var faultClass = map[Kind]string{KindSpawn: "BuildAbortException", KindReboot: "InstanceRebootFailure"}
-
 func (n *notifier) wanted() (versioned, legacy bool) {
 	f := n.w.cfg.Notifications
 	return f == "both" || f == "versioned", f == "both" || f == "unversioned"
@@ -66,25 +22,30 @@ func (n *notifier) wanted() (versioned, legacy bool) {
 
 // instance returns the outbox rows of one instance event; phases nova has no
 // notification for give none.
-func (n *notifier) instance(kind Kind, inst *messages.Instance, ctx *messages.Context, phase string, fault error) ([]store.OutboxMessage, error) {
-	st, ok := states[kind][phase]
-	if !ok {
+func (n *notifier) instance(kind Kind, inst *messages.Instance, ctx *messages.Context, phaseName string, fault error) ([]store.OutboxMessage, error) {
+	ks := spec(kind)
+	if ks == nil {
 		return nil, nil
 	}
-	in := messages.NotifyInput{Instance: inst, Host: n.w.cfg.ComputeHost, Action: action[kind], Phase: phase,
-		VMState: st.vm, PowerState: st.power, TaskState: st.task, Time: n.w.now(), Context: ctx}
-	if phase == "start" && kind == KindDestroy {
+	nv := ks.nova
+	ph := map[string]*phase{"start": nv.start, "end": nv.end, "error": nv.error}[phaseName]
+	if ph == nil || ph.quiet {
+		return nil, nil
+	}
+	in := messages.NotifyInput{Instance: inst, Host: n.w.cfg.ComputeHost, Action: nv.action, Phase: phaseName,
+		VMState: ph.vm, PowerState: ph.power, TaskState: ph.task, Time: n.w.now(), Context: ctx}
+	if ph.vm == "" { // the instance as it was cast
 		in.VMState, in.PowerState = inst.VMState, inst.PowerState
 		if in.VMState == "" {
 			in.VMState = "active"
 		}
 	}
 	if fault != nil {
-		in.Fault = &messages.Fault{Exception: faultClass[kind], Message: fault.Error(), ModuleName: "xcatbm.worker"}
+		in.Fault = &messages.Fault{Exception: nv.fault, Message: fault.Error(), ModuleName: "xcatbm.worker"}
 	}
 	v, l, err := messages.NewInstanceNotifications(in)
 	if err != nil {
-		return nil, fmt.Errorf("%s.%s notification: %w", action[kind], phase, err)
+		return nil, fmt.Errorf("%s.%s notification: %w", nv.action, phaseName, err)
 	}
 	wantV, wantL := n.wanted()
 	var out []store.OutboxMessage
@@ -124,7 +85,7 @@ func (n *notifier) started(kind Kind, inst *messages.Instance, ctx *messages.Con
 // ended returns what a finished job publishes: its end or error notifications,
 // xcatbm's job end, and the reply when the job was a call.
 func (n *notifier) ended(r *run, jobErr error) ([]store.OutboxMessage, error) {
-	if isRegistration(r.kind()) {
+	if spec(r.kind()).registration {
 		return n.registrationEnded(r, jobErr)
 	}
 	var out []store.OutboxMessage
@@ -182,7 +143,7 @@ func (n *notifier) ended(r *run, jobErr error) ([]store.OutboxMessage, error) {
 // rejected returns the error notifications for a cast the worker refused, when it
 // names an instance and its kind has an error notification.
 func (n *notifier) rejected(req *messages.Request, f *messages.Failure) []store.OutboxMessage {
-	kind, ok := map[string]Kind{"build_and_run_instance": KindSpawn, "reboot_instance": KindReboot}[req.Method]
+	kind, ok := byMethod[castKey{req.Namespace, req.Method}]
 	if !ok {
 		return nil
 	}
@@ -224,4 +185,66 @@ func bareInstance(raw json.RawMessage) *messages.Instance {
 		return nil
 	}
 	return inst
+}
+
+// jobProgress builds a job progress or end notification row of a registration job,
+// with job_id the request's _unique_id.
+func (n *notifier) jobProgress(r *run, end bool, results []messages.JobItemResult, total int) (store.OutboxMessage, error) {
+	ctx := messages.NewContext()
+	for k, v := range r.req.Context {
+		_ = ctx.SetRaw(k, v)
+	}
+	total = max(total, len(results))
+	jn, err := messages.NewJobNotification(n.w.cfg.ComputeHost, end, messages.JobPayload{
+		JobID: r.req.JobID, Kind: string(r.kind()), Results: results, Done: len(results), Total: total,
+	}, n.w.now(), ctx)
+	if err != nil {
+		return store.OutboxMessage{}, err
+	}
+	return n.row(jn)
+}
+
+// registrationEnded returns the end notification of a registration job: every item's
+// result, and, when the job failed as a whole, one failed item naming the job's error.
+func (n *notifier) registrationEnded(r *run, jobErr error) ([]store.OutboxMessage, error) {
+	results := slices.Clone(r.data.Results)
+	if jobErr != nil {
+		results = append(results, messages.JobItemResult{Name: string(r.kind()), Status: messages.ItemFailed, Message: jobErr.Error()})
+	}
+	m, err := n.jobProgress(r, true, results, len(results))
+	if err != nil {
+		return nil, err
+	}
+	out := []store.OutboxMessage{m}
+	if c := r.req.Call; c != nil {
+		var body []byte
+		if jobErr != nil {
+			body, err = messages.EncodeFailureReply(c.MsgID, &messages.Failure{Class: "RegistrationFailed", Module: "xcatbm.worker", Message: jobErr.Error(), Kwargs: map[string]any{}})
+		} else {
+			body, err = messages.EncodeReply(c.MsgID, r.req.JobID)
+		}
+		if err != nil {
+			return out, err
+		}
+		out = append(out, store.OutboxMessage{RoutingKey: c.ReplyQueue, MessageID: messages.NewUniqueID(), Body: body})
+	}
+	return out, nil
+}
+
+// powerChanged is the xcatbm.node.power_state notification of a node whose power
+// state changed outside xcatbm (powersync.go).
+func (n *notifier) powerChanged(node *store.Node, old string) []store.OutboxMessage {
+	payload := map[string]string{"node": node.Name, "instance_uuid": node.InstanceUUID, "old_state": old, "state": node.PowerState}
+	note, err := messages.NewNotification(messages.XCATBMTopic, "xcatbm-worker:"+n.w.cfg.ComputeHost, "xcatbm.node.power_state",
+		messages.PriorityInfo, payload, n.w.now(), nil)
+	if err != nil {
+		n.w.log.Error().Err(err).Msg("cannot build power notification")
+		return nil
+	}
+	m, err := n.row(note)
+	if err != nil {
+		n.w.log.Error().Err(err).Msg("cannot encode power notification")
+		return nil
+	}
+	return []store.OutboxMessage{m}
 }

@@ -45,6 +45,33 @@ type JobEvent struct {
 	Cancelled bool
 }
 
+// NovaPlan is what nova-compute writes for one kind of job, read from the state
+// machine's table (machine.go): the instance action event, the Instance.save calls
+// when the job is accepted (Start), done (End) or failed (Error), and the writes
+// after End (EndOps: OpUpdateInstanceInfo, ...).
+type NovaPlan struct {
+	Event             string
+	Start, End, Error []NovaSave
+	EndOps            []string
+}
+
+// PlanOf returns the nova writes of a kind of job; false for kinds nova does not see
+// (xcatbm's own jobs, unknown kinds).
+func PlanOf(kind string) (NovaPlan, bool) {
+	ks := spec(Kind(kind))
+	if ks == nil || ks.nova.event == "" {
+		return NovaPlan{}, false
+	}
+	saves := func(p *phase) []NovaSave {
+		if p == nil {
+			return nil
+		}
+		return p.saves
+	}
+	nv := ks.nova
+	return NovaPlan{Event: nv.event, Start: saves(nv.start), End: saves(nv.end), Error: saves(nv.error), EndOps: nv.endOps}, true
+}
+
 // novaStarted returns the nova writes of an accepted job.
 func (w *Worker) novaStarted(kind Kind, inst *messages.Instance, node string, ctx *messages.Context) []store.NovaOp {
 	if w.nova == nil {
@@ -63,12 +90,11 @@ func (w *Worker) novaEnded(r *run, jobErr error) []store.NovaOp {
 	if w.nova == nil {
 		return nil
 	}
-	switch r.kind() {
-	case KindRegisterNodes, KindRemoveNodes:
-		w.nova.NodesChanged()
+	if ks := spec(r.kind()); ks.registration { // nova learns of images from Glance
+		if ks.nodesChanged {
+			w.nova.NodesChanged()
+		}
 		return nil
-	case KindRegisterImages:
-		return nil // nova learns of images from Glance
 	}
 	ctx := messages.NewContext()
 	for k, v := range r.req.Context {

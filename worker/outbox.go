@@ -7,6 +7,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"xcatbm/internal/broker"
+	"xcatbm/internal/loop"
 	"xcatbm/messages"
 	"xcatbm/worker/store"
 )
@@ -15,23 +16,26 @@ import (
 // published. A row is marked only after the broker confirmed it, so a crash or a lost
 // connection republishes it (consumers deduplicate notifications by message_id).
 type outboxLoop struct {
-	w    *Worker
-	pub  *broker.Publisher
-	wake chan struct{}
+	w     *Worker
+	pub   *broker.Publisher
+	loop  *loop.Loop // publishes
+	purge *loop.Loop // deletes rows published a day ago
 }
 
 func newOutboxLoop(w *Worker) *outboxLoop {
-	o := &outboxLoop{w: w, wake: make(chan struct{}, 1)}
+	o := &outboxLoop{w: w}
 	o.pub = &broker.Publisher{Conn: w.pub, Prepare: o.prepare}
+	o.loop = &loop.Loop{Name: "outbox publish", Interval: 200 * time.Millisecond, Immediate: true, Backoff: w.cfg.Backoff, Log: w.log,
+		Pass: func(ctx context.Context) (bool, error) { return false, o.drain(ctx) }}
+	o.purge = &loop.Loop{Name: "outbox purge", Interval: 10 * time.Minute, Log: w.log, Pass: func(ctx context.Context) (bool, error) {
+		_, err := w.store.PurgePublished(ctx, 86400)
+		return false, err
+	}}
 	return o
 }
 
-func (o *outboxLoop) poke() {
-	select {
-	case o.wake <- struct{}{}:
-	default:
-	}
-}
+// poke asks for a publish pass now.
+func (o *outboxLoop) poke() { o.loop.Poke() }
 
 // prepare declares, once per channel, the notification queue a routing key names, as
 // oslo's notifier does, so notifications are kept until someone consumes them.
@@ -48,6 +52,7 @@ func (o *outboxLoop) prepare(ch *amqp.Channel, exchange, key string) error {
 	return ch.QueueBind(key, key, exchange, false, nil)
 }
 
+// run publishes until ctx ends; unroutable replies are logged.
 func (o *outboxLoop) run(ctx context.Context) error {
 	returns := o.pub.Returns()
 	go func() {
@@ -60,39 +65,9 @@ func (o *outboxLoop) run(ctx context.Context) error {
 			}
 		}
 	}()
-	tick := time.NewTicker(200 * time.Millisecond)
-	defer tick.Stop()
-	purge := time.NewTicker(10 * time.Minute)
-	defer purge.Stop()
-	failures := 0
-	for {
-		err := o.drain(ctx)
-		switch {
-		case ctx.Err() != nil:
-			return nil
-		case err != nil:
-			d := o.w.cfg.Backoff.Delay(failures)
-			failures++
-			o.w.log.Warn().Err(err).Dur("retry_in", d).Msg("outbox publish failed")
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-time.After(d):
-			}
-			continue
-		}
-		failures = 0
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-o.wake:
-		case <-tick.C:
-		case <-purge.C:
-			if _, err := o.w.store.PurgePublished(ctx, 86400); err != nil {
-				o.w.log.Warn().Err(err).Msg("outbox purge failed")
-			}
-		}
-	}
+	o.purge.Start(ctx)
+	defer o.purge.Stop()
+	return o.loop.Run(ctx)
 }
 
 // Outbox batches: up to outboxBatch rows each, and while a full batch awaits its

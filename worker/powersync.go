@@ -5,7 +5,7 @@ import (
 	"time"
 
 	"xcatbm/internal/logging"
-	"xcatbm/messages"
+	"xcatbm/internal/loop"
 	"xcatbm/worker/store"
 	"xcatbm/xcat"
 )
@@ -16,18 +16,9 @@ import (
 // answer is asked again within the sweep and reported only after PowerSyncMisses
 // sweeps in a row without an answer.
 func (w *Worker) powerSync(ctx context.Context) error {
-	t := time.NewTicker(w.cfg.PowerSyncInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-		if err := w.SweepPower(ctx); err != nil && ctx.Err() == nil {
-			w.log.Warn().Err(err).Msg("power sync failed")
-		}
-	}
+	l := &loop.Loop{Name: "power sync", Interval: w.cfg.PowerSyncInterval, Backoff: w.cfg.Backoff, Log: w.log,
+		Pass: func(ctx context.Context) (bool, error) { return false, w.SweepPower(ctx) }}
+	return l.Run(ctx)
 }
 
 // PowerSweep is what one power sweep did.
@@ -73,7 +64,7 @@ func (w *Worker) sweepPower(ctx context.Context) (PowerSweep, error) {
 		answered := r.Err == nil && (r.Value == powerOn || r.Value == powerOf)
 		obs = append(obs, store.PowerObservation{Node: n, State: r.Value, Answered: answered})
 	}
-	changed, unreachable, err := w.store.RecordPower(ctx, obs, w.cfg.PowerSyncMisses, w.powerNotification)
+	changed, unreachable, err := w.store.RecordPower(ctx, obs, w.cfg.PowerSyncMisses, w.notify.powerChanged)
 	if err != nil {
 		return PowerSweep{}, err
 	}
@@ -85,21 +76,4 @@ func (w *Worker) sweepPower(ctx context.Context) (PowerSweep, error) {
 		w.log.Warn().Str(logging.FieldNode, n).Int("sweeps", w.cfg.PowerSyncMisses).Msg("BMC not answering rpower stat")
 	}
 	return PowerSweep{Nodes: len(names), Changed: changed, Unreachable: unreachable, Took: w.now().Sub(began)}, nil
-}
-
-// powerNotification is the xcatbm.node.power_state notification of a changed node.
-func (w *Worker) powerNotification(n *store.Node, old string) []store.OutboxMessage {
-	payload := map[string]string{"node": n.Name, "instance_uuid": n.InstanceUUID, "old_state": old, "state": n.PowerState}
-	note, err := messages.NewNotification(messages.XCATBMTopic, "xcatbm-worker:"+w.cfg.ComputeHost, "xcatbm.node.power_state",
-		messages.PriorityInfo, payload, w.now(), nil)
-	if err != nil {
-		w.log.Error().Err(err).Msg("cannot build power notification")
-		return nil
-	}
-	m, err := w.notify.row(note)
-	if err != nil {
-		w.log.Error().Err(err).Msg("cannot encode power notification")
-		return nil
-	}
-	return []store.OutboxMessage{m}
 }

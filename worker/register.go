@@ -53,74 +53,14 @@ const progressEvery = 25
 // ErrWrongHost is the error of a registration job for another compute host.
 var ErrWrongHost = errors.New("job is for another compute host")
 
-// isRegistration reports whether k is one of xcatbm's own jobs.
-func isRegistration(k Kind) bool {
-	return k == KindRegisterNodes || k == KindRegisterImages || k == KindRemoveNodes
-}
-
-// decideJob turns an xcatbm job request into a job; the job is deduplicated by the
-// request's _unique_id like nova's casts.
-func (w *Worker) decideJob(req *messages.Request) (*store.NewJob, *messages.Failure) {
-	if err := messages.CheckVersion(req.Version, 1, 0); err != nil {
-		var f *messages.Failure
-		if !errors.As(err, &f) {
-			f = messages.UnsupportedVersion(req.Version)
-		}
-		return nil, f
-	}
-	bad := func(err error) (*store.NewJob, *messages.Failure) {
-		return nil, &messages.Failure{Class: "ValueError", Module: "builtins", Message: req.Method + ": " + err.Error()}
-	}
-	var args messages.JobArgs
-	var err error
-	switch req.Method {
-	case messages.MethodRegisterNodes:
-		var a *messages.RegisterNodesArgs
-		if a, err = req.RegisterNodes(); err == nil {
-			if a.ComputeHost != w.cfg.ComputeHost {
-				err = fmt.Errorf("%w: %s, this worker serves %s", ErrWrongHost, a.ComputeHost, w.cfg.ComputeHost)
-			}
-		}
-		args = a
-	case messages.MethodRegisterImages:
-		args, err = req.RegisterImages()
-	case messages.MethodRemoveNodes:
-		args, err = req.RemoveNodes()
-	default:
-		return nil, messages.NoSuchMethod(req.Namespace, req.Method)
-	}
-	if err != nil {
-		return bad(err)
-	}
-	raw, err := json.Marshal(args)
-	if err != nil {
-		return bad(err)
-	}
-	kind := Kind(req.Method)
-	r := request{Method: req.Method, Job: raw, JobID: req.UniqueID, RequestID: req.Context.RequestID(), Context: notificationContext(req.Context)}
-	if req.IsCall() {
-		r.Call = &callInfo{ReplyQueue: req.ReplyQueue, MsgID: req.MsgID}
-	}
-	body, err := json.Marshal(r)
-	if err != nil {
-		return bad(err)
-	}
-	return &store.NewJob{Kind: string(kind), ComputeHost: w.cfg.ComputeHost, MessageID: req.UniqueID, State: string(StateRegister),
-		Request: body, Deadline: w.now().Add(w.deadline(kind))}, nil
-}
-
-// stepRegister runs each registration job of the batch.
+// stepRegister runs each registration job of the batch with its kind's register
+// function (machine.go).
 func (w *Worker) stepRegister(ctx context.Context, runs []*run) {
 	for _, r := range runs {
 		var err error
-		switch r.kind() {
-		case KindRegisterNodes:
-			err = w.registerNodes(ctx, r)
-		case KindRegisterImages:
-			err = w.registerImages(ctx, r)
-		case KindRemoveNodes:
-			err = w.removeNodes(ctx, r)
-		default:
+		if reg := spec(r.kind()).register; reg != nil {
+			err = reg(w, ctx, r)
+		} else {
 			err = fmt.Errorf("no registration step for %s", r.kind())
 		}
 		switch {
@@ -173,7 +113,7 @@ func (p *progress) add(ctx context.Context, name, status, msg string) {
 // to record it is logged: progress is advisory, the end notification is not.
 func (p *progress) flush(ctx context.Context) {
 	p.since = 0
-	m, err := p.w.jobNotification(p.r, false, p.r.data.Results, p.total)
+	m, err := p.w.notify.jobProgress(p.r, false, p.r.data.Results, p.total)
 	if err == nil {
 		_, err = p.w.store.RecordMessage(ctx, "", []store.OutboxMessage{m})
 	}
@@ -182,50 +122,6 @@ func (p *progress) flush(ctx context.Context) {
 		return
 	}
 	p.w.outbox.poke()
-}
-
-// jobNotification builds a job progress or end notification row of a registration
-// job, with job_id the request's _unique_id.
-func (w *Worker) jobNotification(r *run, end bool, results []messages.JobItemResult, total int) (store.OutboxMessage, error) {
-	ctx := messages.NewContext()
-	for k, v := range r.req.Context {
-		_ = ctx.SetRaw(k, v)
-	}
-	total = max(total, len(results))
-	jn, err := messages.NewJobNotification(w.cfg.ComputeHost, end, messages.JobPayload{
-		JobID: r.req.JobID, Kind: string(r.kind()), Results: results, Done: len(results), Total: total,
-	}, w.now(), ctx)
-	if err != nil {
-		return store.OutboxMessage{}, err
-	}
-	return w.notify.row(jn)
-}
-
-// registrationEnded returns the end notification of a registration job: every item's
-// result, and, when the job failed as a whole, one failed item naming the job's error.
-func (n *notifier) registrationEnded(r *run, jobErr error) ([]store.OutboxMessage, error) {
-	results := slices.Clone(r.data.Results)
-	if jobErr != nil {
-		results = append(results, messages.JobItemResult{Name: string(r.kind()), Status: messages.ItemFailed, Message: jobErr.Error()})
-	}
-	m, err := n.w.jobNotification(r, true, results, len(results))
-	if err != nil {
-		return nil, err
-	}
-	out := []store.OutboxMessage{m}
-	if c := r.req.Call; c != nil {
-		var body []byte
-		if jobErr != nil {
-			body, err = messages.EncodeFailureReply(c.MsgID, &messages.Failure{Class: "RegistrationFailed", Module: "xcatbm.worker", Message: jobErr.Error(), Kwargs: map[string]any{}})
-		} else {
-			body, err = messages.EncodeReply(c.MsgID, r.req.JobID)
-		}
-		if err != nil {
-			return out, err
-		}
-		out = append(out, store.OutboxMessage{RoutingKey: c.ReplyQueue, MessageID: messages.NewUniqueID(), Body: body})
-	}
-	return out, nil
 }
 
 // --- register_nodes ----------------------------------------------------------------

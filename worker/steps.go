@@ -35,24 +35,6 @@ type XCAT interface {
 // outcome. Calls with the same arguments are made once over the union noderange.
 type stepFunc func(w *Worker, ctx context.Context, runs []*run)
 
-// steps maps each step State to what it does.
-var steps = map[State]stepFunc{
-	StateResolve:          (*Worker).stepResolve,
-	StateSetIP:            (*Worker).stepSetIP,
-	StateAddPostscript:    (*Worker).stepAddPostscript,
-	StateNodeSet:          (*Worker).stepNodeSet,
-	StateSetBoot:          (*Worker).stepSetBoot,
-	StateBoot:             (*Worker).stepBoot,
-	StateWaitBooted:       (*Worker).stepWaitBooted,
-	StateDeconfig:         (*Worker).stepDeconfig,
-	StatePowerOff:         (*Worker).stepPowerOff,
-	StateRemovePostscript: (*Worker).stepRemovePostscript,
-	StateRestoreIP:        (*Worker).stepRestoreIP,
-	StatePower:            (*Worker).stepPower,
-	StateVerifyPower:      (*Worker).stepVerifyPower,
-	StateRegister:         (*Worker).stepRegister, // register.go
-}
-
 // Attribute names read from lsdef and nodels.
 const (
 	attrMgt             = "mgt"
@@ -284,7 +266,7 @@ func (w *Worker) stepResolve(ctx context.Context, runs []*run) {
 	// whose MAC matches.
 	var named []*run
 	for _, r := range runs {
-		if r.req.Node == "" && r.kind() != KindSpawn {
+		if r.req.Node == "" && !spec(r.kind()).node.claim {
 			if n, err := w.store.NodeByInstance(ctx, r.req.InstanceUUID); err == nil {
 				r.data.Node = n.Name
 			} else if !errors.Is(err, store.ErrNotFound) {
@@ -355,11 +337,12 @@ func (w *Worker) stepResolve(ctx context.Context, runs []*run) {
 		r.data.Mgt = a[attrMgt]
 		r.data.Stale = entries(a[attrPostbootscripts], postscriptName)
 		rec := records[r.node()] // nil when xcatbm has no record of the node yet
-		if r.kind() == KindSpawn {
+		if spec(r.kind()).node.claim {
 			r.out = w.resolveSpawn(r, a, rec)
+			r.bind = r.out.is(advance)
 			continue
 		}
-		if r.kind() == KindDestroy && rec != nil && rec.OriginalIP != "" && rec.OriginalIP != a[attrIP] {
+		if spec(r.kind()).node.free && rec != nil && rec.OriginalIP != "" && rec.OriginalIP != a[attrIP] {
 			r.data.OriginalIP = rec.OriginalIP
 		}
 		r.out = advanced("node " + r.node())
@@ -773,16 +756,11 @@ func (w *Worker) stepRestoreIP(ctx context.Context, runs []*run) {
 
 // --- power -------------------------------------------------------------------------
 
-// powerAction is the rpower action of a power job and the state it should end in.
+// powerAction is the rpower action of a power job and the state it should end in
+// (the kind's row in machine.go).
 func powerAction(k Kind) (xcat.PowerAction, string) {
-	switch k {
-	case KindPowerOff:
-		return xcat.PowerOff, powerOf
-	case KindReboot:
-		return xcat.PowerBoot, powerOn
-	default:
-		return xcat.PowerOn, powerOn
-	}
+	ks := spec(k)
+	return ks.rpower, ks.node.power
 }
 
 func (w *Worker) stepPower(ctx context.Context, runs []*run) {

@@ -26,6 +26,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"xcatbm/internal/broker"
+	"xcatbm/internal/loop"
 	"xcatbm/worker/store"
 )
 
@@ -255,22 +256,18 @@ func (w *Worker) Run(ctx context.Context) error {
 	return err
 }
 
-// gauges refreshes the queue-depth metrics.
+// gauges refreshes the queue-depth metrics every 5 seconds.
 func (w *Worker) gauges(ctx context.Context) error {
-	t := time.NewTicker(5 * time.Second)
-	defer t.Stop()
-	for {
+	l := &loop.Loop{Name: "gauges", Interval: 5 * time.Second, Immediate: true, Log: w.log, Pass: func(ctx context.Context) (bool, error) {
 		st, err := w.store.Stats(ctx, w.cfg.ComputeHost)
-		if err == nil {
-			w.metrics.openJobs.Set(float64(st.Open))
-			w.metrics.oldestJob.Set(st.OldestOpenAge.Seconds())
-			w.metrics.outboxPending.Set(float64(st.OutboxPending))
-			w.metrics.outboxLag.Set(st.OutboxLag.Seconds())
+		if err != nil {
+			return false, err
 		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-	}
+		w.metrics.openJobs.Set(float64(st.Open))
+		w.metrics.oldestJob.Set(st.OldestOpenAge.Seconds())
+		w.metrics.outboxPending.Set(float64(st.OutboxPending))
+		w.metrics.outboxLag.Set(st.OutboxLag.Seconds())
+		return false, nil
+	}}
+	return l.Run(ctx)
 }

@@ -11,14 +11,14 @@ import (
 
 // The ops a job queues (store.NovaOp.Op), performed by Service.perform.
 const (
-	opEventStart      = "event_start"          // InstanceActionEvent.event_start
-	opEventFinish     = "event_finish"         // InstanceActionEvent.event_finish_with_failure
-	opInstanceSave    = "instance_save"        // Instance.save (expected_task_state)
-	opFaultCreate     = "fault_create"         // InstanceFault.create
-	opInstanceDestroy = "instance_destroy"     // Instance.destroy
-	opUpdateInfo      = "update_instance_info" // cast to scheduler_fanout
-	opDeleteInfo      = "delete_instance_info" // cast to scheduler_fanout
-	opAllocDelete     = "allocation_delete"    // placement DELETE /allocations/<uuid>
+	opEventStart      = "event_start"               // InstanceActionEvent.event_start
+	opEventFinish     = "event_finish"              // InstanceActionEvent.event_finish_with_failure
+	opInstanceSave    = "instance_save"             // Instance.save (expected_task_state)
+	opFaultCreate     = "fault_create"              // InstanceFault.create
+	opInstanceDestroy = worker.OpInstanceDestroy    // Instance.destroy
+	opUpdateInfo      = worker.OpUpdateInstanceInfo // cast to scheduler_fanout
+	opDeleteInfo      = worker.OpDeleteInstanceInfo // cast to scheduler_fanout
+	opAllocDelete     = worker.OpAllocationDelete   // placement DELETE /allocations/<uuid>
 )
 
 // opPayload is what an op needs; unused members are omitted.
@@ -39,15 +39,6 @@ type opPayload struct {
 	HasExpected bool   `json:"has_expected,omitempty"`
 	Message     string `json:"message,omitempty"`
 	Node        string `json:"node,omitempty"`
-}
-
-// nova's action event names per kind of job.
-var eventNames = map[string]string{
-	"spawn":     "compute__do_build_and_run_instance",
-	"destroy":   "compute_terminate_instance",
-	"power_on":  "compute_start_instance",
-	"power_off": "compute_stop_instance",
-	"reboot":    "compute_reboot_instance",
 }
 
 func novaTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05Z") }
@@ -80,70 +71,71 @@ func (b *opsBuilder) add(op string, p opPayload) {
 	b.out = append(b.out, store.NovaOp{InstanceUUID: b.ev.InstanceUUID, Op: op, Payload: raw})
 }
 
-func (b *opsBuilder) save(updates map[string]any, expected ...any) {
-	p := opPayload{Instance: b.ev.Instance, Updates: updates}
-	if len(expected) > 0 {
-		p.Expected, p.HasExpected = expected[0], true
+// saves queues plan's Instance.save calls, filling in the placeholders.
+func (b *opsBuilder) saves(plan []worker.NovaSave, host, now string) {
+	for _, sv := range plan {
+		updates := make(map[string]any, len(sv.Updates))
+		for k, v := range sv.Updates {
+			switch v {
+			case worker.NovaHost:
+				v = host
+			case worker.NovaNode:
+				v = b.ev.Node
+			case worker.NovaNow:
+				v = now
+			}
+			updates[k] = v
+		}
+		b.add(opInstanceSave, opPayload{Instance: b.ev.Instance, Updates: updates, Expected: sv.Expected, HasExpected: sv.HasExpected})
 	}
-	b.add(opInstanceSave, p)
 }
 
-// JobStarted returns the writes nova-compute makes when it takes a cast up.
+// JobStarted returns the writes nova-compute makes when it takes a cast up: the
+// action event's start and the kind's Start saves (worker.PlanOf).
 func (s *Service) JobStarted(ev worker.JobEvent) []store.NovaOp {
-	b := newOps(ev)
-	b.add(opEventStart, opPayload{Event: eventNames[ev.Kind]})
-	switch ev.Kind {
-	case "spawn":
-		b.save(map[string]any{"vm_state": "building", "task_state": nil}, []any{"scheduling", nil})
-		node := ev.Node
-		b.save(map[string]any{"host": s.cfg.ComputeHost, "node": node, "launched_on": s.cfg.ComputeHost})
-		b.save(map[string]any{"vm_state": "building", "task_state": "networking"}, []any{nil})
-		b.save(map[string]any{"vm_state": "building", "task_state": "block_device_mapping"})
-		b.save(map[string]any{"vm_state": "building", "task_state": "spawning"}, "block_device_mapping")
-	case "reboot":
-		b.save(map[string]any{"task_state": "reboot_pending", "power_state": 1}, []any{"rebooting", "reboot_pending", "reboot_started"})
-		b.save(map[string]any{"task_state": "reboot_started"}, "reboot_pending")
+	plan, ok := worker.PlanOf(ev.Kind)
+	if !ok {
+		return nil
 	}
+	b := newOps(ev)
+	b.add(opEventStart, opPayload{Event: plan.Event})
+	b.saves(plan.Start, s.cfg.ComputeHost, novaTime(s.now()))
 	return b.out
 }
 
-// JobEnded returns the writes nova-compute makes when it has finished a cast.
+// JobEnded returns the writes nova-compute makes when it has finished a cast: for a
+// cancelled job only the action event's failed finish; for a failed one the fault,
+// the kind's Error saves and the failed finish; for a done one the End saves, the
+// kind's EndOps and the finish.
 func (s *Service) JobEnded(ev worker.JobEvent) []store.NovaOp {
+	plan, ok := worker.PlanOf(ev.Kind)
+	if !ok {
+		return nil
+	}
 	b := newOps(ev)
-	event := eventNames[ev.Kind]
 	now := novaTime(s.now())
 	if ev.Cancelled {
-		b.add(opEventFinish, opPayload{Event: event, ExcVal: "cancelled: the instance is being deleted"})
+		b.add(opEventFinish, opPayload{Event: plan.Event, ExcVal: "cancelled: the instance is being deleted"})
 		return b.out
 	}
 	if ev.Err != nil {
 		b.add(opFaultCreate, opPayload{Message: ev.Err.Error(), Node: ev.Node})
-		switch ev.Kind {
-		case "power_on", "power_off":
-			b.save(map[string]any{"task_state": nil})
-		default:
-			b.save(map[string]any{"vm_state": "error", "task_state": nil})
-		}
-		b.add(opEventFinish, opPayload{Event: event, ExcVal: ev.Err.Error()})
+		b.saves(plan.Error, s.cfg.ComputeHost, now)
+		b.add(opEventFinish, opPayload{Event: plan.Event, ExcVal: ev.Err.Error()})
 		return b.out
 	}
-	switch ev.Kind {
-	case "spawn":
-		b.save(map[string]any{"vm_state": "active", "task_state": nil, "power_state": 1, "launched_at": now}, "spawning")
-		b.add(opUpdateInfo, opPayload{Instance: ev.Instance, Node: ev.Node})
-	case "power_off":
-		b.save(map[string]any{"vm_state": "stopped", "task_state": nil, "power_state": 4}, []any{"powering-off"})
-	case "power_on":
-		b.save(map[string]any{"vm_state": "active", "task_state": nil, "power_state": 1}, "powering-on")
-	case "reboot":
-		b.save(map[string]any{"vm_state": "active", "task_state": nil, "power_state": 1})
-	case "destroy":
-		b.save(map[string]any{"vm_state": "deleted", "task_state": nil, "power_state": 0, "terminated_at": now})
-		b.add(opDeleteInfo, opPayload{})
-		b.add(opInstanceDestroy, opPayload{Instance: ev.Instance})
-		b.add(opAllocDelete, opPayload{})
+	b.saves(plan.End, s.cfg.ComputeHost, now)
+	for _, op := range plan.EndOps {
+		switch op {
+		case worker.OpUpdateInstanceInfo:
+			b.add(op, opPayload{Instance: ev.Instance, Node: ev.Node})
+		case worker.OpInstanceDestroy:
+			b.add(op, opPayload{Instance: ev.Instance})
+		default:
+			b.add(op, opPayload{})
+		}
 	}
-	b.add(opEventFinish, opPayload{Event: event})
+	b.add(opEventFinish, opPayload{Event: plan.Event})
 	return b.out
 }
 
