@@ -16,9 +16,9 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
-	"xcatbm/internal/novacast"
-	"xcatbm/internal/testamqp"
-	"xcatbm/internal/testdb"
+	"xcatbm/internal/testkit/testamqp"
+	"xcatbm/internal/testkit/testdb"
+	"xcatbm/messages/novacast"
 	"xcatbm/worker/store"
 	"xcatbm/xcat/sim"
 )

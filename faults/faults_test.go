@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"xcatbm/internal/testamqp"
+	"xcatbm/internal/testkit/testamqp"
 	"xcatbm/xcat/sim"
 )
 

@@ -403,7 +403,7 @@ print(*[x.getsockname()[1] for x in s])')
 import json, sys, time, uuid as uuidlib
 import pika
 vhost, host, node, inst, image = sys.argv[1:]
-vec = json.load(open("internal/novacast/vectors/cast-build_and_run_instance.json"))
+vec = json.load(open("messages/novacast/vectors/cast-build_and_run_instance.json"))
 env = json.loads(vec["body"])
 msg = json.loads(env["oslo.message"])
 args = msg["args"]

@@ -11,7 +11,7 @@ import (
 
 	"github.com/gophercloud/gophercloud/v2/openstack/image/v2/images"
 
-	"xcatbm/internal/testopenstack"
+	"xcatbm/internal/testkit/testopenstack"
 	"xcatbm/messages"
 	"xcatbm/worker"
 )

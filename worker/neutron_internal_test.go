@@ -11,7 +11,7 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/ports"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/subnets"
 
-	"xcatbm/internal/testopenstack"
+	"xcatbm/internal/testkit/testopenstack"
 	"xcatbm/messages"
 	"xcatbm/worker/store"
 )

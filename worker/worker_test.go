@@ -12,9 +12,9 @@ import (
 	"github.com/rs/zerolog"
 
 	"xcatbm/internal/broker"
-	"xcatbm/internal/novacast"
-	"xcatbm/internal/testamqp"
-	"xcatbm/internal/testdb"
+	"xcatbm/internal/testkit/testamqp"
+	"xcatbm/internal/testkit/testdb"
+	"xcatbm/messages/novacast"
 	"xcatbm/worker"
 	"xcatbm/worker/store"
 	"xcatbm/xcat"

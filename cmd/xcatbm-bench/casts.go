@@ -10,7 +10,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
-	"xcatbm/internal/novacast"
+	"xcatbm/messages/novacast"
 )
 
 const benchImage = novacast.DefaultImage

@@ -29,8 +29,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"xcatbm/internal/broker"
-	"xcatbm/internal/novacast"
 	"xcatbm/messages"
+	"xcatbm/messages/novacast"
 	"xcatbm/worker"
 	"xcatbm/worker/store"
 	"xcatbm/xcat"

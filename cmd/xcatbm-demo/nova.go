@@ -24,7 +24,7 @@ import (
 
 	"xcatbm/internal/broker"
 	"xcatbm/internal/config"
-	"xcatbm/internal/osplane"
+	"xcatbm/internal/testkit/osplane"
 	"xcatbm/messages"
 	"xcatbm/publisher"
 	"xcatbm/worker"

@@ -11,8 +11,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"xcatbm/internal/broker"
-	"xcatbm/internal/testamqp"
-	"xcatbm/internal/testdb"
+	"xcatbm/internal/testkit/testamqp"
+	"xcatbm/internal/testkit/testdb"
 	"xcatbm/publisher"
 	"xcatbm/worker"
 	"xcatbm/worker/store"

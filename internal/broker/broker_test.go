@@ -15,7 +15,7 @@ import (
 
 	"xcatbm/internal/broker"
 	"xcatbm/internal/config"
-	"xcatbm/internal/testamqp"
+	"xcatbm/internal/testkit/testamqp"
 )
 
 func TestParseTransportURL(t *testing.T) {

@@ -7,7 +7,7 @@ import (
 	"testing/fstest"
 
 	"xcatbm/internal/migrate"
-	"xcatbm/internal/testdb"
+	"xcatbm/internal/testkit/testdb"
 )
 
 func TestUpAppliesOnceInOrder(t *testing.T) {

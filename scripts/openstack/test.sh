@@ -12,4 +12,4 @@ trap 'bash "$plane" purge "$dir" >/dev/null 2>&1 || true; rm -rf "$dir"' EXIT
 bash "$plane" start "$dir"
 XCATBM_TEST_OPENSTACK_DIR=$dir go test -count=1 -timeout 30m \
 	-run 'TestPlane|OpenStack|Glance|Neutron' \
-	./internal/testopenstack/ ./worker/ ./worker/nova/
+	./internal/testkit/testopenstack/ ./worker/ ./worker/nova/

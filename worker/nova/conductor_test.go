@@ -13,7 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"xcatbm/internal/broker"
-	"xcatbm/internal/testamqp"
+	"xcatbm/internal/testkit/testamqp"
 	"xcatbm/messages"
 	"xcatbm/worker/nova"
 )

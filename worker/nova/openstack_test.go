@@ -18,8 +18,8 @@ import (
 
 	"xcatbm/internal/broker"
 	"xcatbm/internal/config"
-	"xcatbm/internal/testdb"
-	"xcatbm/internal/testopenstack"
+	"xcatbm/internal/testkit/testdb"
+	"xcatbm/internal/testkit/testopenstack"
 	"xcatbm/worker"
 	"xcatbm/worker/nova"
 	"xcatbm/worker/store"

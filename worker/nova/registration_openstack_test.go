@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"xcatbm/internal/testopenstack"
+	"xcatbm/internal/testkit/testopenstack"
 	"xcatbm/messages"
 	"xcatbm/publisher"
 	"xcatbm/worker/nova"

@@ -4,7 +4,7 @@ import (
 	"context"
 	"testing"
 
-	"xcatbm/internal/testdb"
+	"xcatbm/internal/testkit/testdb"
 )
 
 // TestInsertNodesLeavesExistingOnes: insertNodes, the path for nodes an UPDATE did not

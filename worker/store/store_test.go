@@ -4,7 +4,7 @@ import (
 	"context"
 	"testing"
 
-	"xcatbm/internal/testdb"
+	"xcatbm/internal/testkit/testdb"
 	"xcatbm/worker/store"
 )
 

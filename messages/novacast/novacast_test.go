@@ -4,8 +4,8 @@ import (
 	"strings"
 	"testing"
 
-	"xcatbm/internal/novacast"
 	"xcatbm/messages"
+	"xcatbm/messages/novacast"
 )
 
 func TestBodyAdaptsEveryVector(t *testing.T) {

@@ -5,7 +5,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
-	"xcatbm/internal/testamqp"
+	"xcatbm/internal/testkit/testamqp"
 )
 
 func TestVhostsAreIsolated(t *testing.T) {

@@ -37,7 +37,7 @@ import (
 
 	"github.com/gophercloud/gophercloud/v2"
 
-	"xcatbm/internal/osplane"
+	"xcatbm/internal/testkit/osplane"
 )
 
 // Environment variables that select and configure the plane.

@@ -21,7 +21,7 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/placement/v1/resourceproviders"
 	amqp "github.com/rabbitmq/amqp091-go"
 
-	"xcatbm/internal/testopenstack"
+	"xcatbm/internal/testkit/testopenstack"
 )
 
 // TestPlane starts a real control plane and exercises every service the way xcatbm
