@@ -124,6 +124,10 @@ func ExpectedEvents(kind, state string) []string {
 		if errorPhase[kind] {
 			out = append(out, a+".error")
 		}
+	case "cancelled":
+		if kind == "spawn" { // nova-compute's create.error when deleted during build
+			out = append(out, a+".error")
+		}
 	}
 	return out
 }

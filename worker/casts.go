@@ -21,7 +21,12 @@ func decodeSpawn(_ *Worker, req *messages.Request, r *request) (*messages.Instan
 	if a.Image != nil {
 		r.Image, r.ImageRef = a.Image.XCATImageName(), a.Image.ID
 	}
-	r.IP, r.Netmask, r.MAC = tenantAddress(a.Instance, a.RequestedNetworks)
+	var err2 error
+	if r.IP, r.Netmask, r.MAC, err2 = tenantAddress(a.Instance, a.RequestedNetworks); err2 != nil {
+		// The job is recorded and fails in resolve with this fault, so nova hears
+		// of it as of any failed spawn.
+		r.AddressError = err2.Error()
+	}
 	r.NetworkID, r.PortID = requestedNetwork(a.RequestedNetworks)
 	return a.Instance, nil
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -63,9 +62,22 @@ func (w *Worker) topology(ch *amqp.Channel) ([]string, error) {
 	if err := declareExchange(ch, w.cfg.Exchange, q); err != nil {
 		return nil, fmt.Errorf("exchange %s: %w", w.cfg.Exchange, err)
 	}
-	queues := []string{"compute", "compute." + w.cfg.ComputeHost}
+	hostQueue := "compute." + w.cfg.ComputeHost
+	queues := []string{"compute", hostQueue}
 	for _, name := range queues {
-		if _, err := ch.QueueDeclare(name, durable, false, false, false, q.args(false)); err != nil {
+		args := q.args(false)
+		if name == hostQueue && q.SingleActive {
+			if args == nil {
+				args = amqp.Table{}
+			}
+			args["x-single-active-consumer"] = true
+		}
+		if _, err := ch.QueueDeclare(name, durable, false, false, false, args); err != nil {
+			var ae *amqp.Error
+			if errors.As(err, &ae) && ae.Code == amqp.PreconditionFailed {
+				return nil, fmt.Errorf("queue %s exists with other arguments than this worker declares (%s): match --amqp-durable-queues, --rabbit-quorum-queue, --rabbit-ha-queues and --rabbit-single-active-consumer to it, or delete the queue while no casts wait in it: %w",
+					name, ae.Reason, err)
+			}
 			return nil, fmt.Errorf("queue %s: %w", name, err)
 		}
 		if err := ch.QueueBind(name, name, w.cfg.Exchange, false, nil); err != nil {
@@ -320,36 +332,6 @@ func (w *Worker) deadline(k Kind) time.Duration {
 		return d
 	}
 	return spec(k).deadline
-}
-
-// tenantAddress picks the tenant IPv4 address, netmask and MAC from the requested
-// networks and the instance's network info.
-func tenantAddress(inst *messages.Instance, nets []messages.NetworkRequest) (ip, mask, mac string) {
-	for _, vif := range inst.NetworkInfo {
-		if mac == "" {
-			mac = vif.Address
-		}
-		for _, sn := range vif.Network.Subnets {
-			_, cidr, err := net.ParseCIDR(sn.CIDR)
-			if err != nil || cidr.IP.To4() == nil {
-				continue
-			}
-			for _, fip := range sn.IPs {
-				if ip == "" && net.ParseIP(fip.Address).To4() != nil {
-					ip, mask, mac = fip.Address, net.IP(cidr.Mask).String(), vif.Address
-				}
-			}
-		}
-	}
-	if ip == "" {
-		for _, n := range nets {
-			if a := net.ParseIP(n.Address).To4(); a != nil {
-				ip = a.String()
-				break
-			}
-		}
-	}
-	return ip, mask, mac
 }
 
 func notificationContext(c *messages.Context) map[string]json.RawMessage {

@@ -28,6 +28,9 @@ type request struct {
 	// IP and Netmask are the tenant address for the node, when the request has one.
 	IP      string `json:"ip,omitempty"`
 	Netmask string `json:"netmask,omitempty"`
+	// AddressError says why the request's address could not be read; the job fails
+	// with it in resolve.
+	AddressError string `json:"address_error,omitempty"`
 	// RebootType is SOFT or HARD for reboots.
 	RebootType string `json:"reboot_type,omitempty"`
 	// CleanShutdown is stop_instance's clean_shutdown.

@@ -121,6 +121,12 @@ type novaSpec struct {
 	// endOps are the writes after end's saves: scheduler casts, Instance.destroy,
 	// the placement allocation delete.
 	endOps []string
+	// cancelled is how nova reports the job when the instance's terminate stopped
+	// it (nil: only the action event's failed finish); the notification names
+	// cancelFault, its text cancelText with the instance uuid.
+	cancelled   *phase
+	cancelFault string
+	cancelText  string
 }
 
 // phase is one phase of a job as nova sees it.
@@ -222,6 +228,11 @@ var kinds = map[Kind]*kindSpec{
 				save(fields{"vm_state": "error", "task_state": nil}),
 			}},
 			endOps: []string{OpUpdateInstanceInfo},
+			// nova-compute finds the instance deleting at its next save
+			// (_build_and_run_instance's UnexpectedDeletingTaskStateError branch).
+			cancelled:   &phase{vm: "error", power: messages.NoState},
+			cancelFault: "UnexpectedDeletingTaskStateError",
+			cancelText:  "Conflict updating instance %s. Expected: {'task_state': ['spawning']}. Actual: {'task_state': 'deleting'}",
 		},
 	},
 	KindDestroy: {

@@ -147,7 +147,7 @@ func renderMachine() []byte {
 		for _, ph := range []struct {
 			name string
 			p    *phase
-		}{{"start", ks.nova.start}, {"end", ks.nova.end}, {"error", ks.nova.error}} {
+		}{{"start", ks.nova.start}, {"end", ks.nova.end}, {"error", ks.nova.error}, {"cancelled", ks.nova.cancelled}} {
 			if ph.p == nil {
 				continue
 			}
@@ -161,9 +161,13 @@ func renderMachine() []byte {
 				if task == "" {
 					task = "null"
 				}
-				note = fmt.Sprintf("`instance.%s.%s`: %s / %s / %s", ks.nova.action, ph.name, vm, power, task)
-				if ph.name == "error" {
-					note += " (fault " + ks.nova.fault + ")"
+				switch ph.name {
+				case "error":
+					note = fmt.Sprintf("`instance.%s.error`: %s / %s / %s (fault %s)", ks.nova.action, vm, power, task, ks.nova.fault)
+				case "cancelled":
+					note = fmt.Sprintf("`instance.%s.error`: %s / %s / %s (fault %s)", ks.nova.action, vm, power, task, ks.nova.cancelFault)
+				default:
+					note = fmt.Sprintf("`instance.%s.%s`: %s / %s / %s", ks.nova.action, ph.name, vm, power, task)
 				}
 			}
 			var saves []string

@@ -28,9 +28,14 @@ func (n *notifier) instance(kind Kind, inst *messages.Instance, ctx *messages.Co
 		return nil, nil
 	}
 	nv := ks.nova
-	ph := map[string]*phase{"start": nv.start, "end": nv.end, "error": nv.error}[phaseName]
+	ph := map[string]*phase{"start": nv.start, "end": nv.end, "error": nv.error, "cancelled": nv.cancelled}[phaseName]
 	if ph == nil || ph.quiet {
 		return nil, nil
+	}
+	faultClass := nv.fault
+	if phaseName == "cancelled" {
+		phaseName, faultClass = "error", nv.cancelFault
+		fault = fmt.Errorf(nv.cancelText, inst.UUID)
 	}
 	in := messages.NotifyInput{Instance: inst, Host: n.w.cfg.ComputeHost, Action: nv.action, Phase: phaseName,
 		VMState: ph.vm, PowerState: ph.power, TaskState: ph.task, Time: n.w.now(), Context: ctx}
@@ -41,7 +46,7 @@ func (n *notifier) instance(kind Kind, inst *messages.Instance, ctx *messages.Co
 		}
 	}
 	if fault != nil {
-		in.Fault = &messages.Fault{Exception: nv.fault, Message: fault.Error(), ModuleName: "xcatbm.worker"}
+		in.Fault = &messages.Fault{Exception: faultClass, Message: fault.Error(), ModuleName: "xcatbm.worker"}
 	}
 	v, l, err := messages.NewInstanceNotifications(in)
 	if err != nil {
@@ -97,14 +102,15 @@ func (n *notifier) ended(r *run, jobErr error) ([]store.OutboxMessage, error) {
 	}
 	if err == nil {
 		phase := "end"
-		if jobErr != nil {
+		switch {
+		case errors.Is(jobErr, errCancelled):
+			phase = "cancelled"
+		case jobErr != nil:
 			phase = "error"
 		}
-		if !errors.Is(jobErr, errCancelled) {
-			msgs, err := n.instance(r.kind(), inst, ctx, phase, jobErr)
-			errs = append(errs, err)
-			out = append(out, msgs...)
-		}
+		msgs, err := n.instance(r.kind(), inst, ctx, phase, jobErr)
+		errs = append(errs, err)
+		out = append(out, msgs...)
 	} else {
 		errs = append(errs, fmt.Errorf("stored instance: %w", err))
 	}

@@ -259,9 +259,16 @@ func applyResults(runs []*run, res xcat.Results, what, detail string) {
 var resolveAttrs = []string{attrMgt, attrIP, attrMAC, attrXCATMaster, attrServiceNode, attrPostbootscripts}
 
 func (w *Worker) stepResolve(ctx context.Context, runs []*run) {
+	// Nothing a request carries reaches xCAT unchecked (validate.go).
+	for _, r := range runs {
+		if err := checkRequest(r); err != nil {
+			r.out = failed(err)
+		}
+	}
+	runs = slices.DeleteFunc(slices.Clone(runs), func(r *run) bool { return r.out.err != nil })
 	// A spawn without a fixed address takes its Neutron port's (neutron.go).
 	w.neutronAddresses(ctx, runs)
-	runs = slices.DeleteFunc(slices.Clone(runs), func(r *run) bool { return r.out.err != nil })
+	runs = slices.DeleteFunc(runs, func(r *run) bool { return r.out.err != nil })
 	// Name the node of every job: nova's node, the node of the instance, or the node
 	// whose MAC matches.
 	var named []*run

@@ -113,6 +113,12 @@ type QueueOptions struct {
 	// TransientTTL is rabbit_transient_queues_ttl, x-expires of fanout and reply
 	// queues (default 1800s).
 	TransientTTL time.Duration
+	// SingleActive declares compute.<host> with x-single-active-consumer: however
+	// many workers serve the host, RabbitMQ delivers its casts to one of them at a
+	// time, in order, and hands the queue to another when that one goes. nova never
+	// declares compute.<host> itself (only the services of the host do), so the
+	// argument is the worker's to choose; the shared compute queue keeps nova's.
+	SingleActive bool
 }
 
 func (c *Config) setDefaults() error {

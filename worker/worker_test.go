@@ -78,6 +78,7 @@ func testConfig() worker.Config {
 		ComputeHost: host, MgmtNode: "mn1", ClaimInterval: 30 * time.Millisecond, Lease: 2 * time.Second,
 		PollInterval: 40 * time.Millisecond, PowerPollInterval: 40 * time.Millisecond, XCATTimeout: 10 * time.Second,
 		Backoff: broker.Backoff{Min: 30 * time.Millisecond, Max: 300 * time.Millisecond}, PowerSyncInterval: -1,
+		Queues:        worker.QueueOptions{SingleActive: true},
 		ConsoleLogDir: "testdata/consoles",
 	}
 }

@@ -60,6 +60,7 @@ type options struct {
 	exchange, notifications         string
 	deadLetter, consoleDir          string
 	durable, quorum, ha, autoDel    bool
+	singleActive                    bool
 	transientTTL                    time.Duration
 	concurrency, xcatParallel       int
 	pollInterval, powerPoll         time.Duration
@@ -104,6 +105,7 @@ func flags(fs *flag.FlagSet, o *options) {
 	fs.BoolVar(&o.durable, "amqp-durable-queues", false, "declare durable queues (oslo amqp_durable_queues)")
 	fs.BoolVar(&o.quorum, "rabbit-quorum-queue", false, "declare quorum queues (oslo rabbit_quorum_queue)")
 	fs.BoolVar(&o.ha, "rabbit-ha-queues", false, "declare queues with x-ha-policy all (oslo rabbit_ha_queues)")
+	fs.BoolVar(&o.singleActive, "rabbit-single-active-consumer", true, "declare compute.<host> with x-single-active-consumer, so several workers of one host take its casts in order")
 	fs.BoolVar(&o.autoDel, "amqp-auto-delete", false, "auto-delete exchanges and notification queues (oslo amqp_auto_delete)")
 	fs.DurationVar(&o.transientTTL, "rabbit-transient-queues-ttl", 1800*time.Second, "x-expires of the fanout queue (oslo rabbit_transient_queues_ttl)")
 	fs.IntVar(&o.concurrency, "concurrency", 256, "consumer prefetch: casts taken from the broker at once and recorded in one transaction")
@@ -192,7 +194,8 @@ func serve(ctx context.Context, o options, lookup func(string) (string, bool), l
 	}
 	cfg := worker.Config{
 		ComputeHost: o.computeHost, MgmtNode: o.mgmtNode, WorkerID: o.workerID, Exchange: o.exchange,
-		Queues:      worker.QueueOptions{Durable: o.durable, Quorum: o.quorum, HA: o.ha, AutoDelete: o.autoDel, TransientTTL: o.transientTTL},
+		Queues: worker.QueueOptions{Durable: o.durable, Quorum: o.quorum, HA: o.ha, AutoDelete: o.autoDel, TransientTTL: o.transientTTL,
+			SingleActive: o.singleActive},
 		Concurrency: o.concurrency, Notifications: o.notifications, DeadLetterQueue: o.deadLetter, ConsoleLogDir: o.consoleDir,
 		PollInterval: o.pollInterval, PowerPollInterval: o.powerPoll, Lease: o.lease, XCATTimeout: o.xcatTimeout, XCATParallel: o.xcatParallel,
 		Deadlines: map[worker.Kind]time.Duration{worker.KindSpawn: o.spawnDeadline, worker.KindDestroy: o.destroyDeadline,

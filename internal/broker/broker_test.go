@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -208,4 +209,84 @@ func FuzzParseTransportURL(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestFailedBatchKeepsOrder fails a batch while later deliveries are already
+// prefetched: everything must still be handled once, in the order it was published.
+// Rejecting only the failed batch would hand the later deliveries over first.
+func TestFailedBatchKeepsOrder(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		args   amqp.Table
+		failAt []int // the handle calls (0-based) that fail
+	}{
+		{"classic queue, one failure", nil, []int{1}},
+		{"classic queue, failures in a row", nil, []int{1, 2, 3}},
+		{"quorum queue", amqp.Table{"x-queue-type": "quorum"}, []int{2, 4}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			vh := testamqp.New(t)
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			log := zerolog.New(zerolog.NewTestWriter(t))
+			backoff := broker.Backoff{Min: 10 * time.Millisecond, Max: 50 * time.Millisecond}
+			const queue, n = "ordered", 60
+			setup := func(ch *amqp.Channel) ([]string, error) {
+				_, err := ch.QueueDeclare(queue, true, false, false, false, tc.args)
+				return []string{queue}, err
+			}
+			pubConn := broker.NewConn(broker.ConnConfig{URLs: []string{vh.URL}, Name: "test-pub", Backoff: backoff, Log: log})
+			go pubConn.Run(ctx)
+			pub := &broker.Publisher{Conn: pubConn, Prepare: func(ch *amqp.Channel, _, _ string) error { _, err := setup(ch); return err }}
+			var msgs []broker.Message
+			for i := 0; i < n; i++ {
+				msgs = append(msgs, broker.Message{RoutingKey: queue, Publishing: amqp.Publishing{Body: []byte(fmt.Sprint(i)), DeliveryMode: 2}})
+			}
+			if errs, err := pub.Publish(ctx, msgs); err != nil || errors.Join(errs...) != nil {
+				t.Fatalf("publish: %v %v", err, errs)
+			}
+			subConn := broker.NewConn(broker.ConnConfig{URLs: []string{vh.URL}, Name: "test-sub", Backoff: backoff, Log: log})
+			go subConn.Run(ctx)
+			var mu sync.Mutex
+			var order []int
+			calls := 0
+			done := make(chan struct{})
+			cons := &broker.Consumer{Conn: subConn, Setup: setup, Prefetch: 40, MaxBatch: 5, Backoff: backoff,
+				Handle: func(_ context.Context, batch []amqp.Delivery) error {
+					mu.Lock()
+					defer mu.Unlock()
+					call := calls
+					calls++
+					if slices.Contains(tc.failAt, call) {
+						return errors.New("commit failed")
+					}
+					for _, d := range batch {
+						var i int
+						fmt.Sscan(string(d.Body), &i)
+						order = append(order, i)
+					}
+					if len(order) == n {
+						close(done)
+					}
+					return nil
+				}}
+			go func() { _ = cons.Run(ctx) }()
+			select {
+			case <-done:
+			case <-ctx.Done():
+				mu.Lock()
+				defer mu.Unlock()
+				t.Fatalf("handled %d of %d: %v", len(order), n, order)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			for i, v := range order {
+				if v != i {
+					t.Fatalf("handled out of order at position %d: %v", i, order)
+				}
+			}
+		})
+	}
 }

@@ -27,7 +27,8 @@ type Consumer struct {
 	// transactions into a few larger ones.
 	Linger time.Duration
 	// Handle processes a batch. nil acks every delivery of the batch; an error
-	// rejects them all back to their queues (to be redelivered) after a backoff.
+	// closes the channel, so the batch and every delivery behind it go back to
+	// their queues in order, and consuming starts again after a backoff.
 	Handle func(ctx context.Context, batch []amqp.Delivery) error
 	// Backoff after a failed batch or a lost channel.
 	Backoff Backoff
@@ -78,16 +79,17 @@ func (c *Consumer) session(ctx context.Context, up func()) error {
 			cancel() // a closed delivery channel means the channel is gone
 		}()
 	}
-	up()
 	if c.Ready != nil {
 		c.Ready()
 	}
+	// The session counts as serving (Supervise restarts its backoff) once a batch
+	// went through: a session whose batches keep failing backs off longer each time.
+	served := false
 	maxBatch := c.MaxBatch
 	if maxBatch <= 0 {
 		maxBatch = 100
 	}
 	closed := ch.NotifyClose(make(chan *amqp.Error, 1))
-	failures := 0
 	for {
 		var first amqp.Delivery
 		select {
@@ -131,20 +133,16 @@ func (c *Consumer) session(ctx context.Context, up func()) error {
 			lingerTimer.Stop()
 		}
 		if err := c.Handle(ctx, batch); err != nil {
-			for _, d := range batch {
-				_ = d.Nack(false, true)
-			}
-			d := c.Backoff.Delay(failures)
-			failures++
-			c.Conn.cfg.Log.Warn().Err(err).Int("batch", len(batch)).Dur("retry_in", d).Msg("batch failed; requeued")
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-time.After(d):
-			}
-			continue
+			// Close the channel rather than reject the batch: RabbitMQ then requeues
+			// the batch and every delivery prefetched behind it, in their order, and
+			// hands them back in that order. Rejecting only the batch would let the
+			// later deliveries, already here, be handled before it.
+			return fmt.Errorf("batch of %d failed; it and the deliveries behind it are requeued: %w", len(batch), err)
 		}
-		failures = 0
+		if !served {
+			served = true
+			up()
+		}
 		for _, d := range batch {
 			if err := d.Ack(false); err != nil {
 				return fmt.Errorf("ack: %w", err)

@@ -62,8 +62,10 @@ type NewJob struct {
 	// inserted. Empty means no deduplication (an id of the store's own is recorded).
 	MessageID string
 	Deadline  time.Time
-	// CancelEarlier asks every unfinished earlier job of the same instance to stop at
-	// its next step boundary (a destroy cancels the spawn in flight).
+	// CancelEarlier marks the instance's last word (a destroy): every unfinished
+	// earlier job of the instance stops at its next step boundary (the spawn in
+	// flight is cancelled), and every later job of the instance other than another
+	// last word is cancelled before its first step.
 	CancelEarlier bool
 	// Outbox holds messages to publish once the job is committed (start notifications).
 	Outbox []OutboxMessage
@@ -124,6 +126,7 @@ func (s *Store) InsertJobs(ctx context.Context, jobs []NewJob) ([]Inserted, erro
 		var idx []int
 		var kind, host, node, inst, state, req, mid []string
 		var deadline []time.Time
+		var last []bool
 		for _, i := range first {
 			if !fresh[jobs[i].MessageID] {
 				out[i] = Inserted{Duplicate: true}
@@ -136,16 +139,17 @@ func (s *Store) InsertJobs(ctx context.Context, jobs []NewJob) ([]Inserted, erro
 			j := jobs[i]
 			kind, host, node, inst, state = append(kind, j.Kind), append(host, j.ComputeHost), append(node, j.Node), append(inst, j.InstanceUUID), append(state, j.State)
 			req, mid, deadline = append(req, string(j.Request)), append(mid, j.MessageID), append(deadline, j.Deadline)
+			last = append(last, j.CancelEarlier)
 		}
 		if len(idx) == 0 {
 			return nil
 		}
-		rows, err = tx.QueryContext(ctx, `INSERT INTO jobs (kind, compute_host, node, instance_uuid, state, request, message_id, deadline)
-			SELECT k, h, n, i, s, r::jsonb, m, d FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::timestamptz[])
-				WITH ORDINALITY AS u(k, h, n, i, s, r, m, d, o)
+		rows, err = tx.QueryContext(ctx, `INSERT INTO jobs (kind, compute_host, node, instance_uuid, state, request, message_id, deadline, last_word)
+			SELECT k, h, n, i, s, r::jsonb, m, d, l FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::timestamptz[], $9::boolean[])
+				WITH ORDINALITY AS u(k, h, n, i, s, r, m, d, l, o)
 			ORDER BY o
 			RETURNING id, message_id`,
-			pq.Array(kind), pq.Array(host), pq.Array(node), pq.Array(inst), pq.Array(state), pq.Array(req), pq.Array(mid), pq.Array(deadline))
+			pq.Array(kind), pq.Array(host), pq.Array(node), pq.Array(inst), pq.Array(state), pq.Array(req), pq.Array(mid), pq.Array(deadline), pq.Array(last))
 		if err != nil {
 			return fmt.Errorf("insert %d jobs: %w", len(idx), err)
 		}
@@ -194,6 +198,13 @@ func (s *Store) InsertJobs(ctx context.Context, jobs []NewJob) ([]Inserted, erro
 				pq.Array(cancelUUIDs), pq.Array(cancelBefore)); err != nil {
 				return fmt.Errorf("cancel earlier jobs: %w", err)
 			}
+		}
+		// A job for an instance whose last word was already recorded never runs.
+		if _, err := tx.ExecContext(ctx, `UPDATE jobs j SET cancel_requested = true, updated_at = now()
+			WHERE j.id = ANY($1::bigint[]) AND NOT j.last_word AND j.instance_uuid <> ''
+			  AND EXISTS (SELECT 1 FROM jobs d WHERE d.last_word AND d.instance_uuid = j.instance_uuid AND d.id < j.id)`,
+			pq.Array(jobIDs)); err != nil {
+			return fmt.Errorf("cancel jobs after their instance's terminate: %w", err)
 		}
 		if err := h.insert(ctx, tx); err != nil {
 			return err
