@@ -164,11 +164,13 @@ func (e *executor) step(ctx context.Context, jobs []*store.Job, cont []*run) []*
 	active := runs[:0:0]
 	for _, r := range runs {
 		switch {
-		case r.job.CancelRequested:
-			r.out = outcome{kind: fail, err: errCancelled}
-			ended = append(ended, r)
 		case !ok || spec(kind) == nil:
 			r.out = failed(fmt.Errorf("no step %q in flow %s", state, kind))
+			ended = append(ended, r)
+		case r.data.Undoing: // an undo runs to its end, whatever comes
+			active = append(active, r)
+		case r.job.CancelRequested:
+			r.out = outcome{kind: fail, err: errCancelled}
 			ended = append(ended, r)
 		case w.now().After(r.job.Deadline) && !st.pastDeadline:
 			r.out = failed(fmt.Errorf("%w before step %s", ErrDeadline, state))
@@ -331,13 +333,20 @@ func (e *executor) renewLeases(ctx context.Context, ids []int64) func() {
 
 // transition turns a run's outcome into the transition to record, with its
 // notifications, node record changes and call reply.
+//
+// A job whose kind has undo steps and that failed after changing something in xCAT
+// goes on to those steps (data.Undoing) instead of ending; after the last one it ends
+// failed with the error that started the undo, its node freed. An undo step that
+// fails for good ends the job with both errors and leaves the node bound to the
+// instance, so that the terminate nova sends for it cleans up.
 func (w *Worker) transition(r *run) store.Transition {
 	from := r.state()
 	t := store.Transition{JobID: r.job.ID, From: string(from), Node: r.data.Node, Detail: r.out.detail}
 	o := r.out
+	undoing := r.data.Undoing
 	if o.is(retry) {
 		d := w.cfg.Backoff.Delay(max(0, r.job.Attempts-1))
-		if w.now().Add(d).After(r.job.Deadline) {
+		if !undoing && w.now().Add(d).After(r.job.Deadline) {
 			o = failed(fmt.Errorf("%w while retrying: %v", ErrDeadline, o.err))
 		} else {
 			t.To, t.KeepAttempts, t.RunAfter = string(from), true, w.now().Add(d)
@@ -345,20 +354,40 @@ func (w *Worker) transition(r *run) store.Transition {
 			t.Detail = "retry: " + o.err.Error()
 		}
 	}
+	var endErr error // why the job ends, when it ends other than done
 	switch o.kind {
 	case wait:
 		t.To, t.KeepAttempts, t.RunAfter = string(from), true, w.now().Add(o.delay)
 	case advance:
-		t.To = string(next(r.kind(), from))
+		to, last := next(r.kind(), from, undoing)
+		t.To = string(to)
 		if r.bind {
 			t.NodeUpdate = w.claimNode(r)
 		}
-	case fail:
-		t.To, t.Finish, t.Error = string(StateFailed), true, o.err.Error()
-		if errors.Is(o.err, errCancelled) {
-			t.To = string(StateCancelled)
+		if last && undoing { // undone: the job ends with the error that failed it
+			endErr = errors.New(r.data.Failure)
+			t.To, t.Finish, t.Error = string(StateFailed), true, r.data.Failure
+			t.NodeUpdate = w.freeNode(r)
 		}
-		t.Detail = o.err.Error()
+	case fail:
+		endErr = o.err
+		ks := spec(r.kind())
+		switch {
+		case undoing:
+			endErr = fmt.Errorf("%s; undoing it failed at %s: %w (the node stays the instance's until its terminate cleans up)", r.data.Failure, from, o.err)
+		case errors.Is(o.err, errCancelled):
+		case ks != nil && len(ks.undo) > 0 && r.data.changedXCAT():
+			r.data.Undoing, r.data.Failure = true, o.err.Error()
+			t.To, t.StartNext = string(ks.undo[0]), false
+			t.Detail = "undoing: " + o.err.Error()
+			endErr = nil
+		}
+		if endErr != nil {
+			t.To, t.Finish, t.Error, t.Detail = string(StateFailed), true, endErr.Error(), endErr.Error()
+			if errors.Is(endErr, errCancelled) {
+				t.To = string(StateCancelled)
+			}
+		}
 	}
 	data, err := json.Marshal(r.data)
 	if err == nil {
@@ -369,10 +398,6 @@ func (w *Worker) transition(r *run) store.Transition {
 		t.NodeUpdate = w.releaseNode(r)
 	}
 	if t.Finish {
-		var endErr error
-		if t.To != string(StateDone) {
-			endErr = o.err
-		}
 		msgs, err := w.notify.ended(r, endErr)
 		if err != nil {
 			w.jobLog(r).Error().Err(err).Msg("cannot build end notifications")
@@ -380,10 +405,21 @@ func (w *Worker) transition(r *run) store.Transition {
 		t.Outbox = append(t.Outbox, msgs...)
 		t.NovaOps, t.ComputeHost = w.novaEnded(r, endErr), w.cfg.ComputeHost
 		w.jobLog(r).Info().Str("to", t.To).Str("error", t.Error).Msg("job finished")
+	} else if o.is(retry) {
+		w.jobLog(r).Warn().Str("to", t.To).Str("detail", t.Detail).Msg("transition")
 	} else if t.To != t.From || t.Detail != "" {
 		w.jobLog(r).Info().Str("to", t.To).Str("detail", t.Detail).Msg("transition")
 	}
 	return t
+}
+
+// freeNode records that an undone job's node runs no instance and is off.
+func (w *Worker) freeNode(r *run) *store.NodeUpdate {
+	if r.data.Node == "" {
+		return nil
+	}
+	none, off := "", powerOf
+	return &store.NodeUpdate{Name: r.data.Node, ComputeHost: w.cfg.ComputeHost, InstanceUUID: &none, PowerState: &off}
 }
 
 // claimNode records that a job's node belongs to its instance (run.bind: the step

@@ -42,8 +42,23 @@ func TestSpawnFailures(t *testing.T) {
 		}
 		e.notes.waitFor(t, uuid, "instance.create.error")
 	}
-	if n := e.sim.CountRequests("rpower"); n != 1 {
-		t.Errorf("rpower sent %d times; only n01's install should have booted", n)
+	if n := e.sim.CountRequests("rpower", "boot"); n != 1 {
+		t.Errorf("rpower boot sent %d times; only n01's install should have booted", n)
+	}
+	// n01's failed install was undone: powered off, its postscript entry gone, its
+	// boot state offline, and the node free again.
+	if n := e.sim.CountRequests("rpower", "off"); n != 1 {
+		t.Errorf("rpower off sent %d times; the failed install of n01 should be powered off once", n)
+	}
+	attrs, err := e.xc.LsDefNodes(context.Background(), "n01", nil, "postbootscripts", "currstate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := attrs["n01"]; strings.Contains(a["postbootscripts"], "config_ops_bmnode") || a["currstate"] != "offline" {
+		t.Errorf("n01 after the undo: postbootscripts %q, currstate %q; want no config_ops_bmnode entry and offline", a["postbootscripts"], a["currstate"])
+	}
+	if node, err := e.st.Node(context.Background(), "n01"); err != nil || node.InstanceUUID != "" {
+		t.Errorf("n01's record after the undo: %+v, %v; want it free", node, err)
 	}
 }
 

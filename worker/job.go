@@ -78,6 +78,18 @@ type jobData struct {
 	LastStatusAt time.Time `json:"last_status_at,omitzero"`
 	// WasOn is rpower stat's answer before destroy powered the node off.
 	WasOn bool `json:"was_on,omitempty"`
+	// What a spawn changed in xCAT, for its undo: the node's ip (set_ip), its
+	// config_ops_bmnode entry (add_postscript), its boot state (nodeset), its next
+	// boot device (set_boot) and whether it was booted.
+	IPSet      bool `json:"ip_set,omitempty"`
+	EntryAdded bool `json:"entry_added,omitempty"`
+	NodeSet    bool `json:"nodeset,omitempty"`
+	BootDevSet bool `json:"boot_dev_set,omitempty"`
+	Booted     bool `json:"booted,omitempty"`
+	// Undoing is set while a failed job runs its kind's undo steps; Failure is the
+	// error that failed it, which the job ends with.
+	Undoing bool   `json:"undoing,omitempty"`
+	Failure string `json:"failure,omitempty"`
 	// Results are the per-item outcomes of a registration job (register.go).
 	Results []messages.JobItemResult `json:"results,omitempty"`
 	// IP and Netmask are the tenant address a spawn took from its Neutron port
@@ -123,7 +135,12 @@ func newRun(j *store.Job) (*run, error) {
 	return r, nil
 }
 
-func (r *run) kind() Kind   { return Kind(r.job.Kind) }
+func (r *run) kind() Kind { return Kind(r.job.Kind) }
+
+// changedXCAT reports whether the job changed anything in xCAT an undo takes back.
+func (d *jobData) changedXCAT() bool {
+	return d.IPSet || d.EntryAdded || d.NodeSet || d.BootDevSet || d.Booted
+}
 func (r *run) state() State { return State(r.job.State) }
 
 // node is the xCAT node the job acts on: resolved, else what the request named.

@@ -60,7 +60,7 @@ func TestInstanceLifecycle(t *testing.T) {
 			path = append(path, h.To)
 		}
 	}
-	want := []string{"resolve", "set_ip", "add_postscript", "nodeset", "set_boot", "boot", "wait_booted", "done"}
+	want := []string{"resolve", "set_ip", "add_postscript", "nodeset", "set_boot", "note_status", "boot", "wait_booted", "done"}
 	if !slices.Equal(path, want) {
 		t.Errorf("history path %v, want %v", path, want)
 	}

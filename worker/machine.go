@@ -48,13 +48,16 @@ const (
 	StateAddPostscript    State = "add_postscript"    // chdef -p postbootscripts="config_ops_bmnode ..."
 	StateNodeSet          State = "nodeset"           // nodeset osimage=<image>
 	StateSetBoot          State = "set_boot"          // rsetboot net (ipmi) / rbootseq net (blade, fsp)
+	StateNoteStatus       State = "note_status"       // nodels nodelist.status statustime, for boot's recovery
 	StateBoot             State = "boot"              // rpower boot (ipmi, blade, fsp) / rnetboot (hmc)
 	StateWaitBooted       State = "wait_booted"       // poll nodelist.status until booted / failed / deadline
 	StateDeconfig         State = "deconfig"          // updatenode -P "deconfig_ops_bmnode <ip>" while reachable
 	StatePowerOff         State = "power_off"         // rpower off, unless rpower stat already says off
 	StateRemovePostscript State = "remove_postscript" // chdef -m postbootscripts=<config_ops_bmnode entry>
 	StateRestoreIP        State = "restore_ip"        // chdef ip=<original>; makehosts
-	StatePower            State = "power"             // rpower on / off / boot
+	StateResetBoot        State = "reset_boot"        // nodeset offline; rsetboot default (undo of a spawn)
+	StatePower            State = "power"             // rpower on / off
+	StateReboot           State = "reboot"            // rpower boot of an installed node
 	StateVerifyPower      State = "verify_power"      // rpower stat until it shows the wanted state
 	StateRegister         State = "register"          // lsdef/tabdump, then the nodes table or glance (register.go)
 
@@ -73,6 +76,10 @@ type kindSpec struct {
 	decode    castDecoder
 	// flow is the job's steps in order; after the last one it is done.
 	flow []State
+	// undo are the steps a failure runs before the job ends failed, to take back
+	// what the flow changed in xCAT (each skips what the job did not do). They run
+	// past the deadline and are not cancelled. nil: a failure ends the job at once.
+	undo []State
 	// deadline bounds the job from its arrival.
 	deadline time.Duration
 	// node is what the job does to xcatbm's record of its node.
@@ -199,7 +206,7 @@ type stateSpec struct {
 // Recovery texts of stateSpec.recovery.
 const (
 	rerunSafe   = "run again: repeating it is harmless"
-	checkStatus = "run again only if nodelist.status has not moved since the step began"
+	checkStatus = "run again only if nodelist.status has not moved since note_status"
 )
 
 // kinds is the state machine's table of job kinds.
@@ -209,7 +216,8 @@ const (
 var kinds = map[Kind]*kindSpec{
 	KindSpawn: {
 		method: messages.MethodBuildAndRunInstance, decode: decodeSpawn,
-		flow:     []State{StateResolve, StateSetIP, StateAddPostscript, StateNodeSet, StateSetBoot, StateBoot, StateWaitBooted},
+		flow:     []State{StateResolve, StateSetIP, StateAddPostscript, StateNodeSet, StateSetBoot, StateNoteStatus, StateBoot, StateWaitBooted},
+		undo:     []State{StatePowerOff, StateRemovePostscript, StateRestoreIP, StateResetBoot},
 		deadline: 60 * time.Minute,
 		node:     nodeEffect{claim: true, power: powerOn},
 		nova: novaSpec{
@@ -283,8 +291,7 @@ var kinds = map[Kind]*kindSpec{
 	},
 	KindReboot: {
 		method: messages.MethodRebootInstance, decode: decodeReboot,
-		flow:     []State{StateResolve, StatePower, StateVerifyPower},
-		rpower:   xcat.PowerBoot,
+		flow:     []State{StateResolve, StateNoteStatus, StateReboot, StateVerifyPower},
 		deadline: 10 * time.Minute,
 		node:     nodeEffect{power: powerOn},
 		nova: novaSpec{
@@ -330,7 +337,9 @@ var stateTable = map[State]stateSpec{
 	StateNodeSet: {step: (*Worker).stepNodeSet, recovery: rerunSafe,
 		does: "nodeset osimage=<xcat_image_name>"},
 	StateSetBoot: {step: (*Worker).stepSetBoot, recovery: rerunSafe,
-		does: "rsetboot net (ipmi) / rbootseq net (blade, fsp); note nodelist.status and statustime"},
+		does: "rsetboot net (ipmi) / rbootseq net (blade, fsp)"},
+	StateNoteStatus: {step: (*Worker).stepNoteStatus, recovery: rerunSafe,
+		does: "nodels nodelist.status nodelist.statustime: what a recovered boot compares against"},
 	StateBoot: {step: (*Worker).stepBoot, recover: (*Worker).recoverBoot, recovery: checkStatus,
 		does: "rpower boot (ipmi, blade, fsp) / rnetboot (hmc)"},
 	StateWaitBooted: {step: (*Worker).stepWaitBooted, recovery: rerunSafe, pastDeadline: true,
@@ -343,8 +352,12 @@ var stateTable = map[State]stateSpec{
 		does: "chdef -m postbootscripts=<config_ops_bmnode entries>"},
 	StateRestoreIP: {step: (*Worker).stepRestoreIP, recovery: rerunSafe,
 		does: "chdef ip=<original>; makehosts; delete the Neutron port spawn created"},
+	StateResetBoot: {step: (*Worker).stepResetBoot, recovery: rerunSafe,
+		does: "nodeset offline where the spawn ran nodeset; rsetboot default (ipmi) where it set the boot device and did not boot"},
 	StatePower: {step: (*Worker).stepPower, recovery: rerunSafe,
-		does: "rpower on / off / boot"},
+		does: "rpower on / off (repeating it changes nothing)"},
+	StateReboot: {step: (*Worker).stepReboot, recover: (*Worker).recoverBoot, recovery: checkStatus,
+		does: "rpower boot"},
 	StateVerifyPower: {step: (*Worker).stepVerifyPower, recovery: rerunSafe, pastDeadline: true,
 		does: "rpower stat until it shows the wanted state, or the deadline"},
 	StateRegister: {step: (*Worker).stepRegister, recovery: rerunSafe,
@@ -354,18 +367,23 @@ var stateTable = map[State]stateSpec{
 // spec returns kind's row; nil for a kind this version does not know.
 func spec(kind Kind) *kindSpec { return kinds[kind] }
 
-// next returns the state after s in kind's flow (StateDone after the last step).
-func next(kind Kind, s State) State {
+// next returns the state after s in kind's flow, or in its undo steps when undoing;
+// last says s ended them.
+func next(kind Kind, s State, undoing bool) (st State, last bool) {
 	k := spec(kind)
 	if k == nil {
-		return StateFailed
+		return StateFailed, true
 	}
-	for i, st := range k.flow {
-		if st == s && i+1 < len(k.flow) {
-			return k.flow[i+1]
+	flow := k.flow
+	if undoing {
+		flow = k.undo
+	}
+	for i, st := range flow {
+		if st == s && i+1 < len(flow) {
+			return flow[i+1], false
 		}
 	}
-	return StateDone
+	return StateDone, true
 }
 
 // castKey names a request method in its namespace.

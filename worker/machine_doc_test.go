@@ -101,10 +101,13 @@ func renderMachine() []byte {
 	p("next (advance), runs the same step again later (wait: polling; retry: a transient\n")
 	p("error, with backoff), or ends `failed` (a permanent error, the deadline). A job of an\n")
 	p("instance ends `cancelled` at its next step boundary when the instance's terminate\n")
-	p("arrives. After the last step it is `done`.\n\n")
+	p("arrives, and before its first step when the terminate was recorded first. After the\n")
+	p("last step it is `done`. A kind with undo steps that fails after changing xCAT first\n")
+	p("runs them (\"on failure, first\"), past the deadline and uncancelled, each taking back\n")
+	p("only what the job did; then it ends `failed` with the original fault and its node free.\n\n")
 
 	p("## Kinds\n\n")
-	p("| kind | request | flow | deadline | node | nova event |\n|---|---|---|---|---|---|\n")
+	p("| kind | request | flow | on failure, first | deadline | node | nova event |\n|---|---|---|---|---|---|---|\n")
 	for _, k := range sortedKinds() {
 		ks := kinds[k]
 		req := ks.method
@@ -115,7 +118,15 @@ func renderMachine() []byte {
 		for i, s := range ks.flow {
 			flow[i] = "`" + string(s) + "`"
 		}
-		p("| `%s` | `%s` | %s | %s | %s | %s |\n", k, req, strings.Join(flow, " → "), ks.deadline, nodeText(ks), code(ks.nova.event))
+		undo := make([]string, len(ks.undo))
+		for i, s := range ks.undo {
+			undo[i] = "`" + string(s) + "`"
+		}
+		undoText := "–"
+		if len(undo) > 0 {
+			undoText = strings.Join(undo, " → ")
+		}
+		p("| `%s` | `%s` | %s | %s | %s | %s | %s |\n", k, req, strings.Join(flow, " → "), undoText, ks.deadline, nodeText(ks), code(ks.nova.event))
 	}
 
 	p("\n## Steps\n\n")
@@ -200,6 +211,15 @@ func renderMachine() []byte {
 			if st := stateTable[s]; st.pastDeadline {
 				p("    %s --> %s: wait\n", s, s)
 			}
+		}
+		if len(ks.undo) > 0 {
+			p("    state \"undo (a failure after xCAT was changed)\" as undo\n    state undo {\n")
+			prev := "[*]"
+			for _, s := range ks.undo {
+				p("        %s --> %s\n", prev, s)
+				prev = string(s)
+			}
+			p("        %s --> [*]\n    }\n    undo --> failed\n", prev)
 		}
 		p("    failed --> [*]\n    note left of failed: from any step (a permanent error, the deadline)\n")
 		if !ks.registration {

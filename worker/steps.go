@@ -468,6 +468,8 @@ func (w *Worker) setIPs(ctx context.Context, runs []*run, ip func(*run) (addr, s
 	}
 	for _, r := range w.chdefRuns(ctx, xcat.ChDefSet, "chdef ip", change, func(r *run) xcat.Attrs { return xcat.Attrs{attrIP: addrs[r]} }) {
 		r.out = advanced("ip " + addrs[r])
+		// The node's ip is the tenant's (set_ip) or its own again (restore_ip).
+		r.data.IPSet = addrs[r] != r.data.OriginalIP
 	}
 	w.makeHosts(ctx, change, false)
 }
@@ -524,6 +526,7 @@ func (w *Worker) stepAddPostscript(ctx context.Context, runs []*run) {
 	})...)
 	for _, r := range ready {
 		r.data.Stale = nil
+		r.data.EntryAdded = true
 		r.out = advanced(r.data.Entry)
 	}
 }
@@ -536,6 +539,9 @@ func (w *Worker) stepNodeSet(ctx context.Context, runs []*run) {
 			return w.xc.NodeSet(ctx, nr, "osimage="+img)
 		})
 		applyResults(group, res, "nodeset", "osimage="+img)
+		for _, r := range group {
+			r.data.NodeSet = r.data.NodeSet || r.out.is(advance)
+		}
 	}
 }
 
@@ -556,22 +562,25 @@ func (w *Worker) stepSetBoot(ctx context.Context, runs []*run) {
 			}
 		}
 	}
-	// Remember the node's status just before the boot: if it has moved on when a
-	// crashed worker's boot step is recovered, the boot was issued and is not repeated.
-	var ok []*run
 	for _, r := range runs {
-		if r.out.is(advance) {
-			ok = append(ok, r)
-		}
+		r.data.BootDevSet = r.data.BootDevSet || r.out.is(advance) && r.data.Mgt != "hmc"
 	}
-	status, err := w.status(ctx, nodesOf(ok))
-	for _, r := range ok {
+}
+
+// stepNoteStatus notes each node's nodelist.status and statustime just before a boot
+// or reboot: rpower sets the status (powering-on), so when a crashed worker's boot
+// step is recovered, a status that moved on means the command reached the node and
+// is not sent again.
+func (w *Worker) stepNoteStatus(ctx context.Context, runs []*run) {
+	status, err := w.status(ctx, nodesOf(runs))
+	for _, r := range runs {
 		s, found := status[r.node()]
 		if !found {
 			r.out = transient(fmt.Errorf("nodels %s: %w", r.node(), orNoAnswer(err)))
 			continue
 		}
 		r.data.StatusBefore, r.data.StatusTimeBefore = s[attrStatus], s[attrStatusTime]
+		r.out = advanced(fmt.Sprintf("status %q at %q", s[attrStatus], s[attrStatusTime]))
 	}
 }
 
@@ -613,14 +622,14 @@ func (w *Worker) stepBoot(ctx context.Context, runs []*run) {
 	}
 	for _, r := range runs {
 		if r.out.is(advance) {
-			r.data.LastStatus, r.data.LastStatusAt = "", w.now()
+			r.data.LastStatus, r.data.LastStatusAt, r.data.Booted = "", w.now(), true
 		}
 	}
 }
 
-// recoverBoot decides, for boot steps a crashed worker had started, which were
-// already issued; those advance without calling rpower boot again. It returns the
-// runs that still need the step.
+// recoverBoot decides, for boot and reboot steps a crashed worker had started, which
+// were already issued (the status noted by note_status moved on); those advance
+// without calling rpower boot again. It returns the runs that still need the step.
 func (w *Worker) recoverBoot(ctx context.Context, runs []*run) []*run {
 	status, err := w.status(ctx, nodesOf(runs))
 	var rerun []*run
@@ -630,8 +639,8 @@ func (w *Worker) recoverBoot(ctx context.Context, runs []*run) []*run {
 		case !ok:
 			r.out = transient(fmt.Errorf("check status before repeating boot of %s: %w", r.node(), orNoAnswer(err)))
 		case bootIssued(r.data, s):
-			r.out = advanced(fmt.Sprintf("boot already issued (status %s); not repeated", s[attrStatus]))
-			r.data.LastStatusAt = w.now()
+			r.out = advanced(fmt.Sprintf("%s already issued (status %s); not repeated", r.job.State, s[attrStatus]))
+			r.data.LastStatusAt, r.data.Booted = w.now(), true
 		default:
 			rerun = append(rerun, r)
 		}
@@ -715,6 +724,12 @@ func aliasIP(entries []string) string {
 }
 
 func (w *Worker) stepPowerOff(ctx context.Context, runs []*run) {
+	runs = skipIf(runs, func(r *run) string {
+		if r.data.Undoing && !r.data.Booted {
+			return "the spawn did not boot the node"
+		}
+		return ""
+	})
 	stat := w.powerStat(ctx, runs)
 	var on []*run
 	for _, r := range runs {
@@ -733,32 +748,107 @@ func (w *Worker) stepPowerOff(ctx context.Context, runs []*run) {
 	applyResults(on, res, "rpower off", "rpower off")
 }
 
+// stepRemovePostscript removes a destroyed instance's config_ops_bmnode entries
+// (found by resolve), or, undoing a spawn, the entry the spawn added.
 func (w *Worker) stepRemovePostscript(ctx context.Context, runs []*run) {
+	gone := func(r *run) []string {
+		if r.data.Undoing {
+			if r.data.EntryAdded {
+				return []string{r.data.Entry}
+			}
+			return nil
+		}
+		return r.data.Stale
+	}
 	var change []*run
 	for _, r := range runs {
-		if len(r.data.Stale) == 0 {
+		if len(gone(r)) == 0 {
 			r.out = skipped("no " + postscriptName + " entry")
 			continue
 		}
 		change = append(change, r)
 	}
 	removed := w.chdefRuns(ctx, xcat.ChDefRemove, "chdef -m postbootscripts", change, func(r *run) xcat.Attrs {
-		return xcat.Attrs{attrPostbootscripts: strings.Join(r.data.Stale, ",")}
+		return xcat.Attrs{attrPostbootscripts: strings.Join(gone(r), ",")}
 	})
 	for _, r := range removed {
-		r.out = advanced("removed " + strings.Join(r.data.Stale, ","))
+		r.out = advanced("removed " + strings.Join(gone(r), ","))
+		if r.data.Undoing {
+			r.data.EntryAdded = false
+		}
 	}
 }
 
 func (w *Worker) stepRestoreIP(ctx context.Context, runs []*run) {
 	w.setIPs(ctx, runs, func(r *run) (string, string) {
-		if r.data.OriginalIP == "" {
+		if r.data.OriginalIP == "" || r.data.Undoing && !r.data.IPSet {
 			return "", "xCAT ip unchanged"
 		}
 		return r.data.OriginalIP, ""
 	})
 	// Ports spawn created in Neutron go with the instance (neutron.go).
 	w.releasePorts(ctx, runs)
+}
+
+// stepResetBoot takes back a failed spawn's boot settings: nodeset offline where it
+// ran nodeset (the node must not install the image at its next network boot), and
+// rsetboot default where it set the next boot device without booting (ipmi).
+func (w *Worker) stepResetBoot(ctx context.Context, runs []*run) {
+	done := map[*run][]string{}
+	var offline []*run
+	for _, r := range runs {
+		r.out = advanced("")
+		if r.data.NodeSet {
+			offline = append(offline, r)
+		}
+	}
+	res := w.call(ctx, nodesOf(offline), func(ctx context.Context, nr string) (xcat.Results, error) { return w.xc.NodeSet(ctx, nr, "offline") })
+	for _, r := range offline {
+		if ok, o := verdict("nodeset offline", res[r.node()]); !ok {
+			r.out = o
+			continue
+		}
+		r.data.NodeSet = false
+		done[r] = append(done[r], "nodeset offline")
+	}
+	var def []*run
+	for _, r := range runs {
+		if r.out.is(advance) && r.data.BootDevSet && !r.data.Booted && r.data.Mgt == "ipmi" {
+			def = append(def, r)
+		}
+	}
+	res = w.call(ctx, nodesOf(def), func(ctx context.Context, nr string) (xcat.Results, error) { return w.xc.SetBoot(ctx, nr, "default") })
+	for _, r := range def {
+		if ok, o := verdict("rsetboot default", res[r.node()]); !ok {
+			r.out = o
+			continue
+		}
+		r.data.BootDevSet = false
+		done[r] = append(done[r], "rsetboot default")
+	}
+	for _, r := range runs {
+		switch {
+		case !r.out.is(advance):
+		case len(done[r]) == 0:
+			r.out = skipped("no boot setting to take back")
+		default:
+			r.out = advanced(strings.Join(done[r], "; "))
+		}
+	}
+}
+
+// skipIf sets the outcome of runs for which why says a reason to skip the step, and
+// returns the others.
+func skipIf(runs []*run, why func(*run) string) []*run {
+	var rest []*run
+	for _, r := range runs {
+		if w := why(r); w != "" {
+			r.out = skipped(w)
+			continue
+		}
+		rest = append(rest, r)
+	}
+	return rest
 }
 
 // --- power -------------------------------------------------------------------------
@@ -778,6 +868,13 @@ func (w *Worker) stepPower(ctx context.Context, runs []*run) {
 		res := w.call(ctx, nodesOf(group), func(ctx context.Context, nr string) (xcat.Results, error) { return w.xc.Power(ctx, nr, action) })
 		applyResults(group, res, "rpower "+string(action), "rpower "+string(action))
 	}
+}
+
+// stepReboot reboots the nodes of reboot jobs with rpower boot, whatever their
+// nodehm.mgt.
+func (w *Worker) stepReboot(ctx context.Context, runs []*run) {
+	res := w.call(ctx, nodesOf(runs), func(ctx context.Context, nr string) (xcat.Results, error) { return w.xc.Power(ctx, nr, xcat.PowerBoot) })
+	applyResults(runs, res, "rpower boot", "rpower boot")
 }
 
 func (w *Worker) stepVerifyPower(ctx context.Context, runs []*run) {
