@@ -15,6 +15,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"xcatbm/internal/broker"
+	"xcatbm/internal/config"
 	"xcatbm/internal/logging"
 	"xcatbm/messages"
 	"xcatbm/worker/store"
@@ -402,8 +403,13 @@ func (w *Worker) deadLetter(ctx context.Context, dl deadLetter) error {
 			return nil // already dead-lettered once
 		}
 	}
+	// A dead-lettered body rests on the queue until an operator reads it: it keeps
+	// what a diagnosis needs, not the request's secrets (messages.RedactBody).
 	headers := amqp.Table{}
 	for k, v := range dl.d.Headers {
+		if messages.IsSecretName(k) {
+			v = config.Redacted
+		}
 		headers[k] = v
 	}
 	headers["x-xcatbm-reason"] = dl.reason
@@ -411,7 +417,7 @@ func (w *Worker) deadLetter(ctx context.Context, dl deadLetter) error {
 	headers["x-xcatbm-routing-key"] = dl.d.RoutingKey
 	msg := broker.Message{RoutingKey: w.cfg.DeadLetterQueue, Publishing: amqp.Publishing{
 		ContentType: dl.d.ContentType, ContentEncoding: dl.d.ContentEncoding, DeliveryMode: amqp.Persistent,
-		Headers: headers, Body: dl.d.Body}}
+		Headers: headers, Body: messages.RedactBody(dl.d.Body)}}
 	errs, err := w.outbox.pub.Publish(ctx, []broker.Message{msg})
 	if err == nil && errs[0] != nil {
 		err = errs[0]

@@ -122,8 +122,11 @@ func TestDuplicateCastIsNoOp(t *testing.T) {
 	}
 }
 
+// deadCanary is the secret planted in a dead-lettered cast.
+const deadCanary = "CANARY-dead-letter-5e2a"
+
 // TestBadInputIsDeadLettered: each unusable message lands on the dead-letter queue
-// with its reason, and the consumer carries on.
+// with its reason and without the request's secrets, and the consumer carries on.
 func TestBadInputIsDeadLettered(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, ipmiNode("n09", "10.0.0.19"))
@@ -137,6 +140,7 @@ func TestBadInputIsDeadLettered(t *testing.T) {
 		{"args not an object", string(castBody(t, castSpec{file: "cast-start_instance.json"})), ""}, // replaced below
 		{"unknown method", string(castBody(t, castSpec{file: "cast-start_instance.json", method: "frobnicate_instance"})), "frobnicate_instance"},
 		{"unsupported version", string(castBody(t, castSpec{file: "cast-start_instance.json", version: "7.0"})), "7.0"},
+		{"unsupported version, with secrets", string(castBody(t, castSpec{file: "cast-build_and_run_instance.json", version: "7.1", secret: deadCanary})), "7.1"},
 	}
 	bad[2].body = `{"oslo.version": "2.0", "oslo.message": "{\"method\": \"start_instance\", \"args\": [1], \"version\": \"6.0\", \"_unique_id\": \"ab\"}"}`
 	bad[2].reason = "args"
@@ -161,6 +165,12 @@ func TestBadInputIsDeadLettered(t *testing.T) {
 			continue
 		}
 		reasons = append(reasons, d.Headers["x-xcatbm-reason"].(string))
+		if strings.Contains(string(d.Body), deadCanary) {
+			t.Errorf("a dead-lettered body keeps the request's secrets: %.300s", d.Body)
+		}
+		if strings.Contains(string(d.Body), "7.1") && !strings.Contains(string(d.Body), "build_and_run_instance") {
+			t.Errorf("the redacted body lost what a diagnosis needs: %.300s", d.Body)
+		}
 	}
 	if len(reasons) != len(bad) {
 		t.Fatalf("dead letters %d, want %d: %v", len(reasons), len(bad), reasons)

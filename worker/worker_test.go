@@ -111,6 +111,7 @@ type castSpec struct {
 	version, method                   string
 	uniqueID                          string
 	replyQueue                        string
+	secret                            string // auth token and admin password
 }
 
 // cast publishes a golden vector from testdata, adapted, to compute.<host>.
@@ -129,7 +130,7 @@ func castBody(t *testing.T, c castSpec) []byte {
 	t.Helper()
 	body, err := novacast.Body(c.file, novacast.Spec{Node: c.node, UUID: c.uuid, Hostname: c.hostname, Image: c.image,
 		NoImage: c.image == "", IP: c.ip, CIDR: c.cidr, Method: c.method, Version: c.version, UniqueID: c.uniqueID,
-		ReplyQueue: c.replyQueue})
+		ReplyQueue: c.replyQueue, AuthToken: c.secret, AdminPassword: c.secret})
 	if err != nil {
 		t.Fatal(err)
 	}
