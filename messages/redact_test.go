@@ -32,7 +32,7 @@ func TestRedactBody(t *testing.T) {
 			"instance": map[string]any{"nova_object.name": "Instance", "nova_object.data": map[string]any{
 				"uuid": "u-1", "user_data": "I2Nsb3VkLWNvbmZpZwo=" + canary, "key_data": "ssh-ed25519 AAAA tenant",
 			}},
-			"injected_files": []any{[]any{"/etc/motd", canary}},
+			"injected_files":  []any{[]any{"/etc/motd", canary}},
 			"rescue_password": canary, "new_pass": nil,
 			"context": map[string]any{"X-Auth-Token": canary, "credentials": map[string]any{"access": canary}},
 		},
