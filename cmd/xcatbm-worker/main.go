@@ -67,6 +67,7 @@ type options struct {
 	spawnDeadline, powerDeadline    time.Duration
 	destroyDeadline, lease          time.Duration
 	xcatTimeout, powerSync          time.Duration
+	xcatOutage                      time.Duration
 	coalesceWindow, gatherWindow    time.Duration
 	xcatReuse                       time.Duration
 	coalesceMax                     int
@@ -92,6 +93,7 @@ func flags(fs *flag.FlagSet, o *options) {
 	fs.StringVar(&o.xcatCredDir, "xcat-cred-dir", "", "`dir` with ca.pem and client-cred.pem for xcatd (default ~/.xcat)")
 	fs.StringVar(&o.xcatCLIDir, "xcat-cli-dir", "/opt/xcat/bin", "`dir` of the xCAT-client commands for the cli backend")
 	fs.DurationVar(&o.xcatTimeout, "xcat-timeout", 2*time.Minute, "bound on one xCAT request")
+	fs.DurationVar(&o.xcatOutage, "xcat-outage-after", time.Minute, "report not ready on /readyz once no xCAT request has reached xcatd for this long")
 	fs.IntVar(&o.xcatParallel, "xcat-parallel", 16, "per-node xCAT requests one step may run at once")
 	fs.DurationVar(&o.coalesceWindow, "xcat-coalesce-window", 20*time.Millisecond, "concurrent rpower, nodeset, nodels, rsetboot, rbootseq, rnetboot and makehosts\nrequests with equal arguments within this window are sent as one request (0 disables)")
 	fs.DurationVar(&o.xcatReuse, "xcat-reuse-idle", 2*time.Second, "keep xcatd connections for reuse while idle no longer than this, sparing a TLS handshake\nper request (0: a connection per request, as xCAT's own client)")
@@ -188,7 +190,8 @@ func serve(ctx context.Context, o options, lookup func(string) (string, bool), l
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	xc, err := xcatClient(o, lookup, reg)
+	health := worker.NewXCATHealth(reg, log, o.xcatOutage)
+	xc, err := xcatClient(o, lookup, reg, health)
 	if err != nil {
 		return err
 	}
@@ -227,7 +230,7 @@ func serve(ctx context.Context, o options, lookup func(string) (string, bool), l
 	log.Info().Str("transport_url", config.RedactURL(transport)).Str("database", config.RedactURL(dbURL)).
 		Str("xcat_backend", o.xcatBackend).Msg("configured")
 	if o.listen != "" {
-		srv := &http.Server{Addr: o.listen, Handler: endpoints(reg, db, w), ReadHeaderTimeout: 5 * time.Second}
+		srv := &http.Server{Addr: o.listen, Handler: endpoints(reg, db, w, health), ReadHeaderTimeout: 5 * time.Second}
 		go func() {
 			if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				log.Error().Err(err).Str("listen", o.listen).Msg("metrics endpoint failed")
@@ -268,7 +271,7 @@ func waitDB(ctx context.Context, db *sql.DB, log zerolog.Logger) error {
 	}
 }
 
-func xcatClient(o options, lookup func(string) (string, bool), reg prometheus.Registerer) (xcat.Client, error) {
+func xcatClient(o options, lookup func(string) (string, bool), reg prometheus.Registerer, health *worker.XCATHealth) (xcat.Client, error) {
 	switch o.xcatBackend {
 	case "native":
 		host := o.xcatHost
@@ -279,9 +282,9 @@ func xcatClient(o options, lookup func(string) (string, bool), reg prometheus.Re
 		if err != nil {
 			return nil, fmt.Errorf("xcat native backend: %w", err)
 		}
-		return xcat.NewClient(coalesce(worker.InstrumentXCAT(n, reg), o)), nil
+		return xcat.NewClient(coalesce(health.Watch(worker.InstrumentXCAT(n, reg)), o)), nil
 	case "cli":
-		return xcat.NewClient(coalesce(worker.InstrumentXCAT(xcat.NewCLI(xcat.CLIConfig{Dir: o.xcatCLIDir}), reg), o)), nil
+		return xcat.NewClient(coalesce(health.Watch(worker.InstrumentXCAT(xcat.NewCLI(xcat.CLIConfig{Dir: o.xcatCLIDir}), reg)), o)), nil
 	default:
 		return nil, fmt.Errorf("--xcat-backend %q: want native or cli", o.xcatBackend)
 	}
@@ -293,7 +296,7 @@ func coalesce(b xcat.Backend, o options) xcat.Backend {
 	return xcat.NewCoalescer(b, xcat.CoalesceConfig{Window: o.coalesceWindow, MaxNodes: o.coalesceMax, MaxInFlight: o.coalesceInFlight})
 }
 
-func endpoints(reg *prometheus.Registry, db *sql.DB, w *worker.Worker) http.Handler {
+func endpoints(reg *prometheus.Registry, db *sql.DB, w *worker.Worker, health *worker.XCATHealth) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(rw http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(rw, "ok\n") })
@@ -308,6 +311,10 @@ func endpoints(reg *prometheus.Registry, db *sql.DB, w *worker.Worker) http.Hand
 		defer cancel()
 		if err := db.PingContext(ctx); err != nil {
 			http.Error(rw, "database: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		if why := health.Down(); why != "" {
+			http.Error(rw, why, http.StatusServiceUnavailable)
 			return
 		}
 		_, _ = io.WriteString(rw, "ready\n")
