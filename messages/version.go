@@ -14,6 +14,23 @@ const (
 	ComputeRPCVersion = "6.4"
 )
 
+// ComputeRPCV5Minor is the highest 5.x minor xcatbm serves. nova-compute 26 keeps
+// serving compute RPC 5.0 to 5.13 through its _ComputeV5Proxy for rolling upgrades (a
+// conductor pinned to 5.x); for the methods xcatbm serves, the 5.x arguments are the
+// 6.0 ones without what 6.x added (build_and_run_instance's accel_uuids became
+// required in 6.0; rebuild_instance's reimage_boot_volume and target_state came in
+// 6.0 and 6.1), and xcatbm reads every one of those as optional.
+const ComputeRPCV5Minor = 13
+
+// CheckComputeVersions is CheckVersion against every compute RPC version nova-compute
+// 26 serves: 6.0 to ComputeRPCVersion, and 5.0 to 5.ComputeRPCV5Minor.
+func CheckComputeVersions(requested string) error {
+	if err := CheckVersion(requested, ComputeRPCMajor, ComputeRPCMinor); err == nil {
+		return nil
+	}
+	return CheckVersion(requested, 5, ComputeRPCV5Minor)
+}
+
 // XCATBMNamespace and XCATBMVersion are the oslo namespace and version of xcatbm's own
 // job requests.
 const (

@@ -105,9 +105,16 @@ func (r *request) setJob(req *messages.Request, args messages.JobArgs) error {
 	return nil
 }
 
-// versions are the request versions each namespace's jobs are served at: compute RPC
-// 6.x up to messages.ComputeRPCVersion, xcatbm's own 1.0.
-var versions = map[string][2]int{
-	"":                       {supportedMajor, supportedMinor},
-	messages.XCATBMNamespace: {1, 0},
+// checkVersion says whether a request's version is served in its namespace: compute
+// RPC 6.0 to messages.ComputeRPCVersion and 5.0 to 5.13 (nova-compute 26's
+// _ComputeV5Proxy), xcatbm's own jobs at 1.0, baseapi's ping at 1.x.
+func checkVersion(namespace, version string) error {
+	switch namespace {
+	case "":
+		return messages.CheckComputeVersions(version)
+	case messages.XCATBMNamespace:
+		return messages.CheckVersion(version, 1, 0)
+	default:
+		return messages.CheckVersion(version, 1, 99)
+	}
 }

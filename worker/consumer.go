@@ -21,15 +21,6 @@ import (
 	"xcatbm/worker/store"
 )
 
-// The compute RPC version xcatbm serves: 6.x up to messages.ComputeRPCVersion.
-var supportedMajor, supportedMinor = func() (int, int) {
-	major, minor, err := messages.ParseVersion(messages.ComputeRPCVersion)
-	if err != nil {
-		panic("messages.ComputeRPCVersion: " + err.Error()) // a constant; tested
-	}
-	return major, minor
-}()
-
 // args returns the x-arguments of a queue: quorum and HA as configured, and, for
 // transient queues (fanout, reply), x-expires.
 func (q QueueOptions) args(transient bool) amqp.Table {
@@ -230,6 +221,18 @@ func (w *Worker) decide(ctx context.Context, d amqp.Delivery) (*store.NewJob, *b
 		return nil, nil, &deadLetter{d: d, reason: f.Error(), uniqueID: req.UniqueID, outbox: w.notify.rejected(req, f)}
 	}
 	key := castKey{req.Namespace, req.Method}
+	_, isAnswer := answers[key]
+	_, isJob := byMethod[key]
+	if !isAnswer && !isJob {
+		return reject(messages.NoSuchMethod(req.Namespace, req.Method))
+	}
+	if err := checkVersion(req.Namespace, req.Version); err != nil {
+		var f *messages.Failure
+		if !errors.As(err, &f) {
+			f = messages.UnsupportedVersion(req.Version)
+		}
+		return reject(f)
+	}
 	if a, ok := answers[key]; ok {
 		if a.callOnly && !req.IsCall() {
 			return reject(messages.NoSuchMethod(req.Namespace, req.Method+" as a cast"))
@@ -243,19 +246,8 @@ func (w *Worker) decide(ctx context.Context, d amqp.Delivery) (*store.NewJob, *b
 		}
 		return nil, nil, nil
 	}
-	kind, ok := byMethod[key]
-	if !ok {
-		return reject(messages.NoSuchMethod(req.Namespace, req.Method))
-	}
+	kind := byMethod[key]
 	ks := spec(kind)
-	v := versions[ks.namespace]
-	if err := messages.CheckVersion(req.Version, v[0], v[1]); err != nil {
-		var f *messages.Failure
-		if !errors.As(err, &f) {
-			f = messages.UnsupportedVersion(req.Version)
-		}
-		return reject(f)
-	}
 	badArgs := func(err error) (*store.NewJob, *broker.Message, *deadLetter) {
 		return reject(&messages.Failure{Class: "ValueError", Module: "builtins", Message: req.Method + ": " + err.Error()})
 	}

@@ -289,3 +289,46 @@ func TestSpawnOnANodeInUseFails(t *testing.T) {
 		t.Errorf("nodeset sent %d times, want only the first spawn's", n)
 	}
 }
+
+// TestComputeRPC5Casts: a conductor pinned to compute RPC 5.x (a rolling upgrade)
+// is served as nova-compute 26 serves it through its _ComputeV5Proxy: 5.0 to 5.13;
+// 5.14 and 4.x are refused with UnsupportedVersion.
+func TestComputeRPC5Casts(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, ipmiNode("n31", "10.0.0.31"))
+	e.startWorker(testConfig())
+	const uuid = "55555555-5555-4555-8555-555555555531"
+	for _, c := range []struct {
+		file, version string
+		kind          worker.Kind
+	}{
+		{"cast-build_and_run_instance.json", "5.13", worker.KindSpawn},
+		{"cast-stop_instance.json", "5.0", worker.KindPowerOff},
+		{"cast-start_instance.json", "5.11", worker.KindPowerOn},
+		{"cast-reboot_instance.json", "5.2", worker.KindReboot},
+	} {
+		e.cast(castSpec{file: c.file, node: "n31", uuid: uuid, image: image, version: c.version})
+		if j := e.waitJob(uuid, c.kind, 30*time.Second); j.State != string(worker.StateDone) {
+			t.Errorf("%s at %s: %s %s", c.kind, c.version, j.State, j.Error)
+		}
+	}
+	for _, v := range []string{"5.14", "4.22"} {
+		e.cast(castSpec{file: "cast-stop_instance.json", node: "n31", uuid: uuid, version: v})
+	}
+	var reasons []string
+	deadline := time.Now().Add(10 * time.Second)
+	for len(reasons) < 2 && time.Now().Before(deadline) {
+		d, ok, err := e.ch.Get("xcatbm.dead_letter", true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok {
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		reasons = append(reasons, d.Headers["x-xcatbm-reason"].(string))
+	}
+	if len(reasons) != 2 || !strings.Contains(reasons[0], "UnsupportedVersion") || !strings.Contains(reasons[1], "UnsupportedVersion") {
+		t.Errorf("5.14 and 4.22 should be dead-lettered as UnsupportedVersion: %q", reasons)
+	}
+}
