@@ -14,6 +14,9 @@ const (
 	MethodStartInstance         = "start_instance"
 	MethodStopInstance          = "stop_instance"
 	MethodRebootInstance        = "reboot_instance"
+	MethodRebuildInstance       = "rebuild_instance"
+	MethodRescueInstance        = "rescue_instance"
+	MethodUnrescueInstance      = "unrescue_instance"
 	MethodGetConsoleOutput      = "get_console_output"
 	MethodExternalInstanceEvent = "external_instance_event"
 	MethodPing                  = "ping"
@@ -103,22 +106,11 @@ func (r *Request) BuildAndRunInstance() (*BuildAndRunInstanceArgs, error) {
 	if a.Image, err = DecodeImageMeta(rawImage); err != nil {
 		return nil, within("args.image", err)
 	}
-	var pw *string
-	if err := r.argInto("admin_password", &pw, "a string or null"); err != nil {
+	if a.AdminPassword, err = r.secretArg("admin_password"); err != nil {
 		return nil, err
 	}
-	if pw != nil {
-		a.AdminPassword = config.NewSecret(*pw)
-	}
-	var files [][]string
-	if err := r.argInto("injected_files", &files, "a list of [path, contents] pairs"); err != nil {
+	if a.InjectedFiles, err = r.injectedFiles(); err != nil {
 		return nil, err
-	}
-	for i, f := range files {
-		if len(f) != 2 {
-			return nil, fieldErr(fmt.Sprintf("args.injected_files.%d", i), "not a [path, contents] pair", nil)
-		}
-		a.InjectedFiles = append(a.InjectedFiles, [2]string{f[0], f[1]})
 	}
 	nets, err := r.argObject("requested_networks")
 	if err != nil {
@@ -139,6 +131,148 @@ func (r *Request) BuildAndRunInstance() (*BuildAndRunInstanceArgs, error) {
 		return nil, err
 	}
 	return a, nil
+}
+
+// injectedFiles reads the optional injected_files argument: [path, contents] pairs.
+func (r *Request) injectedFiles() ([][2]string, error) {
+	var files [][]string
+	if err := r.argInto("injected_files", &files, "a list of [path, contents] pairs"); err != nil {
+		return nil, err
+	}
+	var out [][2]string
+	for i, f := range files {
+		if len(f) != 2 {
+			return nil, fieldErr(fmt.Sprintf("args.injected_files.%d", i), "not a [path, contents] pair", nil)
+		}
+		out = append(out, [2]string{f[0], f[1]})
+	}
+	return out, nil
+}
+
+// secretArg reads an optional string-or-null argument as a secret.
+func (r *Request) secretArg(name string) (config.Secret, error) {
+	var pw *string
+	if err := r.argInto(name, &pw, "a string or null"); err != nil {
+		return config.Secret{}, err
+	}
+	if pw == nil {
+		return config.Secret{}, nil
+	}
+	return config.NewSecret(*pw), nil
+}
+
+// RebuildInstanceArgs are the arguments of rebuild_instance (cast, 6.0 to 6.4; 5.x
+// without reimage_boot_volume and target_state).
+type RebuildInstanceArgs struct {
+	Instance          *Instance
+	OrigImageRef      string
+	ImageRef          string
+	InjectedFiles     [][2]string
+	NewPassword       config.Secret // new_pass; empty when null
+	OrigSysMetadata   json.RawMessage
+	BDMs              json.RawMessage
+	Recreate          bool  // an evacuation to this host
+	OnSharedStorage   *bool // null: the driver decides
+	PreserveEphemeral bool
+	Migration         json.RawMessage
+	ScheduledNode     string
+	Limits            json.RawMessage
+	RequestSpec       json.RawMessage
+	AccelUUIDs        []string
+	ReimageBootVolume bool
+	TargetState       string // "" when absent or null
+}
+
+// RebuildInstance decodes the arguments of a rebuild_instance request. The instance
+// is required; image_ref may be empty (an evacuation keeps the image).
+func (r *Request) RebuildInstance() (*RebuildInstanceArgs, error) {
+	a := &RebuildInstanceArgs{OrigSysMetadata: r.Args["orig_sys_metadata"], BDMs: r.Args["bdms"], Migration: r.Args["migration"],
+		Limits: r.Args["limits"], RequestSpec: r.Args["request_spec"]}
+	var err error
+	if a.Instance, err = r.argInstance("instance"); err != nil {
+		return nil, err
+	}
+	var orig, ref, node, target *string
+	for _, s := range []struct {
+		name string
+		dst  **string
+	}{{"orig_image_ref", &orig}, {"image_ref", &ref}, {"scheduled_node", &node}, {"target_state", &target}} {
+		if err := r.argInto(s.name, s.dst, "a string or null"); err != nil {
+			return nil, err
+		}
+	}
+	deref := func(p *string) string {
+		if p == nil {
+			return ""
+		}
+		return *p
+	}
+	a.OrigImageRef, a.ImageRef, a.ScheduledNode, a.TargetState = deref(orig), deref(ref), deref(node), deref(target)
+	if a.InjectedFiles, err = r.injectedFiles(); err != nil {
+		return nil, err
+	}
+	if a.NewPassword, err = r.secretArg("new_pass"); err != nil {
+		return nil, err
+	}
+	var recreate, preserve, reimage *bool
+	for _, b := range []struct {
+		name string
+		dst  **bool
+	}{{"recreate", &recreate}, {"preserve_ephemeral", &preserve}, {"reimage_boot_volume", &reimage}, {"on_shared_storage", &a.OnSharedStorage}} {
+		if err := r.argInto(b.name, b.dst, "a boolean or null"); err != nil {
+			return nil, err
+		}
+	}
+	a.Recreate, a.PreserveEphemeral, a.ReimageBootVolume = recreate != nil && *recreate, preserve != nil && *preserve, reimage != nil && *reimage
+	if err := r.argInto("accel_uuids", &a.AccelUUIDs, "a list of strings"); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// RescueInstanceArgs are the arguments of rescue_instance (cast).
+type RescueInstanceArgs struct {
+	Instance       *Instance
+	RescuePassword config.Secret // empty when null: nova-compute then makes one up
+	RescueImageRef string        // "" when null: rescue with the instance's own image
+	CleanShutdown  bool
+}
+
+// RescueInstance decodes the arguments of a rescue_instance request.
+func (r *Request) RescueInstance() (*RescueInstanceArgs, error) {
+	in, err := r.argInstance("instance")
+	if err != nil {
+		return nil, err
+	}
+	a := &RescueInstanceArgs{Instance: in, CleanShutdown: true}
+	if a.RescuePassword, err = r.secretArg("rescue_password"); err != nil {
+		return nil, err
+	}
+	var ref *string
+	if err := r.argInto("rescue_image_ref", &ref, "a string or null"); err != nil {
+		return nil, err
+	}
+	if ref != nil {
+		a.RescueImageRef = *ref
+	}
+	if err := r.argInto("clean_shutdown", &a.CleanShutdown, "a boolean"); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// UnrescueInstanceArgs are the arguments of unrescue_instance (cast).
+type UnrescueInstanceArgs struct {
+	Instance *Instance
+}
+
+// UnrescueInstance decodes the arguments of an unrescue_instance request.
+func (r *Request) UnrescueInstance() (*UnrescueInstanceArgs, error) {
+	in, err := r.argInstance("instance")
+	if err != nil {
+		return nil, err
+	}
+	return &UnrescueInstanceArgs{Instance: in}, nil
 }
 
 // TerminateInstanceArgs are the arguments of terminate_instance (cast).

@@ -102,6 +102,13 @@ func FuzzDecodeRequest(f *testing.F) {
 		}
 		f.Add(body)
 	}
+	for _, rec := range readJSONL(f, "to-compute-tenant.jsonl") {
+		body, err := EncodeEnvelope(rec["msg"])
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(body)
+	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		req, req2, ok := roundTrip(t, body, DecodeRequest, EncodeRequest, false)
 		if !ok {
@@ -113,6 +120,9 @@ func FuzzDecodeRequest(f *testing.F) {
 			func() error { _, err := req.StartInstance(); return err },
 			func() error { _, err := req.StopInstance(); return err },
 			func() error { _, err := req.RebootInstance(); return err },
+			func() error { _, err := req.RebuildInstance(); return err },
+			func() error { _, err := req.RescueInstance(); return err },
+			func() error { _, err := req.UnrescueInstance(); return err },
 			func() error { _, err := req.GetConsoleOutput(); return err },
 			func() error { _, err := req.ExternalInstanceEvent(); return err },
 			func() error { _, err := req.Ping(); return err },

@@ -399,7 +399,7 @@ func TestNotifyInputValidation(t *testing.T) {
 		{"VMState", func(n *NotifyInput) { n.VMState = "" }},
 		{"PowerState", func(n *NotifyInput) { n.PowerState = 5 }},
 		{"Time", func(n *NotifyInput) { n.Time = time.Time{} }},
-		{"Action", func(n *NotifyInput) { n.Action = "rebuild" }},
+		{"Action", func(n *NotifyInput) { n.Action = "shelve" }},
 		{"Phase", func(n *NotifyInput) { n.Action, n.Phase = "delete", "error" }},
 		{"Fault", func(n *NotifyInput) { n.Phase = "error" }},
 		{"Fault", func(n *NotifyInput) { n.Fault = &Fault{} }},
@@ -410,6 +410,65 @@ func TestNotifyInputValidation(t *testing.T) {
 		var fe *FieldError
 		if !errors.As(err, &fe) || fe.Field != c.field {
 			t.Errorf("%s: err = %v", c.field, err)
+		}
+	}
+}
+
+// TestLifecyclePayloads: rebuild and rescue use nova's own payload classes, and the
+// legacy payloads carry what nova-compute adds for each event.
+func TestLifecyclePayloads(t *testing.T) {
+	req, in := buildInstance(t, true)
+	cases := []struct {
+		action, phase, payload, version string
+		legacyHas                       []string
+		legacyHasNot                    []string
+	}{
+		{"rebuild", "start", "InstanceActionRebuildPayload", InstanceActionRebuildPayloadVersion, []string{"image_name"}, []string{"fixed_ips"}},
+		{"rebuild", "end", "InstanceActionRebuildPayload", InstanceActionRebuildPayloadVersion, []string{"image_name", "fixed_ips"}, nil},
+		{"rebuild", "error", "InstanceActionRebuildPayload", InstanceActionRebuildPayloadVersion, []string{"image_name", "exception"}, nil},
+		{"rescue", "start", "InstanceActionRescuePayload", InstanceActionRescuePayloadVersion, []string{"rescue_image_name", "fixed_ips"}, nil},
+		{"rescue", "end", "InstanceActionRescuePayload", InstanceActionRescuePayloadVersion, []string{"rescue_image_name", "fixed_ips"}, nil},
+		{"unrescue", "start", "InstanceActionPayload", InstanceActionPayloadVersion, []string{"fixed_ips"}, []string{"rescue_image_name"}},
+		{"unrescue", "end", "InstanceActionPayload", InstanceActionPayloadVersion, []string{"fixed_ips"}, []string{"image_name"}},
+	}
+	for _, c := range cases {
+		n := NotifyInput{Instance: in, Host: "h", Action: c.action, Phase: c.phase, VMState: "active", PowerState: Running,
+			Time: time.Now(), Context: req.Context, RescueImageRef: "", RescueImageName: "rescue-img", ImageName: "img"}
+		if c.phase == "error" {
+			n.Fault = &Fault{Exception: "X", Message: "m"}
+		}
+		v, l, err := NewInstanceNotifications(n)
+		if err != nil {
+			t.Fatalf("%s.%s: %v", c.action, c.phase, err)
+		}
+		p, err := DecodeObject(v.Payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Name != c.payload || p.Version != c.version {
+			t.Errorf("%s.%s: payload %s %s, want %s %s", c.action, c.phase, p.Name, p.Version, c.payload, c.version)
+		}
+		if v.EventType != "instance."+c.action+"."+c.phase || l.EventType != "compute.instance."+c.action+"."+c.phase {
+			t.Errorf("%s.%s: event types %s / %s", c.action, c.phase, v.EventType, l.EventType)
+		}
+		if c.action == "rescue" {
+			if raw, ok := p.Data["rescue_image_ref"]; !ok || string(raw) != "null" {
+				t.Errorf("rescue payload rescue_image_ref = %s, want null", raw)
+			}
+		}
+		var lp map[string]any
+		if err := json.Unmarshal(l.Payload, &lp); err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range c.legacyHas {
+			if _, ok := lp[k]; !ok {
+				t.Errorf("%s.%s: legacy payload lacks %s", c.action, c.phase, k)
+			}
+		}
+		for _, k := range c.legacyHasNot {
+			if _, ok := lp[k]; ok {
+				t.Errorf("%s.%s: legacy payload has %s, which nova does not send there", c.action, c.phase, k)
+			}
 		}
 	}
 }

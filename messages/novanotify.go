@@ -13,6 +13,11 @@ import (
 const (
 	InstanceActionPayloadVersion = "1.9"
 	InstanceCreatePayloadVersion = "1.13"
+	// InstanceActionRebuildPayloadVersion and InstanceActionRescuePayloadVersion
+	// follow InstanceActionPayload's: nova bumps them together with every field
+	// InstancePayload gains.
+	InstanceActionRebuildPayloadVersion = "1.10"
+	InstanceActionRescuePayloadVersion  = "1.4"
 	FlavorPayloadVersion         = "1.4"
 	IPPayloadVersion             = "1.0"
 	ExceptionPayloadVersion      = "1.1"
@@ -52,6 +57,10 @@ type NotifyInput struct {
 	// "<ImageBaseURL>/images/<image_ref>" (just the image ref when empty).
 	ImageBaseURL string
 	Source       string // service in the versioned publisher id; DefaultNotificationSource when ""
+	// RescueImageRef is rescue_instance's rescue_image_ref ("" is null), for the
+	// rescue payloads; RescueImageName the legacy payload's rescue_image_name.
+	RescueImageRef  string
+	RescueImageName string
 }
 
 var instanceEventPhases = map[string][]string{
@@ -61,6 +70,9 @@ var instanceEventPhases = map[string][]string{
 	"power_off": {"start", "end"},
 	"reboot":    {"start", "end", "error"},
 	"shutdown":  {"start", "end"},
+	"rebuild":   {"start", "end", "error"},
+	"rescue":    {"start", "end"},
+	"unrescue":  {"start", "end"},
 }
 
 func (in *NotifyInput) validate() error {
@@ -253,7 +265,15 @@ func versionedInstancePayload(in *NotifyInput) (*Object, error) {
 		"shares":                   []any{},
 		"fault":                    fault,
 	}
-	if in.Action != "create" {
+	switch in.Action {
+	case "create":
+	case "rebuild":
+		data["trusted_image_certificates"] = nil
+		return payloadObject("InstanceActionRebuildPayload", InstanceActionRebuildPayloadVersion, data)
+	case "rescue":
+		data["rescue_image_ref"] = nullableString(in.RescueImageRef)
+		return payloadObject("InstanceActionRescuePayload", InstanceActionRescuePayloadVersion, data)
+	default:
 		return payloadObject("InstanceActionPayload", InstanceActionPayloadVersion, data)
 	}
 	keypairs, err := keypairPayloads(inst)
@@ -432,15 +452,24 @@ func legacyInstancePayload(in *NotifyInput) (map[string]any, error) {
 		"metadata":           metadata,
 		"image_meta":         imageMeta,
 	}
-	switch in.Action + "." + in.Phase {
-	case "create.start":
+	// What nova-compute adds per event: extra_usage_info, and fixed_ips where it
+	// passes the network info.
+	event := in.Action + "." + in.Phase
+	switch event {
+	case "create.start", "rebuild.start", "rebuild.end", "rebuild.error":
 		p["image_name"] = in.ImageName
-	case "create.end":
+	case "rescue.start", "rescue.end":
+		p["rescue_image_name"] = in.RescueImageName
+	}
+	switch event {
+	case "create.end", "rebuild.end", "rescue.start", "rescue.end", "unrescue.start", "unrescue.end":
 		fixed, err := legacyFixedIPs(inst.NetworkInfo)
 		if err != nil {
 			return nil, err
 		}
 		p["fixed_ips"] = fixed
+	}
+	if event == "create.end" {
 		p["message"] = "Success"
 	}
 	if in.Fault != nil {

@@ -149,6 +149,24 @@ func decodeTypedArgs(req *Request) (*Instance, error) {
 			return nil, err
 		}
 		return a.Instance, nil
+	case MethodRebuildInstance:
+		a, err := req.RebuildInstance()
+		if err != nil {
+			return nil, err
+		}
+		return a.Instance, nil
+	case MethodRescueInstance:
+		a, err := req.RescueInstance()
+		if err != nil {
+			return nil, err
+		}
+		return a.Instance, nil
+	case MethodUnrescueInstance:
+		a, err := req.UnrescueInstance()
+		if err != nil {
+			return nil, err
+		}
+		return a.Instance, nil
 	case MethodRebootInstance:
 		a, err := req.RebootInstance()
 		if err != nil {
@@ -269,6 +287,57 @@ func TestLiveNovaCasts(t *testing.T) {
 	slices.Sort(methods)
 	if want := []string{"build_and_run_instance", "reboot_instance", "start_instance", "stop_instance", "terminate_instance"}; !slices.Equal(methods, want) {
 		t.Errorf("methods = %v", methods)
+	}
+}
+
+// TestLiveTenantCasts decodes the casts a real nova 26 sent when driven by the real
+// openstack CLI for a tenant's server: build with keypair and user data, rebuild,
+// rescue, unrescue, terminate; each re-encodes as received.
+func TestLiveTenantCasts(t *testing.T) {
+	recs := readJSONL(t, "to-compute-tenant.jsonl")
+	seen := map[string]int{}
+	for _, rec := range recs {
+		body, err := EncodeEnvelope(rec["msg"])
+		if err != nil {
+			t.Fatal(err)
+		}
+		req, err := DecodeRequest(body)
+		if err != nil {
+			t.Fatalf("decode: %v", err)
+		}
+		seen[req.Method]++
+		if _, err := decodeTypedArgs(req); err != nil {
+			t.Fatalf("%s: %v", req.Method, err)
+		}
+		if err := CheckComputeVersion(req.Version); err != nil {
+			t.Errorf("%s: %v", req.Method, err)
+		}
+		switch req.Method {
+		case MethodRebuildInstance:
+			a, _ := req.RebuildInstance()
+			if a.ImageRef == "" || a.OrigImageRef == "" || a.NewPassword.IsZero() || a.Recreate || a.PreserveEphemeral {
+				t.Errorf("rebuild args: %+v", a)
+			}
+			if a.Instance.SystemMetadata["image_base_image_ref"] == "" || a.Instance.KeyName == "" {
+				t.Errorf("rebuild instance lacks the image's system metadata or the key: %+v", a.Instance.SystemMetadata)
+			}
+		case MethodRescueInstance:
+			a, _ := req.RescueInstance()
+			if a.RescuePassword.IsZero() || a.RescueImageRef != "" || !a.CleanShutdown {
+				t.Errorf("rescue args: %+v", a)
+			}
+		}
+		out, err := EncodeRequest(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := innerOf(t, out), rec["msg"]; !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: re-encoded differs", req.Method)
+		}
+	}
+	want := map[string]int{MethodBuildAndRunInstance: 3, MethodRebuildInstance: 2, MethodRescueInstance: 2, MethodUnrescueInstance: 2, MethodTerminateInstance: 3}
+	if !reflect.DeepEqual(seen, want) {
+		t.Errorf("methods seen %v, want %v", seen, want)
 	}
 }
 
