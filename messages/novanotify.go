@@ -18,10 +18,10 @@ const (
 	// InstancePayload gains.
 	InstanceActionRebuildPayloadVersion = "1.10"
 	InstanceActionRescuePayloadVersion  = "1.4"
-	FlavorPayloadVersion         = "1.4"
-	IPPayloadVersion             = "1.0"
-	ExceptionPayloadVersion      = "1.1"
-	KeypairPayloadVersion        = "1.0"
+	FlavorPayloadVersion                = "1.4"
+	IPPayloadVersion                    = "1.0"
+	ExceptionPayloadVersion             = "1.1"
+	KeypairPayloadVersion               = "1.0"
 )
 
 // DefaultNotificationSource is the service a versioned publisher_id names.
