@@ -273,16 +273,36 @@ func ctxDone(ctx context.Context) error {
 	return nil
 }
 
-// commandError returns a *CommandError when resp carries top-level errors, else nil.
+// commandError returns a *CommandError when resp carries top-level errors, or a
+// non-zero errorcode that no node accounts for (xCAT's ipmi plugin refuses an unknown
+// rpower action with a top-level data line and errorcode 1, no error element); else
+// nil.
 func commandError(req Request, resp *Response) error {
-	if len(resp.Errors) == 0 {
-		return nil
+	msgs := resp.Errors
+	if len(msgs) == 0 {
+		if resp.ErrorCode == 0 || nodeFailed(resp) {
+			return nil
+		}
+		msgs = resp.Data
+		if len(msgs) == 0 {
+			msgs = []string{fmt.Sprintf("errorcode %d", resp.ErrorCode)}
+		}
 	}
 	code := resp.ErrorCode
 	if code == 0 {
 		code = 1
 	}
-	return &CommandError{Request: req, Messages: append([]string(nil), resp.Errors...), Code: code}
+	return &CommandError{Request: req, Messages: append([]string(nil), msgs...), Code: code}
+}
+
+// nodeFailed reports whether a node of resp has an error or an errorcode.
+func nodeFailed(resp *Response) bool {
+	for _, n := range resp.Nodes {
+		if len(n.Errors) > 0 || n.ErrorCode != 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // encodeRequest renders req as xcatd expects it: one <xcatrequest> with an element per
