@@ -121,7 +121,10 @@ func TestClientMaxNodes(t *testing.T) {
 		"nodeset": func(c Client) error { _, err := c.NodeSet(ctx, "n[1-101]", "boot"); return err },
 		"nodels":  func(c Client) error { _, _, err := c.NodeLs(ctx, "n[1-101]", "nodelist.status"); return err },
 		"lsdef":   func(c Client) error { _, err := c.LsDefNodes(ctx, "n[1-101]", nil); return err },
-		"raw":     func(c Client) error { _, err := c.Raw(ctx, Request{Command: "rinv", Noderange: "n[1-101]"}); return err },
+		"raw": func(c Client) error {
+			_, err := c.Raw(ctx, Request{Command: "rinv", Noderange: "n[1-101]"})
+			return err
+		},
 		"raw lsdef object": func(c Client) error {
 			_, err := c.Raw(ctx, Request{Command: "lsdef", Args: []string{"n[1-101]"}})
 			return err
