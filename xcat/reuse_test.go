@@ -226,3 +226,68 @@ func TestKeptConnectionStorm(t *testing.T) {
 		t.Errorf("the storm did not exercise kept-connection closes: %+v, %+v", st, kc)
 	}
 }
+
+// BenchmarkNativeConnections measures what one request costs against the simulator
+// (no latency model) with each way of using connections: a new connection per request
+// (TLS sessions resumed, Native's default), a new connection with a full TLS
+// handshake, and kept connections, which Native uses for read-only requests only;
+// with xcatd's closing of kept connections on too. It reports connections opened
+// per request.
+//
+//	go test -run '^$' -bench BenchmarkNativeConnections -benchtime 2000x ./xcat/
+func BenchmarkNativeConnections(b *testing.B) {
+	read := xcat.Request{Command: "nodels", Noderange: "b1", Args: []string{"nodelist.status"}}
+	change := xcat.Request{Command: "rpower", Noderange: "b1", Args: []string{"on"}}
+	cases := []struct {
+		name  string
+		reuse time.Duration
+		kept  *sim.KeptClose
+		req   xcat.Request
+		full  bool // a full handshake per request: no session resumption
+	}{
+		{"read/new connection, full handshake", 0, nil, read, true},
+		{"read/new connection, resumed session", 0, nil, read, false},
+		{"read/kept connection", 2 * time.Second, nil, read, false},
+		{"read/kept connection, xcatd closes kept ones", 2 * time.Second, &sim.XcatdKeptClose, read, false},
+		{"change/new connection (also with reuse on)", 2 * time.Second, nil, change, false},
+	}
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			srv, err := sim.Start(b.Context(), sim.Config{Cluster: sim.GenerateCluster("b", 1, "mn1"), CloseKept: c.kept})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer srv.Close()
+			ctx := context.Background()
+			if c.full {
+				conf := srv.ClientTLS()
+				b.ResetTimer()
+				for b.Loop() {
+					if _, err := sim.Call(ctx, srv.Addr(), conf, c.req); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(1, "dials/op")
+				return
+			}
+			nat, err := xcat.NewNative(xcat.NativeConfig{Addr: srv.Addr(), CredDir: srv.CredDir(), ReuseIdle: c.reuse})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer nat.Close()
+			if _, err := nat.Do(ctx, c.req); err != nil { // a session to resume, a connection to keep
+				b.Fatal(err)
+			}
+			before := nat.Stats()
+			b.ResetTimer()
+			for b.Loop() {
+				if _, err := nat.Do(ctx, c.req); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			after := nat.Stats()
+			b.ReportMetric(float64(after.Dials-before.Dials)/float64(b.N), "dials/op")
+		})
+	}
+}
