@@ -100,3 +100,20 @@ func TestParseKeptClose(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseKeptClose: --close-kept never panics, and what it accepts is a valid
+// closing window.
+func FuzzParseKeptClose(f *testing.F) {
+	for _, s := range []string{"", "xcatd", "0s..5ms", "120ms..190ms", "5ms..1ms", "..", "-1s..1s", "1h..1h"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		k, err := parseKeptClose(in)
+		if err != nil || k == nil {
+			return
+		}
+		if k.Min < 0 || k.Max < k.Min {
+			t.Fatalf("parseKeptClose(%q) = %+v", in, *k)
+		}
+	})
+}
