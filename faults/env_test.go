@@ -104,9 +104,13 @@ func newEnv(t *testing.T, n int, extra ...string) *env {
 		cl.Nodes[i].Attrs["bmcpassword"] = Canary
 		cl.Nodes[i].Attrs["bmcusername"] = "ADMIN"
 	}
+	// xcatd's behaviours on: nodes answered in completion order, kept connections
+	// closed by the server as xcatd closes them.
 	srv, err := sim.Start(ctx, sim.Config{Cluster: cl,
-		Timeline: sim.Timeline{PoweringOn: 50 * time.Millisecond, Installing: 300 * time.Millisecond, Postbooting: 100 * time.Millisecond},
-		Latency:  sim.Latency{Fixed: 40 * time.Millisecond}})
+		Timeline:  sim.Timeline{PoweringOn: 50 * time.Millisecond, Installing: 300 * time.Millisecond, Postbooting: 100 * time.Millisecond},
+		Latency:   sim.Latency{Fixed: 40 * time.Millisecond},
+		Shuffle:   true,
+		CloseKept: &sim.XcatdKeptClose})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,6 +20,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"xcatbm/messages"
+	"xcatbm/xcat"
 )
 
 // Config says where to publish.
@@ -29,6 +30,11 @@ type Config struct {
 	// Exchange is nova's control exchange, which also carries notifications (default
 	// "nova").
 	Exchange string
+	// MaxNodes bounds how many nodes the noderange of a register_nodes or
+	// remove_nodes job may name (xcat.CheckNoderangeSize): Submit refuses a larger
+	// one before anything is published. Zero means xcat.DefaultMaxNodes; a negative
+	// value sets no bound.
+	MaxNodes int
 }
 
 // Errors callers may test for.
@@ -85,6 +91,9 @@ type Job struct {
 // empty, to any worker (the shared queue "compute"). With follow, it first binds a queue for the
 // job's notifications (Follow reads it); Close the job when done.
 func (p *Publisher) Submit(ctx context.Context, host, method string, args messages.JobArgs, follow bool) (*Job, error) {
+	if err := CheckArgs(args, p.cfg.MaxNodes); err != nil {
+		return nil, err
+	}
 	req, err := messages.NewJobRequest(method, args, nil)
 	if err != nil {
 		return nil, err
@@ -139,6 +148,35 @@ func (p *Publisher) Submit(ctx context.Context, host, method string, args messag
 	}
 	ok = true
 	return j, nil
+}
+
+// CheckArgs refuses, with an error wrapping xcat.ErrInvalidInput, what a job would
+// hand to xCAT and xCAT must not get: a noderange with shell metacharacters or
+// naming more than maxNodes nodes (zero: xcat.DefaultMaxNodes; negative: no bound),
+// an osimage name outside xCAT's safe set. Submit calls it before publishing.
+func CheckArgs(args messages.JobArgs, maxNodes int) error {
+	if maxNodes == 0 {
+		maxNodes = xcat.DefaultMaxNodes
+	}
+	checkNR := func(nr string) error {
+		if err := xcat.ValidateNoderange(nr); err != nil {
+			return err
+		}
+		return xcat.CheckNoderangeSize(nr, maxNodes)
+	}
+	switch a := args.(type) {
+	case *messages.RegisterNodesArgs:
+		return checkNR(a.NodeRange)
+	case *messages.RemoveNodesArgs:
+		return checkNR(a.NodeRange)
+	case *messages.RegisterImagesArgs:
+		for _, im := range a.Images {
+			if err := xcat.ValidateOSImageName(im.XCATName); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // bind declares the job's notification queue on exchange and starts consuming it.

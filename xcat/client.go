@@ -12,12 +12,36 @@ import (
 // NewClient returns the Client that builds xCAT requests, sends them through b and
 // parses the answers. Inputs are validated before anything is sent (ErrInvalidInput).
 // It is safe for concurrent use when b is.
-func NewClient(b Backend) Client {
-	return &client{b: b}
+func NewClient(b Backend, opts ...Option) Client {
+	c := &client{b: b}
+	for _, o := range opts {
+		o(c)
+	}
+	return c
+}
+
+// Option configures a Client made by NewClient.
+type Option func(*client)
+
+// WithMaxNodes makes every call refuse, before anything is sent, a noderange that
+// names more than max nodes (CheckNoderangeSize; a *NoderangeTooLargeError), and a
+// chdef -z of more than max nodes. max <= 0, the default, sets no limit beyond
+// MaxExpandedNodes.
+func WithMaxNodes(max int) Option {
+	return func(c *client) { c.maxNodes = max }
 }
 
 type client struct {
-	b Backend
+	b        Backend
+	maxNodes int
+}
+
+// checkNoderange is ValidateNoderange and the client's size limit.
+func (c *client) checkNoderange(nr string) error {
+	if err := validateNoderange(nr); err != nil {
+		return err
+	}
+	return CheckNoderangeSize(nr, c.maxNodes)
 }
 
 // noAnswer is the message of a node that xCAT said nothing about.
@@ -166,7 +190,7 @@ func (c *client) silentNodes(ctx context.Context, req Request, nodes []string) (
 
 // Power runs rpower.
 func (c *client) Power(ctx context.Context, noderange string, action PowerAction) (Results, error) {
-	if err := validateNoderange(noderange); err != nil {
+	if err := c.checkNoderange(noderange); err != nil {
 		return nil, err
 	}
 	if err := validateWord("rpower action", string(action)); err != nil {
@@ -178,7 +202,7 @@ func (c *client) Power(ctx context.Context, noderange string, action PowerAction
 
 // SetBoot runs rsetboot.
 func (c *client) SetBoot(ctx context.Context, noderange, device string) (Results, error) {
-	if err := validateNoderange(noderange); err != nil {
+	if err := c.checkNoderange(noderange); err != nil {
 		return nil, err
 	}
 	if err := validateWord("boot device", device); err != nil {
@@ -190,7 +214,7 @@ func (c *client) SetBoot(ctx context.Context, noderange, device string) (Results
 
 // BootSeq runs rbootseq.
 func (c *client) BootSeq(ctx context.Context, noderange, order string) (Results, error) {
-	if err := validateNoderange(noderange); err != nil {
+	if err := c.checkNoderange(noderange); err != nil {
 		return nil, err
 	}
 	if err := validateValue("boot order", order); err != nil {
@@ -205,7 +229,7 @@ func (c *client) BootSeq(ctx context.Context, noderange, order string) (Results,
 
 // NetBoot runs rnetboot.
 func (c *client) NetBoot(ctx context.Context, noderange string) (Results, error) {
-	if err := validateNoderange(noderange); err != nil {
+	if err := c.checkNoderange(noderange); err != nil {
 		return nil, err
 	}
 	res, _, err := c.perNode(ctx, Request{Command: "rnetboot", Noderange: noderange}, anyOutput)
@@ -214,7 +238,7 @@ func (c *client) NetBoot(ctx context.Context, noderange string) (Results, error)
 
 // NodeSet runs nodeset.
 func (c *client) NodeSet(ctx context.Context, noderange, state string) (Results, error) {
-	if err := validateNoderange(noderange); err != nil {
+	if err := c.checkNoderange(noderange); err != nil {
 		return nil, err
 	}
 	if err := validateValue("nodeset state", state); err != nil {
@@ -222,6 +246,11 @@ func (c *client) NodeSet(ctx context.Context, noderange, state string) (Results,
 	}
 	if state == "" || strings.HasPrefix(state, "-") || strings.Contains(state, " ") {
 		return nil, fmt.Errorf("nodeset state %q: %w", state, ErrInvalidInput)
+	}
+	if img, ok := strings.CutPrefix(state, "osimage="); ok {
+		if err := ValidateOSImageName(img); err != nil {
+			return nil, err
+		}
 	}
 	res, _, err := c.perNode(ctx, Request{Command: "nodeset", Noderange: noderange, Args: []string{state}}, lastLine(parseNodeSet))
 	return res, err
@@ -252,7 +281,7 @@ func attrArgs(attrs Attrs) ([]string, error) {
 
 // ChDef runs chdef -t node [-p|-m] <noderange> attr=value...
 func (c *client) ChDef(ctx context.Context, noderange string, op ChDefOp, attrs Attrs) (Results, error) {
-	if err := validateNoderange(noderange); err != nil {
+	if err := c.checkNoderange(noderange); err != nil {
 		return nil, err
 	}
 	kv, err := attrArgs(attrs)
@@ -274,6 +303,13 @@ func (c *client) ChDef(ctx context.Context, noderange string, op ChDefOp, attrs 
 func (c *client) ChDefEach(ctx context.Context, op ChDefOp, attrs map[string]Attrs) (Results, error) {
 	if len(attrs) == 0 {
 		return nil, fmt.Errorf("chdef -z: no nodes: %w", ErrInvalidInput)
+	}
+	if c.maxNodes > 0 && len(attrs) > c.maxNodes {
+		names := make([]string, 0, len(attrs))
+		for n := range attrs {
+			names = append(names, n)
+		}
+		return nil, &NoderangeTooLargeError{Noderange: CompressNoderange(names), Max: c.maxNodes}
 	}
 	names := make([]string, 0, len(attrs))
 	for name, a := range attrs {
@@ -334,7 +370,7 @@ func (c *client) ChDefSite(ctx context.Context, attrs Attrs) error {
 
 // MakeHosts runs makehosts [-d].
 func (c *client) MakeHosts(ctx context.Context, noderange string, remove bool) (Results, error) {
-	if err := validateNoderange(noderange); err != nil {
+	if err := c.checkNoderange(noderange); err != nil {
 		return nil, err
 	}
 	var args []string
@@ -346,7 +382,7 @@ func (c *client) MakeHosts(ctx context.Context, noderange string, remove bool) (
 
 // NodeLs runs nodels with attributes.
 func (c *client) NodeLs(ctx context.Context, noderange string, attrs ...string) (map[string]Attrs, Results, error) {
-	if err := validateNoderange(noderange); err != nil {
+	if err := c.checkNoderange(noderange); err != nil {
 		return nil, nil, err
 	}
 	for _, a := range attrs {
@@ -424,7 +460,7 @@ func attrList(attrs []string) ([]string, error) {
 func (c *client) LsDefNodes(ctx context.Context, noderange string, where []string, attrs ...string) (map[string]Attrs, error) {
 	args := []string{"-t", "node", "-l"}
 	if noderange != "" {
-		if err := validateNoderange(noderange); err != nil {
+		if err := c.checkNoderange(noderange); err != nil {
 			return nil, err
 		}
 		args = append(args, "-o", noderange)
@@ -447,7 +483,7 @@ func (c *client) LsDefOSImages(ctx context.Context, names []string, attrs ...str
 	args := []string{"-t", "osimage", "-l"}
 	if len(names) > 0 {
 		for _, n := range names {
-			if err := validateWord("osimage name", n); err != nil {
+			if err := ValidateOSImageName(n); err != nil {
 				return nil, err
 			}
 		}
@@ -522,7 +558,7 @@ func (c *client) TabDump(ctx context.Context, table string, where ...string) ([]
 
 // UpdateNode runs updatenode <noderange> -P scripts.
 func (c *client) UpdateNode(ctx context.Context, noderange string, scripts ...string) (Results, error) {
-	if err := validateNoderange(noderange); err != nil {
+	if err := c.checkNoderange(noderange); err != nil {
 		return nil, err
 	}
 	args := []string{"-P"}
@@ -554,7 +590,7 @@ func (c *client) RVitals(ctx context.Context, noderange string, args ...string) 
 }
 
 func (c *client) query(ctx context.Context, command, noderange string, args []string) (Results, error) {
-	if err := validateNoderange(noderange); err != nil {
+	if err := c.checkNoderange(noderange); err != nil {
 		return nil, err
 	}
 	for _, a := range args {
@@ -566,9 +602,20 @@ func (c *client) query(ctx context.Context, command, noderange string, args []st
 	return res, err
 }
 
-// Raw sends req as is (after the checks every backend makes).
+// Raw sends req as is, after the checks every backend makes and the ones the typed
+// calls make on the same values: the noderange as ValidateNoderange and the size
+// limit check it; an object command's (lsdef, chdef, mkdef, rmdef) object names
+// likewise, its attribute values and -w selections as values.
 func (c *client) Raw(ctx context.Context, req Request) (*Response, error) {
 	if err := validateRequest(req); err != nil {
+		return nil, err
+	}
+	if req.Noderange != "" {
+		if err := c.checkNoderange(req.Noderange); err != nil {
+			return nil, err
+		}
+	}
+	if err := checkObjectArgs(req, c.checkNoderange); err != nil {
 		return nil, err
 	}
 	return c.b.Do(ctx, req)

@@ -17,7 +17,10 @@ import (
 )
 
 // The conformance suite: every case runs against a fresh simulator through each
-// backend, so the native and CLI backends answer the same calls the same way.
+// backend, so the native and CLI backends answer the same calls the same way. The
+// simulator runs with xcatd's behaviours on: nodes answered in completion (random)
+// order, nodels' tables in random order, and kept connections closed as xcatd closes
+// them; the native backend keeps connections as the worker does by default.
 
 // newClientFunc returns a Client talking to srv through one backend.
 type newClientFunc func(t *testing.T, srv *sim.Server) xcat.Client
@@ -26,13 +29,15 @@ func TestConformanceNative(t *testing.T) {
 	t.Parallel()
 	runConformance(t, func(t *testing.T, srv *sim.Server) xcat.Client {
 		b, err := xcat.NewNative(xcat.NativeConfig{
-			Addr:     srv.Addr(),
-			CredFile: filepath.Join(srv.CredDir(), "client-cred.pem"),
-			CAFile:   filepath.Join(srv.CredDir(), "ca.pem"),
+			Addr:      srv.Addr(),
+			CredFile:  filepath.Join(srv.CredDir(), "client-cred.pem"),
+			CAFile:    filepath.Join(srv.CredDir(), "ca.pem"),
+			ReuseIdle: 2 * time.Second, // xcatbm-worker's default
 		})
 		if err != nil {
 			t.Fatalf("NewNative: %v", err)
 		}
+		t.Cleanup(func() { _ = b.Close() })
 		return xcat.NewClient(b)
 	})
 }
@@ -116,7 +121,8 @@ func conformanceCluster() *sim.Cluster {
 func startSim(t *testing.T) *sim.Server {
 	t.Helper()
 	srv, err := sim.Start(t.Context(), sim.Config{Cluster: conformanceCluster(), Timeline: sim.Timeline{
-		PoweringOn: time.Hour, Installing: time.Hour, Postbooting: time.Hour}})
+		PoweringOn: time.Hour, Installing: time.Hour, Postbooting: time.Hour},
+		Shuffle: true, CloseKept: &sim.XcatdKeptClose})
 	if err != nil {
 		t.Fatalf("sim.Start: %v", err)
 	}
@@ -256,18 +262,22 @@ func testBoot(t *testing.T, e env) {
 
 func testNodeSet(t *testing.T, e env) {
 	const img = "rhels7.5-x86_64-install-compute"
+	// xCAT's boot state names OS, architecture and profile, not the image.
+	const state = "install rhels7.5-x86_64-compute"
 	res, err := e.c.NodeSet(e.ctx, "node1,node2", "osimage="+img)
-	wantValues(t, res, err, map[string]string{"node1": "install " + img, "node2": "install " + img})
-	if cs := e.node(t, "node2").CurrState; cs != "install "+img {
+	wantValues(t, res, err, map[string]string{"node1": state, "node2": state})
+	if cs := e.node(t, "node2").CurrState; cs != state {
 		t.Errorf("sim currstate %q", cs)
 	}
 	res, err = e.c.NodeSet(e.ctx, "node1", "stat")
-	wantValues(t, res, err, map[string]string{"node1": "install " + img})
+	wantValues(t, res, err, map[string]string{"node1": state})
 
-	// An unknown image is each node's error; a node without MAC fails alone.
+	// An unknown image refuses the whole request, once; every node carries the
+	// refusal as a permanent error. A node without MAC fails alone.
 	res, err = e.c.NodeSet(e.ctx, "node1,node2", "osimage=nosuch")
-	if err != nil {
-		t.Fatalf("nodeset unknown image: call error %v", err)
+	var ce *xcat.CommandError
+	if !errors.As(err, &ce) || !strings.Contains(ce.Error(), "Cannot find the OS image nosuch") {
+		t.Fatalf("nodeset unknown image: call error %v, want a *CommandError naming the image", err)
 	}
 	for _, n := range []string{"node1", "node2"} {
 		var ne *xcat.NodeError
@@ -275,11 +285,14 @@ func testNodeSet(t *testing.T, e env) {
 			t.Errorf("%s: err %v, want a permanent NodeError naming the image", n, res[n].Err)
 		}
 	}
+	if cs := e.node(t, "node1").CurrState; cs != state {
+		t.Errorf("refused nodeset changed currstate to %q", cs)
+	}
 	res, err = e.c.NodeSet(e.ctx, "node2,node3", "osimage="+img)
 	if err != nil {
 		t.Fatalf("nodeset node2,node3: %v", err)
 	}
-	if res["node2"].Err != nil || res["node2"].Value != "install "+img {
+	if res["node2"].Err != nil || res["node2"].Value != state {
 		t.Errorf("node2: %+v, want install", res["node2"])
 	}
 	var ne *xcat.NodeError
@@ -372,21 +385,26 @@ func testChDefEach(t *testing.T, e env) {
 		t.Errorf("chdef -z requests %d, want %d", n, len(steps)+1)
 	}
 
-	// An unknown node is that node's error; the others are changed.
+	// An unknown node (no groups to create it with) fails the request as xCAT's
+	// chdef does, naming it; the other nodes are changed all the same, and no node is
+	// created.
 	res, err = e.c.ChDefEach(e.ctx, xcat.ChDefSet, map[string]xcat.Attrs{"node1": {"ip": "10.0.0.31"}, "nosuch": {"ip": "10.0.0.32"}})
-	if err != nil {
-		t.Fatalf("chdef -z with an unknown node: call error %v", err)
+	var ce *xcat.CommandError
+	if !errors.As(err, &ce) || !strings.Contains(ce.Error(), "'nosuch'") {
+		t.Fatalf("chdef -z with an unknown node: call error %v, want a *CommandError naming it", err)
 	}
 	var ne *xcat.NodeError
 	if !errors.As(res["nosuch"].Err, &ne) || ne.Node != "nosuch" || !strings.Contains(ne.Message, "nosuch") {
 		t.Errorf("nosuch: %v, want its NodeError", res["nosuch"].Err)
 	}
-	if res["node1"].Err != nil || e.node(t, "node1").IP != "10.0.0.31" {
-		t.Errorf("node1 beside an unknown node: %v, ip %s", res["node1"].Err, e.node(t, "node1").IP)
+	if ip := e.node(t, "node1").IP; ip != "10.0.0.31" {
+		t.Errorf("node1 beside an unknown node: ip %s, want it changed", ip)
+	}
+	if _, ok := e.srv.Node("nosuch"); ok {
+		t.Errorf("chdef -z created nosuch without groups")
 	}
 	// An unknown attribute refuses the whole request; nothing changes.
 	_, err = e.c.ChDefEach(e.ctx, xcat.ChDefSet, map[string]xcat.Attrs{"node1": {"ip": "10.0.0.41"}, "node2": {"nosuchattr": "x"}})
-	var ce *xcat.CommandError
 	if !errors.As(err, &ce) || !strings.Contains(ce.Error(), "nosuchattr") {
 		t.Errorf("chdef -z unknown attribute: %v, want a *CommandError naming it", err)
 	}
@@ -419,7 +437,8 @@ func testMakeHosts(t *testing.T, e env) {
 
 func testNodeLs(t *testing.T, e env) {
 	attrs, res, err := e.c.NodeLs(e.ctx, "node1,node2", "nodelist.status")
-	wantValues(t, res, err, map[string]string{"node1": "booted", "node2": "defined"})
+	// node2's status was never set: xCAT leaves it empty.
+	wantValues(t, res, err, map[string]string{"node1": "booted", "node2": ""})
 	if attrs["node1"]["nodelist.status"] != "booted" {
 		t.Errorf("nodels one attribute: %v", attrs)
 	}
@@ -429,7 +448,7 @@ func testNodeLs(t *testing.T, e env) {
 	}
 	want := map[string]xcat.Attrs{
 		"node1": {"nodelist.status": "booted", "mac.mac": "52:54:00:00:00:01"},
-		"node3": {"nodelist.status": "defined", "mac.mac": ""},
+		"node3": {"nodelist.status": "", "mac.mac": ""},
 	}
 	for n, w := range want {
 		for k, v := range w {

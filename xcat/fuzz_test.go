@@ -15,6 +15,7 @@ func FuzzReadResponse(f *testing.F) {
 	f.Add([]byte("<xcatresponse><node><name>n1</name><data><desc>BMC</desc><contents>1.2</contents></data><errorcode>x</errorcode></node>"))
 	f.Add([]byte("<xcatresponse><node>n1</node><node>n2</node><serverdone/></xcatresponse>"))
 	f.Add([]byte("<xcatresponse><data>\x00\xff&amp;&nbsp;</data><serverdone/>"))
+	f.Add([]byte("<xcatresponse><node><name>n1</name><error>e</error><warning>w</warning></node><node><data><desc></desc><x/></data></node><xcatdsource>mn1</xcatdsource><host/><NoErrorPrefix/></xcatresponse><xcatresponse><sinfo>1</sinfo><errorcode>-2x</errorcode><serverdone/></xcatresponse>"))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		resp, err := readResponse(bytes.NewReader(in))
 		if resp == nil {
@@ -28,6 +29,9 @@ func FuzzReadResponse(f *testing.F) {
 				t.Fatalf("ordered node %q missing", name)
 			}
 		}
+		// Whatever was read prints, as xCAT's client would print it.
+		var stdout, stderr bytes.Buffer
+		PrintResponse(&stdout, &stderr, resp, PrintOptions{ShowSource: len(in)%2 == 0})
 	})
 }
 

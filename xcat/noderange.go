@@ -2,6 +2,7 @@ package xcat
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -108,9 +109,59 @@ func ExpandNoderange(ctx context.Context, nr string, r Resolver) ([]string, erro
 	return nodes, nil
 }
 
+// DefaultMaxNodes is how many nodes one noderange may name in xcatbm's admin tools
+// (xcatbm xcat, opsaddbmnode, rmbmnode) unless told otherwise; see
+// CheckNoderangeSize.
+const DefaultMaxNodes = 10000
+
+// NoderangeTooLargeError refuses a noderange that names more nodes than allowed,
+// before any request is sent. It wraps ErrInvalidInput.
+type NoderangeTooLargeError struct {
+	// Noderange is the refused noderange.
+	Noderange string
+	// Max is the limit it went over.
+	Max int
+}
+
+func (e *NoderangeTooLargeError) Error() string {
+	nr := e.Noderange
+	if len(nr) > 80 {
+		nr = nr[:77] + "..."
+	}
+	return fmt.Sprintf("noderange %q names more than %d nodes, the most one request may name", nr, e.Max)
+}
+
+// Unwrap makes the error match ErrInvalidInput.
+func (e *NoderangeTooLargeError) Unwrap() error { return ErrInvalidInput }
+
+// CheckNoderangeSize refuses, with a *NoderangeTooLargeError, a noderange whose names
+// and ranges name more than max nodes ("n[1-1000000]" names a million), without
+// expanding it into memory and without asking xCAT. max <= 0 means no limit.
+//
+// It counts what the noderange spells out, as xcatd would expand it: every name of a
+// range or a product ("f[1-2]n[1-3]" is 6), exclusions and intersections included
+// (xcatd expands them too), duplicates counted again, a group or node name as one.
+// What only xCAT can expand (a group's members, "/regex", "table.col==v", "^file")
+// counts as one name or none: those are bounded by the cluster itself. A noderange
+// that does not parse is not refused here (xcatd judges it); its size is unknown.
+func CheckNoderangeSize(nr string, max int) error {
+	if max <= 0 || nr == "" {
+		return nil
+	}
+	e := &expander{ctx: context.Background(), counting: true, limit: max, seenMissing: map[string]bool{}}
+	if _, err := e.list(nr, 0); errors.Is(err, errTooMany) {
+		return &NoderangeTooLargeError{Noderange: nr, Max: max}
+	}
+	return nil
+}
+
 type expander struct {
-	ctx         context.Context
-	r           Resolver
+	ctx context.Context
+	r   Resolver
+	// counting is CheckNoderangeSize's mode: at most limit names, and atoms only
+	// xCAT can expand (regexes, selectors, files) count as none.
+	counting    bool
+	limit       int
 	missing     []string
 	seenMissing map[string]bool
 	produced    int
@@ -307,14 +358,28 @@ func (e *expander) atom(a string, depth int) ([]string, error) {
 	return e.name(a)
 }
 
-// produce counts names against MaxExpandedNodes.
+// produce counts names against the expansion's limit.
 func (e *expander) produce(names ...string) ([]string, error) {
 	e.produced += len(names)
-	if e.produced > MaxExpandedNodes {
+	if e.produced > e.max() {
+		if e.counting {
+			return nil, errTooMany
+		}
 		return nil, invalid("expands to more than %d names", MaxExpandedNodes)
 	}
 	return names, nil
 }
+
+// max is how many names the expansion may produce.
+func (e *expander) max() int {
+	if e.counting {
+		return e.limit
+	}
+	return MaxExpandedNodes
+}
+
+// errTooMany stops a counting expansion at its limit.
+var errTooMany = errors.New("too many names")
 
 // name resolves a plain name: a node, a group's members, or unknown.
 func (e *expander) name(n string) ([]string, error) {
@@ -357,6 +422,9 @@ func (e *expander) notRange(a string) ([]string, error) {
 }
 
 func (e *expander) file(path string, depth int) ([]string, error) {
+	if e.counting {
+		return nil, nil // the file is read where the noderange is expanded
+	}
 	if depth > maxNoderangeDepth {
 		return nil, invalid("^%s: nested too deeply", path)
 	}
@@ -408,6 +476,9 @@ func (e *expander) allNodes() ([]string, error) {
 }
 
 func (e *expander) regex(expr string) ([]string, error) {
+	if e.counting {
+		return nil, nil // xCAT matches it against its own node list
+	}
 	if e.r == nil {
 		return nil, invalid("/%s: a regex needs the cluster's node list", expr)
 	}
@@ -494,6 +565,9 @@ func (e *expander) selector(a string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	if e.counting {
+		return nil, nil // xCAT selects from its own tables
+	}
 	if e.r == nil {
 		return nil, invalid("%q: a selector needs the cluster's tables", a)
 	}
@@ -534,7 +608,10 @@ func (e *expander) numbers(lo, hi string) ([]string, error) {
 	if a > b {
 		return nil, invalid("range %s-%s is descending", lo, hi)
 	}
-	if b-a >= MaxExpandedNodes || e.produced+int(b-a+1) > MaxExpandedNodes {
+	if b-a >= int64(e.max()) || e.produced+int(b-a+1) > e.max() {
+		if e.counting {
+			return nil, errTooMany
+		}
 		return nil, invalid("range %s-%s: more than %d names", lo, hi, MaxExpandedNodes)
 	}
 	width := 0
@@ -637,7 +714,10 @@ func (e *expander) plus(a string) ([]string, error) {
 	}
 	start, _ := strconv.ParseInt(num, 10, 64)
 	n, _ := strconv.ParseInt(inc, 10, 64)
-	if n >= MaxExpandedNodes {
+	if n >= int64(e.max()) {
+		if e.counting {
+			return nil, errTooMany
+		}
 		return nil, invalid("%q: more than %d names", a, MaxExpandedNodes)
 	}
 	hi := strconv.FormatInt(start+n, 10)

@@ -264,7 +264,7 @@ func splitTabDumpRow(l string) ([]*string, bool) {
 // chdefWarningNode returns the node a chdef warning names ("node1: postbootscripts 'x'
 // is already included"), if any.
 func chdefWarningNode(w string) (string, string, bool) {
-	node, msg, ok := strings.Cut(w, ": ")
+	node, msg, ok := strings.Cut(skipSource(w), ": ")
 	if !ok || !isNodeName(node) {
 		return "", "", false
 	}

@@ -105,8 +105,11 @@ func TestParseChDefSummary(t *testing.T) {
 	if n, ok := parseChDefSummary([]string{"3 object definitions have been created or modified."}); !ok || n != 3 {
 		t.Errorf("got %d %v", n, ok)
 	}
-	if node, msg, ok := chdefWarningNode("node1: postbootscripts 'x' is already included"); !ok || node != "node1" || msg != "postbootscripts 'x' is already included" {
-		t.Errorf("got %q %q %v", node, msg, ok)
+	// xcatd tags a plugin's warning with its server's name ("[mn1]: ").
+	for _, w := range []string{"node1: postbootscripts 'x' is already included", "[mn1]: node1: postbootscripts 'x' is already included"} {
+		if node, msg, ok := chdefWarningNode(w); !ok || node != "node1" || msg != "postbootscripts 'x' is already included" {
+			t.Errorf("%q: got %q %q %v", w, node, msg, ok)
+		}
 	}
 }
 

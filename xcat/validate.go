@@ -91,10 +91,92 @@ func isNameChar(c rune) bool {
 	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.'
 }
 
-// validateNoderange refuses an empty noderange, one that starts with '-' (it would be
-// read as an option), whitespace, control characters and shell metacharacters. The
-// noderange syntax itself ([] ranges, ',' lists, '-' exclusions, '@', '/regex',
-// table.col==v, parentheses) passes.
+// ValidateNoderange checks a noderange the way every Client call does before it is
+// sent: it refuses an empty noderange, one that starts with '-' (it would be read as
+// an option), whitespace, control characters, bytes outside ASCII and the shell
+// metacharacters ; | & $ ` \ " ' < > (so "node;rm", "node01$(id)" and "node01|x" are
+// refused). The noderange syntax itself ([] ranges, ',' lists, '-' exclusions, '@',
+// '/regex', table.col==v, parentheses) passes. The error wraps ErrInvalidInput.
+func ValidateNoderange(nr string) error {
+	return validateNoderange(nr)
+}
+
+// MaxOSImageNameLength is the longest osimage name ValidateOSImageName accepts.
+const MaxOSImageNameLength = 255
+
+// ValidateOSImageName checks that name is in xCAT's safe set for osimage names, the
+// set xCAT's own names use ("rhels7.5-x86_64-install-compute"): letters, digits, '.',
+// '_' and '-', starting with a letter or digit, at most MaxOSImageNameLength bytes.
+// Anything else (shell or noderange metacharacters, '=', ',', spaces, '/') is refused
+// with an error wrapping ErrInvalidInput, before it can reach nodeset or lsdef.
+func ValidateOSImageName(name string) error {
+	if name == "" {
+		return fmt.Errorf("osimage name is empty: %w", ErrInvalidInput)
+	}
+	if len(name) > MaxOSImageNameLength {
+		return fmt.Errorf("osimage name %.32q... is longer than %d bytes: %w", name, MaxOSImageNameLength, ErrInvalidInput)
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		alnum := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+		if i == 0 && !alnum {
+			return fmt.Errorf("osimage name %q must start with a letter or digit: %w", name, ErrInvalidInput)
+		}
+		if !alnum && c != '.' && c != '_' && c != '-' {
+			return fmt.Errorf("osimage name %q: character %q not allowed: %w", name, c, ErrInvalidInput)
+		}
+	}
+	return nil
+}
+
+// dbCommands are xCAT's object commands (xcatDBcmds): their object names travel as
+// arguments ("lsdef node01", "chdef -t node -o n1,n2 attr=v"), not as a noderange.
+var dbCommands = map[string]bool{"lsdef": true, "chdef": true, "mkdef": true, "rmdef": true}
+
+// dbOptionsWithValue are the object commands' options that take the next argument.
+var dbOptionsWithValue = map[string]bool{"-t": true, "-o": true, "-i": true, "-w": true, "-n": true}
+
+// checkObjectArgs applies to a Raw request of an object command the checks the typed
+// calls make: object names ("-o" or the first plain argument) as noderanges,
+// attribute values and -w selections as values.
+func checkObjectArgs(req Request, checkNoderange func(string) error) error {
+	if !dbCommands[req.Command] {
+		return nil
+	}
+	seenObject := false
+	for i := 0; i < len(req.Args); i++ {
+		a := req.Args[i]
+		switch {
+		case dbOptionsWithValue[a] && i+1 < len(req.Args):
+			v := req.Args[i+1]
+			i++
+			switch a {
+			case "-o":
+				if err := checkNoderange(v); err != nil {
+					return err
+				}
+			case "-w":
+				if err := validateValue("selection", v); err != nil {
+					return err
+				}
+			}
+		case strings.HasPrefix(a, "-"):
+		case strings.Contains(a, "="):
+			k, v, _ := strings.Cut(a, "=")
+			if err := validateValue("value of "+k, v); err != nil {
+				return err
+			}
+		case !seenObject:
+			seenObject = true
+			if err := checkNoderange(a); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// validateNoderange is ValidateNoderange.
 func validateNoderange(nr string) error {
 	if nr == "" {
 		return fmt.Errorf("empty noderange: %w", ErrInvalidInput)

@@ -83,6 +83,10 @@ type Response struct {
 	Errors   []string
 	// ErrorCode is the bitwise OR of every errorcode in the answer, as xCAT's CLI exits.
 	ErrorCode int
+
+	// elems are the answer's <xcatresponse> elements in the order xcatd sent them,
+	// for PrintResponse; nil when the answer did not come as XML (the CLI backend).
+	elems []xmlResponse
 }
 
 // Node returns the output for name, creating it (and recording its order) if needed.

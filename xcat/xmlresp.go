@@ -14,12 +14,19 @@ import (
 type xmlResponse struct {
 	Data       []xmlData `xml:"data"`
 	Info       []string  `xml:"info"`
+	SInfo      []string  `xml:"sinfo"`
 	Warning    []string  `xml:"warning"`
 	Error      []string  `xml:"error"`
 	ErrorCode  []string  `xml:"errorcode"`
 	Node       []xmlNode `xml:"node"`
 	ServerDone *struct{} `xml:"serverdone"`
 	Source     []string  `xml:"xcatdsource"`
+	// Host and the No*Prefix flags are keys a plugin may set to change how xCAT's
+	// client prints the element; only their presence counts.
+	Host          []string `xml:"host"`
+	NoErrorPrefix []string `xml:"NoErrorPrefix"`
+	NoWarnPrefix  []string `xml:"NoWarnPrefix"`
+	NoSvrPrefix   []string `xml:"NoSvrPrefix"`
 }
 
 // xmlData is a data element: either a plain string or desc/contents children.
@@ -27,6 +34,11 @@ type xmlData struct {
 	Text     string   `xml:",chardata"`
 	Desc     []string `xml:"desc"`
 	Contents []string `xml:"contents"`
+	// Other holds any other child element; with one, xCAT's client reads the
+	// element as a structure, not as a string.
+	Other []struct {
+		XMLName xml.Name
+	} `xml:",any"`
 }
 
 // xmlNode is a per-node element.
@@ -88,6 +100,16 @@ func (s *sanitizer) Read(p []byte) (int, error) {
 // errPremature is the message xCAT's CLI prints when the answer ends before serverdone.
 const errPremature = "communication with the xCAT server seems to have been ended prematurely"
 
+// ReadResponse reads an answer of xcatd from r, as Native does from its connection:
+// <xcatresponse> elements up to and including the one that carries serverdone. The
+// Response keeps the elements in order, so PrintResponse prints it as xCAT's client
+// would. An answer that ends before serverdone is an error wrapping ErrUnavailable
+// (with what was read before it in the Response); XML that does not parse is an
+// error of its own. Top-level errors are not turned into a *CommandError here.
+func ReadResponse(r io.Reader) (*Response, error) {
+	return readResponse(r)
+}
+
 // readResponse reads <xcatresponse> elements from r into a Response until one carries
 // serverdone. An answer that ends (or breaks) before serverdone is an error wrapping
 // ErrUnavailable; XML that does not parse is an error of its own. Whatever was read
@@ -132,6 +154,7 @@ func readResponse(r io.Reader) (*Response, error) {
 			return resp, fmt.Errorf("xcatd answer: %w", err)
 		}
 		x.addTo(resp)
+		resp.elems = append(resp.elems, x)
 		if x.ServerDone != nil {
 			return resp, nil
 		}

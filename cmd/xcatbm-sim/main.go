@@ -1,18 +1,21 @@
 // Command xcatbm-sim is the simulated xCAT management node.
 //
-//	xcatbm-sim --cluster cluster.yaml --listen 127.0.0.1:3001 [--cred-dir DIR]
+//	xcatbm-sim [--cluster cluster.yaml] [--listen 127.0.0.1:3001] [--cred-dir DIR]
 //
-// serves xcatd's protocol until interrupted. Invoked under the name of an xCAT command
-// (a symlink named rpower, nodeset, chdef, nodels, lsdef, tabdump, makehosts, rsetboot,
-// rbootseq, rnetboot, updatenode, rinv or rvitals) it acts as xCAT's client: it sends
-// the request, with standard input when it is piped, to the server at $XCATHOST
-// (host:port, default localhost:3001) with the credentials in $XCATBM_SIM_CRED_DIR or
-// $HOME/.xcat, prints the answer as xCAT's CLI does and exits with the OR of the
-// errorcodes.
+// serves xcatd's protocol until interrupted (--help describes the cluster file). It
+// writes its CA and client credentials into a new temporary directory, or into
+// --cred-dir when given, never into ~/.xcat unless --cred-dir names it. Invoked under
+// the name of an xCAT command (a symlink named rpower, nodeset, chdef, nodels, lsdef,
+// tabdump, makehosts, rsetboot, rbootseq, rnetboot, updatenode, rinv, rvitals,
+// nodestat or lsxcatd) it acts as xCAT's client: it sends the request, with standard
+// input when it is piped, to the server at $XCATHOST (host:port, default
+// localhost:3001) with the credentials in $XCATBM_SIM_CRED_DIR or $HOME/.xcat, prints
+// the answer as xCAT's client does and exits with the OR of the errorcodes.
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -21,6 +24,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"xcatbm/xcat"
 	"xcatbm/xcat/sim"
@@ -31,7 +35,7 @@ import (
 var clientCommands = map[string]bool{
 	"rpower": true, "nodeset": true, "nodels": true, "makehosts": true, "rsetboot": true,
 	"rbootseq": true, "rnetboot": true, "updatenode": true, "rinv": true, "rvitals": true,
-	"chdef": false, "lsdef": false, "tabdump": false,
+	"nodestat": true, "chdef": false, "lsdef": false, "tabdump": false, "lsxcatd": false,
 }
 
 func main() {
@@ -39,16 +43,85 @@ func main() {
 	if withNR, ok := clientCommands[name]; ok {
 		os.Exit(runClient(name, withNR, os.Args[1:], os.Stdout, os.Stderr))
 	}
-	os.Exit(runServer(os.Args[1:], os.Stderr))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := runServer(ctx, os.Args[1:], os.Stderr)
+	stop()
+	os.Exit(code)
 }
 
-func runServer(args []string, stderr io.Writer) int {
+const usageHead = `usage: xcatbm-sim [flags]
+
+A simulated xCAT management node for tests and demos: it serves xcatd's XML-over-TLS
+protocol, answers as xcatd 2.19 does, and keeps its cluster in memory (nothing is
+written but the credentials). Never run it where a real xcatd's clients look: point
+them at it with XCATHOST and a credential directory of its own.
+
+Flags:
+`
+
+const usageTail = `
+Credentials: a CA, a server certificate and a client certificate (CN root) are made
+at start; ca.pem and client-cred.pem (key and certificate) are written into a new
+temporary directory, removed at exit, or into --cred-dir (created if needed; its
+ca.pem and client-cred.pem are replaced, so never give it a real ~/.xcat). The
+directory is printed at start; xcatbm's --cred-dir and xCAT's clients (HOME/.xcat)
+take it.
+
+Cluster file (--cluster, YAML, or JSON when the name ends in .json):
+
+  site:                       # site table keys, e.g.
+    master: 10.0.0.1
+    domain: cluster
+  passwd:                     # passwd table: key -> username, password
+    ipmi: {username: ADMIN, password: admin}
+  osimages:                   # osimage name -> attributes
+    rhels7.5-x86_64-install-compute:
+      {profile: compute, imagetype: linux, provmethod: install, osname: Linux,
+       osvers: rhels7.5, osarch: x86_64}
+  timeline: {poweringOn: 1s, installing: 5s, postbooting: 2s}   # install phases
+  latency: {fixed: 20ms, perNode: 2ms}   # added to every answer, per node of its noderange
+  nodes:
+    - name: node01            # letters, digits, '.', '_', '-'
+      groups: [all, compute]  # nodelist.groups
+      power: "off"            # initial power: on or off (default off)
+      attrs:                  # lsdef attribute names: mgt, bmc, bmcusername,
+                              # bmcpassword, mac, ip, cpucount, memory, disksize,
+                              # installnic, primarynic, netboot, servicenode,
+                              # xcatmaster, postscripts, postbootscripts, status,
+                              # currstate, os, arch, provmethod, profile, ...
+        {mgt: ipmi, bmc: 10.1.0.1, mac: "52:54:00:00:00:01", ip: 10.0.0.11,
+         cpucount: "32", memory: 131072MB, disksize: sda:480GB}
+      fault:                  # optional: install: fail|hang, bmcTimeout: true,
+        {install: fail}       # bmcTimeoutCount: N (the first N BMC calls time out)
+
+Without --cluster: 10 IPMI nodes node01..node10 in groups all and compute, with
+BMC, MAC, IP, CPU, memory and disk, managed by mn1.
+`
+
+// runServer serves until ctx ends.
+func runServer(ctx context.Context, args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("xcatbm-sim", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	clusterPath := fs.String("cluster", "", "cluster description (YAML or JSON); empty: 10 generated nodes")
+	clusterPath := fs.String("cluster", "", "cluster description, YAML or JSON (see below); empty: 10 generated nodes")
 	listen := fs.String("listen", "127.0.0.1:3001", "listen address")
-	credDir := fs.String("cred-dir", "", "directory to write ca.pem and client-cred.pem (default $HOME/.xcat)")
+	credDir := fs.String("cred-dir", "", "directory to write ca.pem and client-cred.pem into (default: a new temporary directory)")
+	hostname := fs.String("hostname", "mn1", "the management node's name, sent as xcatdsource")
+	shuffle := fs.Bool("shuffle", false, "answer rpower's nodes in a random (completion) order and nodels' tables in a random order, as xcatd may")
+	closeKept := fs.String("close-kept", "", "close kept connections as xcatd does: \"xcatd\" (0.12s..0.19s after serverdone) or MIN..MAX (e.g. 0s..5ms); empty: keep them")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usageHead)
+		fs.PrintDefaults()
+		fmt.Fprint(stderr, usageTail)
+	}
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	kept, err := parseKeptClose(*closeKept)
+	if err != nil {
+		fmt.Fprintln(stderr, "xcatbm-sim: --close-kept:", err)
 		return 2
 	}
 	var cluster *sim.Cluster
@@ -62,17 +135,8 @@ func runServer(args []string, stderr io.Writer) int {
 	} else {
 		cluster = sim.GenerateCluster("node", 10, "mn1")
 	}
-	if *credDir == "" {
-		home, err := os.UserHomeDir()
-		if err != nil {
-			fmt.Fprintln(stderr, "xcatbm-sim: --cred-dir is needed:", err)
-			return 1
-		}
-		*credDir = filepath.Join(home, ".xcat")
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	srv, err := sim.Start(ctx, sim.Config{Addr: *listen, Cluster: cluster, CredDir: *credDir,
+		Hostname: *hostname, Shuffle: *shuffle, CloseKept: kept,
 		Logf: func(f string, a ...any) { fmt.Fprintf(stderr, f+"\n", a...) }})
 	if err != nil {
 		fmt.Fprintln(stderr, "xcatbm-sim:", err)
@@ -84,8 +148,36 @@ func runServer(args []string, stderr io.Writer) int {
 	return 0
 }
 
+// parseKeptClose reads --close-kept: "", "xcatd" or "MIN..MAX".
+func parseKeptClose(v string) (*sim.KeptClose, error) {
+	switch v {
+	case "":
+		return nil, nil
+	case "xcatd":
+		k := sim.XcatdKeptClose
+		return &k, nil
+	}
+	lo, hi, ok := strings.Cut(v, "..")
+	if !ok {
+		return nil, fmt.Errorf("%q: want xcatd or MIN..MAX", v)
+	}
+	min, err := time.ParseDuration(lo)
+	if err != nil {
+		return nil, err
+	}
+	max, err := time.ParseDuration(hi)
+	if err != nil {
+		return nil, err
+	}
+	if min < 0 || max < min {
+		return nil, fmt.Errorf("%q: want 0 <= MIN <= MAX", v)
+	}
+	return &sim.KeptClose{Min: min, Max: max}, nil
+}
+
 // runClient sends one command as xCAT's CLI does: the first argument not starting
-// with '-' is the noderange (for commands that take one), the rest are args.
+// with '-' is the noderange (for commands that take one), the rest are args. It
+// prints the answer as xCAT's client does.
 func runClient(command string, withNR bool, args []string, stdout, stderr io.Writer) int {
 	req := xcat.Request{Command: command, Env: map[string]string{}}
 	for _, a := range args {
@@ -108,24 +200,31 @@ func runClient(command string, withNR bool, args []string, stdout, stderr io.Wri
 	}
 	addr := os.Getenv("XCATHOST")
 	if addr == "" {
-		addr = "localhost:3001"
+		addr = xcat.DefaultAddr
 	}
 	dir := os.Getenv("XCATBM_SIM_CRED_DIR")
 	if dir == "" {
 		home, _ := os.UserHomeDir()
 		dir = filepath.Join(home, ".xcat")
 	}
-	tlsConf, err := sim.ClientTLSConfig(dir)
+	n, err := xcat.NewNative(xcat.NativeConfig{Addr: addr, CredDir: dir})
 	if err != nil {
 		fmt.Fprintf(stderr, "Error: %v\n", err)
 		return 1
 	}
-	rs, err := sim.Call(context.Background(), addr, tlsConf, req)
-	if err != nil && len(rs) == 0 && !isPremature(err) {
+	resp, err := n.Do(context.Background(), req)
+	code := xcat.PrintResponse(stdout, stderr, resp, xcat.PrintOptions{ShowSource: xcat.VerboseArgs(req.Args)})
+	var ce *xcat.CommandError
+	switch {
+	case err == nil, errors.As(err, &ce):
+		return code
+	case errors.Is(err, xcat.ErrUnavailable) && strings.Contains(err.Error(), "prematurely") && !errors.Is(err, xcat.ErrCertificateRejected):
+		fmt.Fprintln(stderr, "ERROR/WARNING: communication with the xCAT server seems to have been ended prematurely")
+		return 1
+	default:
 		fmt.Fprintf(stderr, "Error: %v\n", err)
 		return 1
 	}
-	return sim.Render(rs, err == nil, stdout, stderr)
 }
 
 // pipedStdin reads standard input when it is a pipe or a file, as xCAT's clients
@@ -141,8 +240,4 @@ func pipedStdin(f *os.File) (string, error) {
 		return "", err
 	}
 	return string(b), nil
-}
-
-func isPremature(err error) bool {
-	return err != nil && strings.Contains(err.Error(), sim.ErrPremature.Error())
 }

@@ -96,7 +96,7 @@ func flags(fs *flag.FlagSet, o *options) {
 	fs.DurationVar(&o.xcatOutage, "xcat-outage-after", time.Minute, "report not ready on /readyz once no xCAT request has reached xcatd for this long")
 	fs.IntVar(&o.xcatParallel, "xcat-parallel", 16, "per-node xCAT requests one step may run at once")
 	fs.DurationVar(&o.coalesceWindow, "xcat-coalesce-window", 20*time.Millisecond, "concurrent rpower, nodeset, nodels, rsetboot, rbootseq, rnetboot and makehosts\nrequests with equal arguments within this window are sent as one request (0 disables)")
-	fs.DurationVar(&o.xcatReuse, "xcat-reuse-idle", 2*time.Second, "keep xcatd connections for reuse while idle no longer than this, sparing a TLS handshake\nper request (0: a connection per request, as xCAT's own client)")
+	fs.DurationVar(&o.xcatReuse, "xcat-reuse-idle", 2*time.Second, "keep xcatd connections after an answer and send read-only requests (nodels, lsdef,\nrpower stat, ...) on one idle no longer than this, sparing a TLS handshake; a request that\nchanges something always gets its own connection (0: a connection per request, as\nxCAT's own client)")
 	fs.IntVar(&o.coalesceMax, "xcat-coalesce-max", 1000, "a coalesced request is sent at once when it reaches this many nodes")
 	fs.IntVar(&o.coalesceInFlight, "xcat-coalesce-inflight", 1, "coalesced requests of one command and arguments in flight at once; while they are,\nnew requests gather into the next one")
 	fs.DurationVar(&o.gatherWindow, "gather-window", 20*time.Millisecond, "after new work arrives, wait this long before claiming it, so jobs that arrive\ntogether run their steps together")

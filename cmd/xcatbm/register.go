@@ -28,6 +28,7 @@ type jobFlags struct {
 	noWait       bool
 	output       string
 	timeout      time.Duration
+	maxNodes     int // the node commands' --max-nodes
 }
 
 func (f *jobFlags) bind(fs *flag.FlagSet) {
@@ -130,7 +131,11 @@ func runJob(ctx context.Context, env *environment, cmd string, f *jobFlags, host
 	if err != nil {
 		return usageErr(env, cmd, "--transport-url %s: %v", config.RedactURL(transport), err)
 	}
-	p, err := publisher.Dial(publisher.Config{URLs: urls, Exchange: f.exchange})
+	maxNodes := f.maxNodes
+	if maxNodes <= 0 {
+		maxNodes = -1 // --max-nodes 0: no bound
+	}
+	p, err := publisher.Dial(publisher.Config{URLs: urls, Exchange: f.exchange, MaxNodes: maxNodes})
 	if err != nil {
 		fmt.Fprintf(env.stderr, "%s: %v\n", cmd, err)
 		return 1
@@ -180,10 +185,18 @@ func runJob(ctx context.Context, env *environment, cmd string, f *jobFlags, host
 	return s.ExitCode()
 }
 
-// checkNoderange refuses a noderange that cannot be parsed before anything is sent.
-func checkNoderange(nr string) error {
+// checkNoderange refuses, before anything is sent, a noderange that cannot be parsed,
+// that xcatbm's xCAT client would refuse (xcat.ValidateNoderange), or that names more
+// than maxNodes nodes (0: no bound).
+func checkNoderange(nr string, maxNodes int) error {
 	if strings.TrimSpace(nr) == "" {
 		return errors.New("empty noderange")
+	}
+	if err := xcat.ValidateNoderange(nr); err != nil {
+		return err
+	}
+	if err := xcat.CheckNoderangeSize(nr, maxNodes); err != nil {
+		return fmt.Errorf("%w (--max-nodes)", err)
 	}
 	if _, err := xcat.ExpandNoderange(context.Background(), nr, nil); err != nil {
 		// Groups, regexes and attribute selectors need xCAT; only syntax is checked here.
@@ -252,6 +265,7 @@ func parseNodeJob(env *environment, cmd string, page manPage, args []string, hos
 	fs.SetOutput(env.stderr)
 	j.flags.bind(fs)
 	host := fs.String("s", "", hostHelp)
+	fs.IntVar(&j.flags.maxNodes, "max-nodes", xcat.DefaultMaxNodes, "refuse a noderange naming more than this many `nodes` (0: no limit)")
 	if extra != nil {
 		extra(fs)
 	}
@@ -266,7 +280,7 @@ func parseNodeJob(env *environment, cmd string, page manPage, args []string, hos
 	case *host == "":
 		return j, usageErr(env, cmd, "-s <compute_host> is required"), false
 	}
-	if err := checkNoderange(pos[0]); err != nil {
+	if err := checkNoderange(pos[0], j.flags.maxNodes); err != nil {
 		return j, usageErr(env, cmd, "noderange %q: %v", pos[0], err), false
 	}
 	j.host, j.noderange = *host, pos[0]
@@ -351,6 +365,9 @@ func runAddImage(ctx context.Context, env *environment, args []string) int {
 	for i, im := range images {
 		if im == "" {
 			return usageErr(env, cmd, "empty image name in %q", pos[0])
+		}
+		if err := xcat.ValidateOSImageName(im); err != nil {
+			return usageErr(env, cmd, "%v", err)
 		}
 		n := im
 		if newNames != nil {

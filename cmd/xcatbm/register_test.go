@@ -157,6 +157,23 @@ func TestOpsAddBMNodeEndToEnd(t *testing.T) {
 	}
 }
 
+// TestOpsAddBMNodeSampleCluster: opsaddbmnode registers the compute nodes of the
+// simulator's sample cluster (the one xcatbm-sim --cluster documents).
+func TestOpsAddBMNodeSampleCluster(t *testing.T) {
+	c, err := sim.LoadCluster("../../xcat/sim/testdata/cluster.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := startRegEnv(t, c.Nodes...)
+	code, out, errOut := e.run(t, "opsaddbmnode", "compute", "-s", testHost)
+	if code != 0 || !strings.Contains(out, "5 ok, 0 failed") {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	if n, err := e.st.Node(context.Background(), "node03"); err != nil || n.ResourceClass != "BAREMETAL_32C128G" {
+		t.Errorf("node03: %+v %v", n, err)
+	}
+}
+
 func TestRegistrationUsage(t *testing.T) {
 	for _, c := range []struct {
 		argv []string
@@ -174,6 +191,14 @@ func TestRegistrationUsage(t *testing.T) {
 		{[]string{"opsaddimage", "img1"}, 2, "-c <cloud> is required"},
 		{[]string{"opsaddimage", "img1,img2", "-n", "a", "-c", "x"}, 2, "1 names for 2 images"},
 		{[]string{"rmbmnode", "n01"}, 2, "-s <compute_host> is required"},
+		// Refused before anything is published, as xcatbm's xCAT client refuses them.
+		{[]string{"opsaddbmnode", "n[1-1000000]", "-s", "h"}, 2, "names more than 10000 nodes"},
+		{[]string{"opsaddbmnode", "n[1-11]", "-s", "h", "--max-nodes", "10"}, 2, "names more than 10 nodes"},
+		{[]string{"rmbmnode", "n[1-10001]", "-s", "h"}, 2, "names more than 10000 nodes"},
+		{[]string{"opsaddbmnode", "n01;reboot", "-s", "h"}, 2, "character ';' not allowed"},
+		{[]string{"opsaddbmnode", "n01$(id)", "-s", "h"}, 2, "character '$' not allowed"},
+		{[]string{"opsaddimage", "img;x", "-c", "c"}, 2, "osimage name"},
+		{[]string{"opsaddimage", "../img", "-c", "c"}, 2, "osimage name"},
 	} {
 		code, out := runCmd(t, c.argv...)
 		if code != c.code || !strings.Contains(out, c.want) {

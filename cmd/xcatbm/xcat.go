@@ -52,6 +52,7 @@ func runXCAT(ctx context.Context, env *environment, args []string) int {
 	host := fs.String("host", "", "xcatd host:port for the native backend (default $XCATHOST, else localhost:3001)")
 	credDir := fs.String("cred-dir", "", "directory holding client-cred.pem and ca.pem (default ~/.xcat)")
 	cliDir := fs.String("cli-dir", "/opt/xcat/bin", "directory holding the xCAT-client commands for the cli backend")
+	maxNodes := fs.Int("max-nodes", xcat.DefaultMaxNodes, "refuse, before sending, a noderange naming more than this many nodes (0: no limit)")
 	fs.Usage = config.Usage(fs, xcatSynopsis, xcatFooter)
 	if err := config.Parse(fs, args, env.getenv); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -87,6 +88,7 @@ func runXCAT(ctx context.Context, env *environment, args []string) int {
 			fmt.Fprintln(env.stderr, "xcatbm xcat:", err)
 			return 1
 		}
+		defer n.Close()
 		b = n
 	case "cli":
 		b = xcat.NewCLI(xcat.CLIConfig{Dir: *cliDir})
@@ -95,54 +97,26 @@ func runXCAT(ctx context.Context, env *environment, args []string) int {
 		return 2
 	}
 
-	resp, err := xcat.NewClient(b).Raw(ctx, req)
-	code := 0
-	if resp != nil {
-		code = printResponse(env.stdout, env.stderr, resp)
-	}
-	var ce *xcat.CommandError
-	if err != nil && !errors.As(err, &ce) {
-		// The command error's messages were printed with the response; anything else
-		// (unreachable xcatd, an answer cut short, refused input) is printed here.
-		if errors.Is(err, xcat.ErrUnavailable) && strings.Contains(err.Error(), "prematurely") {
-			fmt.Fprintln(env.stderr, "ERROR/WARNING: communication with the xCAT server seems to have been ended prematurely")
-		} else {
-			fmt.Fprintln(env.stderr, "Error:", err)
-		}
-		code |= 1
-	}
-	return code
+	resp, err := xcat.NewClient(b, xcat.WithMaxNodes(*maxNodes)).Raw(ctx, req)
+	return printAnswer(env.stdout, env.stderr, req, resp, err)
 }
 
-// printResponse writes resp as xCAT's CLI prints it and returns the exit code: the
-// response's errorcode, or 1 when it holds errors without a code.
-func printResponse(stdout, stderr io.Writer, resp *xcat.Response) int {
-	for _, e := range resp.Errors {
-		fmt.Fprintln(stderr, "Error:", e)
+// printAnswer prints what xcatd answered as xCAT's client does and returns the exit
+// code: the OR of the errorcodes; 1 when the answer ended early (after printing what
+// came before it, as the client does) or the request could not be made.
+func printAnswer(stdout, stderr io.Writer, req xcat.Request, resp *xcat.Response, err error) int {
+	code := xcat.PrintResponse(stdout, stderr, resp, xcat.PrintOptions{ShowSource: xcat.VerboseArgs(req.Args)})
+	var ce *xcat.CommandError
+	switch {
+	case err == nil, errors.As(err, &ce):
+		// A command error's messages were printed with the answer.
+		return code
+	case errors.Is(err, xcat.ErrUnavailable) && !errors.Is(err, xcat.ErrCertificateRejected) && strings.Contains(err.Error(), "prematurely"):
+		fmt.Fprintln(stderr, "ERROR/WARNING: communication with the xCAT server seems to have been ended prematurely")
+		return 1
+	default:
+		// Unreachable xcatd, refused input, an interrupted request.
+		fmt.Fprintln(stderr, "Error:", err)
+		return code | 1
 	}
-	for _, w := range resp.Warnings {
-		fmt.Fprintln(stderr, "Warning:", w)
-	}
-	for _, d := range resp.Data {
-		fmt.Fprintln(stdout, d)
-	}
-	failed := len(resp.Errors) > 0
-	for _, name := range resp.Order {
-		n := resp.Nodes[name]
-		for _, e := range n.Errors {
-			fmt.Fprintf(stderr, "%s: Error: %s\n", name, e)
-			failed = true
-		}
-		for _, w := range n.Warnings {
-			fmt.Fprintf(stderr, "%s: Warning: %s\n", name, w)
-		}
-		for _, d := range n.Data {
-			fmt.Fprintf(stdout, "%s: %s\n", name, d)
-		}
-	}
-	code := resp.ErrorCode
-	if code == 0 && failed {
-		code = 1
-	}
-	return code
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"iter"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -41,12 +42,17 @@ var (
 	attrByTableCol = map[string]string{}
 	nodeAttrs      = map[string]bool{}
 	nodeTables     = map[string][]string{}
+	// tableOrder lists the node tables in nodeSchema's order.
+	tableOrder []string
 )
 
 func init() {
 	for _, c := range nodeSchema {
 		attrByTableCol[c.table+"."+c.col] = c.attr
 		nodeAttrs[c.attr] = true
+		if _, ok := nodeTables[c.table]; !ok {
+			tableOrder = append(tableOrder, c.table)
+		}
 		nodeTables[c.table] = append(nodeTables[c.table], c.col)
 	}
 }
@@ -209,16 +215,37 @@ type node struct {
 // installRun is an install in progress: the timeline starts at start.
 type installRun struct {
 	start time.Time
-	image string
 }
 
 // state is the whole simulated cluster; guarded by Server.mu.
 type state struct {
-	order    []string
-	nodes    map[string]*node
-	site     map[string]string
-	passwd   map[string]PasswdEntry
-	osimages map[string]map[string]string
+	order []string
+	nodes map[string]*node
+	site  map[string]string
+	// siteOrder lists the site keys in the order rows were added (the cluster's keys
+	// sorted, then the ones chdef added), which is tabdump's order.
+	siteOrder []string
+	passwd    map[string]PasswdEntry
+	osimages  map[string]map[string]string
+}
+
+// setSite sets a site key, adding its row after the others when it is new.
+func (s *Server) setSite(key, value string) {
+	if _, ok := s.st.site[key]; !ok {
+		s.st.siteOrder = append(s.st.siteOrder, key)
+	}
+	s.st.site[key] = value
+}
+
+// mapKeys returns m's keys in no particular order.
+func mapKeys[V any](m map[string]V) iter.Seq[string] {
+	return func(yield func(string) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
 }
 
 func newState(c *Cluster) *state {
@@ -231,6 +258,7 @@ func newState(c *Cluster) *state {
 	for k, v := range c.Site {
 		st.site[k] = v
 	}
+	st.siteOrder = slices.Sorted(mapKeys(st.site))
 	for k, v := range c.Passwd {
 		st.passwd[k] = v
 	}
@@ -251,9 +279,6 @@ func newState(c *Cluster) *state {
 		}
 		if spec.Power != "" {
 			n.power = spec.Power
-		}
-		if n.attrs["status"] == "" {
-			n.attrs["status"] = "defined"
 		}
 		if ip := n.attrs["ip"]; ip != "" {
 			n.hostsIP = ip
@@ -307,6 +332,20 @@ func (r resolver) Select(_ context.Context, table, col, op, value string) ([]str
 		}
 	}
 	return out, nil
+}
+
+// lenientResolver also takes the names in extra as node names; the object commands
+// (chdef, lsdef) read names that are neither nodes nor groups so.
+type lenientResolver struct {
+	resolver
+	extra map[string]bool
+}
+
+func (r lenientResolver) IsNode(ctx context.Context, name string) (bool, error) {
+	if r.extra[name] {
+		return true, nil
+	}
+	return r.resolver.IsNode(ctx, name)
 }
 
 // whereClause is one lsdef/tabdump -w filter.

@@ -11,76 +11,132 @@ import (
 	"xcatbm/xcat"
 )
 
-// answer accumulates the response elements of one request.
-type answer struct{ rs []WireResponse }
-
-func (a *answer) nodeData(node, desc, contents string) {
-	a.rs = append(a.rs, WireResponse{Nodes: []WireNode{{Name: node, Data: []WireData{{Desc: desc, Contents: contents}}}}})
+// answer accumulates the response elements of one request. Elements a plugin sends
+// carry the server's name (xcatdsource); the ones xcatd itself sends before any
+// plugin runs (a bad noderange, an unsupported command) do not, and carry serverdone.
+type answer struct {
+	src   string
+	rs    []WireResponse
+	final bool // the last element already carries serverdone
 }
 
+// add appends a plugin's response element.
+func (a *answer) add(r WireResponse) {
+	r.Source = a.src
+	a.rs = append(a.rs, r)
+}
+
+// nodeData answers one node's data line in an element of its own, as xCAT's ipmi
+// plugin answers each node when it is done with it.
+func (a *answer) nodeData(node, desc, contents string) {
+	a.add(WireResponse{Nodes: []WireNode{{Name: node, Data: []WireData{descContents(desc, contents)}}}})
+}
+
+// nodeError answers one node's error (errorcode 1) in an element of its own.
 func (a *answer) nodeError(node, msg string) {
-	a.rs = append(a.rs, WireResponse{Nodes: []WireNode{{Name: node, Errors: []string{msg}, ErrorCode: []int{1}}}})
+	a.add(WireResponse{Nodes: []WireNode{{Name: node, Errors: []string{msg}, ErrorCode: []int{1}}}})
+}
+
+// info answers lines as info (xCAT's object commands answer so), with numofnodes
+// when n >= 0.
+func (a *answer) info(n int, lines ...string) {
+	r := WireResponse{Info: lines}
+	if n >= 0 {
+		r.NumOfNodes = []int{n}
+	}
+	a.add(r)
 }
 
 func (a *answer) data(lines ...string) {
 	if len(lines) > 0 {
-		a.rs = append(a.rs, WireResponse{Data: lines})
+		a.add(WireResponse{Data: lines})
 	}
 }
 
-func (a *answer) warning(msg string) { a.rs = append(a.rs, WireResponse{Warnings: []string{msg}}) }
+func (a *answer) warning(msg string) { a.add(WireResponse{Warnings: []string{msg}}) }
 
+// fail answers a plugin's top-level error with errorcode 1.
 func (a *answer) fail(msg string) {
-	a.rs = append(a.rs, WireResponse{Errors: []string{msg}, ErrorCode: []int{1}})
+	a.add(WireResponse{Errors: []string{msg}, ErrorCode: []int{1}})
 }
 
-// done appends serverdone (to the last element when it is top-level only, as xcatd
-// sends a bad-noderange error and serverdone together).
+// numOfNodes answers the element xCAT's object commands and nodels end with.
+func (a *answer) numOfNodes(n int) { a.add(WireResponse{NumOfNodes: []int{n}}) }
+
+// refuse is xcatd's own answer before any plugin runs: the error and serverdone in one
+// element, without xcatdsource; code 0 sends no errorcode (xcatd's "Unsupported
+// request" has none).
+func (a *answer) refuse(msg string, code int) {
+	r := WireResponse{Errors: []string{msg}, ServerDone: &struct{}{}}
+	if code != 0 {
+		r.ErrorCode = []int{code}
+	}
+	a.rs = append(a.rs, r)
+	a.final = true
+}
+
+// done returns the answer with serverdone, in an element of its own after a plugin's
+// answer as xcatd sends it.
 func (a *answer) done() []WireResponse {
-	if n := len(a.rs); n > 0 && len(a.rs[n-1].Errors) > 0 && len(a.rs[n-1].Nodes) == 0 {
-		a.rs[n-1].ServerDone = &struct{}{}
+	if a.final {
 		return a.rs
 	}
 	return append(a.rs, WireResponse{ServerDone: &struct{}{}})
 }
 
-// noderangeCommands take a noderange that xcatd verifies before a plugin runs.
+// noderangeCommands take a noderange that xcatd expands (and verifies) before the
+// plugin runs.
 var noderangeCommands = map[string]bool{
 	"rpower": true, "rsetboot": true, "rbootseq": true, "rnetboot": true, "nodeset": true,
 	"makehosts": true, "nodels": true, "updatenode": true, "rinv": true, "rvitals": true,
+	"nodestat": true,
 }
 
-// execute runs req against the state; s.mu is held.
+// objectCommands are xCAT's object commands, whose objects travel as arguments.
+var objectCommands = map[string]bool{"chdef": true, "lsdef": true}
+
+// otherCommands take no noderange.
+var otherCommands = map[string]bool{"tabdump": true, "lsxcatd": true}
+
+// execute runs req against the state and returns the nodes it concerned and the
+// answer; s.mu is held.
 func (s *Server) execute(req xcat.Request, now time.Time) ([]string, []WireResponse) {
-	var a answer
+	a := answer{src: s.cfg.Hostname}
+	if !noderangeCommands[req.Command] && !objectCommands[req.Command] && !otherCommands[req.Command] {
+		// No plugin handles it: xcatd answers so without looking at the noderange.
+		a.refuse("Unsupported request", 0)
+		return nil, a.done()
+	}
 	args := slices.Clone(req.Args)
 	nr := req.Noderange
 	if req.Command == "chdef" && slices.Contains(args, "-z") {
 		nodes := s.chdefStanza(&a, nr, args, req.Stdin, now)
 		return nodes, a.done()
 	}
-	// chdef and lsdef are sent without a noderange by xCAT's CLI: the first
-	// positional argument that is not an attribute is the object list.
-	objCmd := (req.Command == "chdef" || req.Command == "lsdef") && !isOsimage(args)
-	if nr == "" && objCmd {
-		nr, args = takeObjectArg(args)
-	}
-	// Osimage and site objects are named with -o as well (chdef -t site -o clustersite,
-	// lsdef -t osimage -o img1,img2).
-	if i := slices.Index(args, "-o"); nr == "" && !objCmd && i >= 0 && i+1 < len(args) {
-		nr = args[i+1]
-		args = slices.Delete(args, i, i+2)
+	switch req.Command {
+	case "chdef":
+		nodes := s.chdef(&a, nr, args, now)
+		return nodes, a.done()
+	case "lsdef":
+		nodes := s.lsdef(&a, nr, args, now)
+		return nodes, a.done()
+	case "tabdump":
+		s.tabdump(&a, args, now)
+		return nil, a.done()
+	case "lsxcatd":
+		s.lsxcatd(&a, args)
+		return nil, a.done()
 	}
 	var nodes []string
-	if nr != "" && (noderangeCommands[req.Command] || objCmd) {
+	if nr != "" {
 		var err error
-		nodes, err = xcat.ExpandNoderange(context.Background(), nr, resolver{s.st})
+		nodes, err = s.expand(nr, true)
 		if err != nil {
 			var unk *xcat.UnknownNodesError
 			if errors.As(err, &unk) {
-				a.fail(unk.Error())
+				a.refuse(unk.Error(), 1)
 			} else {
-				a.fail("Invalid nodes and/or groups in noderange: " + nr)
+				a.refuse("Invalid nodes and/or groups in noderange: "+nr, 1)
 			}
 			return nil, a.done()
 		}
@@ -94,7 +150,7 @@ func (s *Server) execute(req xcat.Request, now time.Time) ([]string, []WireRespo
 	case "rsetboot", "rbootseq":
 		s.rsetboot(&a, req.Command, nodes, args)
 	case "rnetboot":
-		for _, n := range nodes {
+		for _, n := range s.completionOrder(nodes) {
 			if s.faults.takeNode(FaultBMCTimeout, n) {
 				a.nodeError(n, IPMITimeoutMessage)
 				continue
@@ -106,8 +162,6 @@ func (s *Server) execute(req xcat.Request, now time.Time) ([]string, []WireRespo
 		}
 	case "nodeset":
 		s.nodeset(&a, nodes, args, now)
-	case "chdef":
-		s.chdef(&a, nr, nodes, args)
 	case "makehosts":
 		remove := slices.Contains(args, "-d")
 		for _, n := range nodes {
@@ -120,14 +174,12 @@ func (s *Server) execute(req xcat.Request, now time.Time) ([]string, []WireRespo
 		}
 	case "nodels":
 		s.nodels(&a, nr, nodes, args, now)
-	case "lsdef":
-		s.lsdef(&a, nr, nodes, args, now)
-	case "tabdump":
-		s.tabdump(&a, args, now)
+	case "nodestat":
+		s.nodestat(&a, nodes)
 	case "updatenode":
 		s.updatenode(&a, nodes, args)
 	case "rinv":
-		for _, n := range nodes {
+		for _, n := range s.completionOrder(nodes) {
 			at := s.st.nodes[n].attrs
 			a.nodeData(n, "CPU Count", orDefault(at["cpucount"], "2"))
 			a.nodeData(n, "Memory", orDefault(at["memory"], "16384MB"))
@@ -136,14 +188,45 @@ func (s *Server) execute(req xcat.Request, now time.Time) ([]string, []WireRespo
 			a.nodeData(n, "MAC Address 1", at["mac"])
 		}
 	case "rvitals":
-		for _, n := range nodes {
+		for _, n := range s.completionOrder(nodes) {
 			a.nodeData(n, "CPU 1 Temperature", "+ 29.00 C (+ 84.2 F)")
 			a.nodeData(n, "Power Status", s.st.nodes[n].power)
 		}
-	default:
-		a.fail("Unsupported request")
 	}
 	return nodes, a.done()
+}
+
+// expand expands a noderange as xcatd does: sorted as strings, without duplicates.
+// With verify, every name must be a node or a group (xcatd's check of the noderange
+// element); without, names that are neither are taken as node names, as the object
+// commands take them.
+func (s *Server) expand(nr string, verify bool) ([]string, error) {
+	nodes, err := xcat.ExpandNoderange(context.Background(), nr, resolver{s.st})
+	var unk *xcat.UnknownNodesError
+	if !verify && errors.As(err, &unk) {
+		extra := map[string]bool{}
+		for _, n := range unk.Names {
+			extra[n] = true
+		}
+		nodes, err = xcat.ExpandNoderange(context.Background(), nr, lenientResolver{resolver{s.st}, extra})
+	}
+	if err != nil {
+		return nil, err
+	}
+	slices.Sort(nodes)
+	return slices.Compact(nodes), nil
+}
+
+// completionOrder is the order a plugin that works on the nodes in parallel answers
+// them: the noderange's own (sorted) order, or with Shuffle, a random one, as BMCs
+// answer when they answer.
+func (s *Server) completionOrder(nodes []string) []string {
+	if !s.cfg.Shuffle || len(nodes) < 2 {
+		return nodes
+	}
+	out := slices.Clone(nodes)
+	s.rng.Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
+	return out
 }
 
 func orDefault(v, d string) string {
@@ -151,15 +234,6 @@ func orDefault(v, d string) string {
 		return d
 	}
 	return v
-}
-
-func isOsimage(args []string) bool {
-	for i, x := range args {
-		if x == "-t" && i+1 < len(args) {
-			return args[i+1] == "osimage" || args[i+1] == "site"
-		}
-	}
-	return false
 }
 
 // takeObjectArg removes and returns the object list from chdef/lsdef arguments.
@@ -182,29 +256,58 @@ func takeObjectArg(args []string) (string, []string) {
 	return "", args
 }
 
+// objType returns the -t argument, "node" when there is none.
+func objType(args []string) string {
+	for i, x := range args {
+		if x == "-t" && i+1 < len(args) {
+			return args[i+1]
+		}
+	}
+	return "node"
+}
+
 func (s *Server) powerOn(n *node, now time.Time) {
 	n.power = "on"
 	s.setStatus(n, "powering-on", now)
 	if strings.HasPrefix(n.attrs["currstate"], "install") || strings.HasPrefix(n.attrs["currstate"], "netboot") {
 		if n.bootTarget == "net" || n.bootTarget == "" {
-			n.install = &installRun{start: now, image: strings.TrimSpace(strings.TrimPrefix(n.attrs["currstate"], "install"))}
+			n.install = &installRun{start: now}
 		}
 	}
 }
 
+// rpowerActions are the actions xCAT's ipmi plugin accepts; the simulator carries out
+// the ones in rpowerSimulated.
+var rpowerActions = []string{"reseat", "stat", "state", "status", "on", "off", "softoff", "nmi", "cycle", "reset", "boot", "wake", "suspend"}
+
+var rpowerSimulated = []string{"stat", "state", "status", "on", "off", "softoff", "reset", "boot"}
+
+// perNodeLines joins one line per node, as xCAT's ipmi plugin reports a refusal that
+// concerns every node.
+func perNodeLines(nodes []string, format string) string {
+	lines := make([]string, len(nodes))
+	for i, n := range nodes {
+		lines[i] = fmt.Sprintf(format, n)
+	}
+	return strings.Join(lines, "\n")
+}
+
 func (s *Server) rpower(a *answer, nodes, args []string, now time.Time) {
 	if len(args) == 0 {
-		a.fail("Please enter an action (eg. boot,off,on)")
+		a.add(WireResponse{Data: []string{perNodeLines(nodes, "%s: Please enter an action (eg: boot,off,on, etc) when using mgt=ipmi.")}, ErrorCode: []int{1}})
 		return
 	}
 	action := args[0]
-	switch action {
-	case "on", "off", "boot", "reset", "softoff", "stat", "state", "status":
-	default:
-		a.fail("Unsupported command: rpower " + action)
+	if !slices.Contains(rpowerActions, action) {
+		// xCAT's ipmi plugin answers a data line (not an error) and errorcode 1.
+		a.add(WireResponse{Data: []string{perNodeLines(nodes, "%s: Error: Unsupported command: rpower "+action+" when using mgt=ipmi.")}, ErrorCode: []int{1}})
 		return
 	}
-	for _, name := range nodes {
+	if !slices.Contains(rpowerSimulated, action) {
+		a.fail("rpower " + action + " is not simulated")
+		return
+	}
+	for _, name := range s.completionOrder(nodes) {
 		if s.faults.takeNode(FaultBMCTimeout, name) {
 			a.nodeError(name, IPMITimeoutMessage)
 			continue
@@ -246,6 +349,9 @@ func (s *Server) rpower(a *answer, nodes, args []string, now time.Time) {
 
 var bootNames = map[string]string{"net": "Network", "hd": "Hard Drive", "cd": "CD/DVD", "floppy": "Floppy", "setup": "BIOS Setup"}
 
+// bootOverrideInactive is what rsetboot answers when the BMC reports no boot override.
+const bootOverrideInactive = "boot override inactive"
+
 func (s *Server) rsetboot(a *answer, cmd string, nodes, args []string) {
 	if len(args) == 0 {
 		a.fail("Usage: " + cmd + " <noderange> [net|hd|cd|default|stat]")
@@ -259,28 +365,31 @@ func (s *Server) rsetboot(a *answer, cmd string, nodes, args []string) {
 		a.fail("Unsupported command: " + cmd + " " + args[0])
 		return
 	}
-	for _, name := range nodes {
+	for _, name := range s.completionOrder(nodes) {
 		if s.faults.takeNode(FaultBMCTimeout, name) {
 			a.nodeError(name, IPMITimeoutMessage)
 			continue
 		}
 		n := s.st.nodes[name]
+		// What the BMC reports back: the device set, unless it forgets boot flags.
+		report := func() string {
+			if v, ok := bootNames[n.bootTarget]; ok && !s.cfg.BMCForgetsBootFlags {
+				return v
+			}
+			return bootOverrideInactive
+		}
 		switch {
 		case cmd == "rbootseq":
 			n.bootTarget = dev
 			a.nodeData(name, "", args[0])
 		case dev == "stat":
-			if v, ok := bootNames[n.bootTarget]; ok {
-				a.nodeData(name, "", v)
-			} else {
-				a.nodeData(name, "", "boot override inactive")
-			}
+			a.nodeData(name, "", report())
 		case dev == "default":
 			n.bootTarget = ""
-			a.nodeData(name, "", "boot override inactive")
+			a.nodeData(name, "", bootOverrideInactive)
 		default:
 			n.bootTarget = dev
-			a.nodeData(name, "", bootNames[dev])
+			a.nodeData(name, "", report())
 		}
 	}
 }
@@ -309,52 +418,68 @@ func (s *Server) nodeset(a *answer, nodes, args []string, now time.Time) {
 	if arg == "osimage" && len(args) > 1 {
 		arg = "osimage=" + args[1]
 	}
+	var def map[string]string
+	if img, ok := strings.CutPrefix(arg, "osimage="); ok {
+		if def, ok = s.st.osimages[img]; !ok {
+			// xCAT checks the image once, for the whole request.
+			a.fail(fmt.Sprintf("Cannot find the OS image %s in the osimage table.", img))
+			return
+		}
+	} else if !slices.Contains([]string{"stat", "offline", "boot", "next", "shell", "standby"}, arg) {
+		a.fail("Unsupported nodeset state: " + arg)
+		return
+	}
+	var done []WireNode
 	for _, name := range nodes {
 		n := s.st.nodes[name]
 		switch {
 		case arg == "stat":
-			a.nodeData(name, "", orDefault(n.attrs["currstate"], "offline"))
+			done = append(done, WireNode{Name: name, Data: []WireData{plain(orDefault(n.attrs["currstate"], "offline"))}})
 			continue
 		case arg == "offline":
 			n.attrs["currstate"] = "offline"
-			a.nodeData(name, "", "offline")
-			continue
-		case strings.HasPrefix(arg, "osimage="):
-			img := strings.TrimPrefix(arg, "osimage=")
-			def, ok := s.st.osimages[img]
-			if !ok {
-				a.nodeError(name, fmt.Sprintf("Cannot find the OS image %s in the osimage table.", img))
-				continue
-			}
+		case def != nil:
 			if n.attrs["mac"] == "" {
 				a.nodeError(name, "No MAC address available for this node")
 				continue
 			}
-			method := orDefault(def["provmethod"], "install")
+			img := strings.TrimPrefix(arg, "osimage=")
 			n.attrs["provmethod"] = img
 			n.attrs["os"], n.attrs["arch"], n.attrs["profile"] = def["osvers"], def["osarch"], def["profile"]
-			n.attrs["currstate"] = method + " " + img
-		case arg == "boot" || arg == "next" || arg == "shell" || arg == "standby":
-			n.attrs["currstate"] = map[string]string{"next": "boot"}[arg]
-			if n.attrs["currstate"] == "" {
-				n.attrs["currstate"] = arg
-			}
+			// The boot state names the OS, architecture and profile, not the image.
+			n.attrs["currstate"] = orDefault(def["provmethod"], "install") + " " + def["osvers"] + "-" + def["osarch"] + "-" + def["profile"]
+		case arg == "next":
+			n.attrs["currstate"] = "boot"
 		default:
-			a.fail("Unsupported nodeset state: " + arg)
-			return
+			n.attrs["currstate"] = arg
 		}
 		s.setStatus(n, bootStatus(n.attrs["currstate"]), now)
-		a.nodeData(name, "", n.attrs["currstate"])
+		state := n.attrs["currstate"]
+		done = append(done, WireNode{Name: name, Data: []WireData{plain(state)}, Destiny: []string{state},
+			ImgServer: []string{orDefault(n.attrs["xcatmaster"], s.st.site["master"])}})
+	}
+	if len(done) > 0 {
+		a.add(WireResponse{Nodes: done})
 	}
 }
 
-func (s *Server) chdef(a *answer, nr string, nodes, args []string) {
-	objType, op := "node", xcat.ChDefSet
+// chdefErrors is the error xCAT's chdef ends with when an object could not be changed.
+const chdefErrors = "One or more errors occured when attempting to create or modify xCAT object definitions."
+
+// chdef runs chdef -t node|site with objects from -o or the first plain argument and
+// attr=value pairs, and returns the nodes it concerned. An object that is not a node
+// is created when the pairs give it groups, as xCAT's chdef does, and refused
+// otherwise; the other objects are changed all the same.
+func (s *Server) chdef(a *answer, nr string, args []string, now time.Time) []string {
+	typ := objType(args)
+	if nr == "" {
+		nr, args = takeObjectArg(args)
+	}
+	op := xcat.ChDefSet
 	var pairs [][2]string
 	for i := 0; i < len(args); i++ {
 		switch x := args[i]; {
 		case x == "-t" && i+1 < len(args):
-			objType = args[i+1]
 			i++
 		case x == "-p":
 			op = xcat.ChDefAdd
@@ -364,43 +489,99 @@ func (s *Server) chdef(a *answer, nr string, nodes, args []string) {
 			k, v, _ := strings.Cut(x, "=")
 			pairs = append(pairs, [2]string{k, v})
 		default:
-			if objType == "site" && (x == "clustersite" || x == "site") {
-				continue
-			}
 			a.fail("Invalid argument: " + x)
-			return
+			return nil
 		}
 	}
 	if len(pairs) == 0 {
 		a.fail("No attributes were specified.")
-		return
+		return nil
 	}
-	switch objType {
+	switch typ {
 	case "site":
 		for _, p := range pairs {
-			s.st.site[p[0]] = p[1]
+			s.setSite(p[0], p[1])
 		}
-		a.data("1 object definitions have been created or modified.")
-		return
+		a.info(1, "1 object definitions have been created or modified.")
+		return nil
 	case "node":
 	default:
-		a.fail(fmt.Sprintf("chdef: object type %q is not supported by the simulator", objType))
-		return
+		a.fail(fmt.Sprintf("chdef: object type %q is not supported by the simulator", typ))
+		return nil
 	}
 	if nr == "" {
 		a.fail("No object names were provided.")
-		return
+		return nil
 	}
 	if !checkChDefAttrs(a, op, pairs) {
-		return
+		return nil
 	}
-	changed := 0
-	for _, name := range nodes {
+	names, err := s.expand(nr, false)
+	if err != nil {
+		a.fail(fmt.Sprintf("Could not expand %s: %v", nr, err))
+		return nil
+	}
+	changed, failed := 0, false
+	var known []string
+	for _, name := range names {
+		n, ok := s.st.nodes[name]
+		if !ok {
+			if !s.createNode(a, name, op, pairs) {
+				failed = true
+				continue
+			}
+			known = append(known, name)
+			changed++
+			continue
+		}
+		known = append(known, name)
+		s.advance(n, now)
 		if s.applyChDef(a, name, op, pairs) {
 			changed++
 		}
 	}
-	a.data(fmt.Sprintf("%d object definitions have been created or modified.", changed))
+	s.chdefSummary(a, changed, len(names), failed)
+	return known
+}
+
+// chdefSummary answers the end of a chdef: the count of changed objects, or, when an
+// object was refused, chdef's error and a last element with errorcode 1.
+func (s *Server) chdefSummary(a *answer, changed, total int, failed bool) {
+	switch {
+	case failed:
+		a.add(WireResponse{Errors: []string{chdefErrors}, ErrorCode: []int{1}, NumOfNodes: []int{total}})
+		a.add(WireResponse{ErrorCode: []int{1}})
+	case changed == 0:
+		a.info(total, "No object definitions have been created or modified.")
+	default:
+		a.info(total, fmt.Sprintf("%d object definitions have been created or modified.", changed))
+	}
+}
+
+// createNode creates node name from chdef's pairs, as chdef does for an object that
+// does not exist: it needs groups, and -m cannot apply. It reports whether it did.
+func (s *Server) createNode(a *answer, name string, op xcat.ChDefOp, pairs [][2]string) bool {
+	groups := ""
+	for _, p := range pairs {
+		if p[0] == "groups" {
+			groups = p[1]
+		}
+	}
+	if groups == "" || xcat.ValidateNodeName(name) != nil {
+		a.fail(fmt.Sprintf("Attribute 'groups' is not specified for node '%s', skipping to the next node.", name))
+		return false
+	}
+	if op == xcat.ChDefRemove {
+		a.fail(fmt.Sprintf("The '-m' option is not valid since the '%s' definition does not exist.", name))
+		return false
+	}
+	n := &node{name: name, attrs: map[string]string{}, power: "off"}
+	for _, p := range pairs {
+		n.attrs[p[0]] = p[1]
+	}
+	s.st.nodes[name] = n
+	s.st.order = append(s.st.order, name)
+	return true
 }
 
 // checkChDefAttrs refuses, for the whole request, an attribute nodes do not have and
@@ -455,15 +636,13 @@ func (s *Server) applyChDef(a *answer, name string, op xcat.ChDefOp, pairs [][2]
 
 // chdefStanza runs chdef -z [-p|-m]: the objects, their types and attributes come
 // from the stanza on standard input, and -p or -m applies to every object. It
-// returns the nodes the stanza named that exist.
+// returns the nodes the stanza named that exist (or that it created).
 //
 // Refusals of the whole request use xcatd's messages for -z with -t, -o or a
 // noderange; an unknown attribute or -p/-m on a non-list attribute refuse the whole
-// request before anything changes, as on the noderange path. An unknown node is the
-// simulator's choice: a node error for that node, with the same message an unknown
-// node in a noderange gets, while the other objects are applied. (Real chdef would
-// try to create the object and refuse it at the top level for lacking groups, or for
-// -m on an object that does not exist, and go on with the next object.)
+// request before anything changes, as on the noderange path. An object that is not a
+// node is created or refused as chdef does it on the noderange path; the other objects
+// are changed all the same.
 func (s *Server) chdefStanza(a *answer, nr string, args []string, stdin string, now time.Time) []string {
 	if slices.Contains(args, "-t") {
 		a.fail("Cannot combine '-t' and '-a', '-z', or '-x' options.")
@@ -528,11 +707,16 @@ func (s *Server) chdefStanza(a *answer, nr string, args []string, stdin string, 
 		}
 	}
 	var known []string
-	changed := 0
+	changed, failed := 0, false
 	for i, o := range objs {
 		n, ok := s.st.nodes[o.Name]
 		if !ok {
-			a.nodeError(o.Name, (&xcat.UnknownNodesError{Names: []string{o.Name}}).Error())
+			if !s.createNode(a, o.Name, op, perObj[i]) {
+				failed = true
+				continue
+			}
+			known = append(known, o.Name)
+			changed++
 			continue
 		}
 		known = append(known, o.Name)
@@ -541,47 +725,119 @@ func (s *Server) chdefStanza(a *answer, nr string, args []string, stdin string, 
 			changed++
 		}
 	}
-	if changed == 0 {
-		a.data("No object definitions have been created or modified.")
-	} else {
-		a.data(fmt.Sprintf("%d object definitions have been created or modified.", changed))
-	}
+	s.chdefSummary(a, changed, len(objs), failed)
 	return known
 }
 
+// nodelsShortNames are the attribute short names nodels accepts.
+var nodelsShortNames = map[string]string{"groups": "nodelist.groups", "tags": "nodelist.groups", "mgt": "nodehm.mgt"}
+
+// nodels answers as xCAT's nodels: without attributes, the sorted nodes as bare node
+// elements; with attributes, per node its values grouped by table (the simulator's
+// schema order, or with Shuffle a random one: xcatd walks a Perl hash), columns
+// sorted within a table, labelled when more than one attribute was asked for; then an
+// element with numofnodes.
 func (s *Server) nodels(a *answer, nr string, nodes, args []string, now time.Time) {
 	if nr == "" {
-		nodes = slices.Clone(s.st.order)
+		nodes = slices.Sorted(slices.Values(s.st.order))
 		for _, n := range nodes {
 			s.advance(s.st.nodes[n], now)
 		}
-	}
-	if len(args) == 0 {
-		a.data(nodes...)
-		return
-	}
-	attrs := make([]string, len(args))
-	for i, tc := range args {
-		attr, ok := attrByTableCol[tc]
-		if !ok {
-			a.fail(fmt.Sprintf("nodels: unknown attribute %s", tc))
+		if len(args) == 0 {
+			// Without a noderange xCAT's nodels answers each node on its own.
+			for _, n := range nodes {
+				a.add(WireResponse{Nodes: []WireNode{{Name: n}}})
+			}
+			a.numOfNodes(len(nodes))
 			return
 		}
-		attrs[i] = attr
+	}
+	if len(args) == 0 {
+		batch := make([]WireNode, len(nodes))
+		for i, n := range nodes {
+			batch[i] = WireNode{Name: n}
+		}
+		if len(batch) > 0 {
+			a.add(WireResponse{Nodes: batch})
+		}
+		a.numOfNodes(len(nodes))
+		return
+	}
+	terse := 2
+	type label struct{ col, label string }
+	byTable := map[string][]label{}
+	for _, arg := range args {
+		tc := arg
+		if full, ok := nodelsShortNames[arg]; ok {
+			tc = full
+			terse--
+		} else if strings.Contains(arg, ".") {
+			terse--
+		}
+		table, col, _ := strings.Cut(tc, ".")
+		if _, ok := attrByTableCol[tc]; !ok {
+			a.fail(arg + " not a valid table.column description")
+			continue
+		}
+		if !slices.ContainsFunc(byTable[table], func(l label) bool { return l.col == col }) {
+			byTable[table] = append(byTable[table], label{col, arg})
+		}
+	}
+	tables := make([]string, 0, len(byTable))
+	for _, t := range tableOrder {
+		if _, ok := byTable[t]; ok {
+			tables = append(tables, t)
+		}
+	}
+	if s.cfg.Shuffle {
+		s.rng.Shuffle(len(tables), func(i, j int) { tables[i], tables[j] = tables[j], tables[i] })
 	}
 	var batch []WireNode
 	for _, name := range nodes {
 		n := s.st.nodes[name]
-		for i, attr := range attrs {
-			d := WireData{Contents: n.attrs[attr]}
-			if len(attrs) > 1 {
-				d.Desc = args[i]
+		for _, t := range tables {
+			cols := slices.Clone(byTable[t])
+			slices.SortFunc(cols, func(x, y label) int { return strings.Compare(x.col, y.col) })
+			for _, c := range cols {
+				d := WireData{Contents: ptr(n.attrs[attrByTableCol[t+"."+c.col]])}
+				if terse <= 0 {
+					d.Desc = ptr(c.label)
+				}
+				batch = append(batch, WireNode{Name: name, Data: []WireData{d}})
 			}
-			batch = append(batch, WireNode{Name: name, Data: []WireData{d}})
 		}
 	}
 	if len(batch) > 0 {
-		a.rs = append(a.rs, WireResponse{Nodes: batch})
+		a.add(WireResponse{Nodes: batch})
+	}
+	a.numOfNodes(len(nodes))
+}
+
+// nodestat answers as xCAT's nodestat does on a management node without fping (as the
+// one the xcatd transcripts were taken on): nodes that /etc/hosts does not name are
+// reported, then the missing fping.
+func (s *Server) nodestat(a *answer, nodes []string) {
+	for _, n := range nodes {
+		if s.st.nodes[n].hostsIP == "" {
+			a.add(WireResponse{Info: []string{fmt.Sprintf("%s: Please make sure %s exists in /etc/hosts", n, n)}})
+		}
+	}
+	a.add(WireResponse{Info: []string{"Unable to find fping on system, must install fping package to use nodestat -f"}})
+}
+
+// lsxcatd answers -v (version), -d (database) and -a (both).
+func (s *Server) lsxcatd(a *answer, args []string) {
+	version := "Version " + s.cfg.Version
+	switch {
+	case slices.Contains(args, "-a") || slices.Contains(args, "--all"):
+		a.data(version)
+		a.data("dbengine=SQLite")
+	case slices.Contains(args, "-v") || slices.Contains(args, "--version"):
+		a.data(version)
+	case slices.Contains(args, "-d") || slices.Contains(args, "--database"):
+		a.data("dbengine=SQLite")
+	default:
+		a.add(WireResponse{Data: []string{"lsxcatd [-v|--version]", "lsxcatd [-h|--help]", "lsxcatd [-d|--database]", "lsxcatd [-a|--all]"}})
 	}
 }
 
@@ -594,7 +850,14 @@ type lsdefOptions struct {
 	where   []whereClause
 }
 
-func (s *Server) lsdef(a *answer, nr string, nodes, args []string, now time.Time) {
+// lsdef answers as xCAT's lsdef: objects named but not defined are each an error,
+// the listing is info lines in one element with numofnodes, and "No object
+// definitions have been found" when nothing is left to list. It returns the nodes it
+// listed.
+func (s *Server) lsdef(a *answer, nr string, args []string, now time.Time) []string {
+	if nr == "" {
+		nr, args = takeObjectArg(args)
+	}
 	o := lsdefOptions{objType: "node"}
 	for i := 0; i < len(args); i++ {
 		x := args[i]
@@ -618,16 +881,12 @@ func (s *Server) lsdef(a *answer, nr string, nodes, args []string, now time.Time
 			w, err := parseWhere(next(), false)
 			if err != nil {
 				a.fail(err.Error())
-				return
+				return nil
 			}
 			o.where = append(o.where, w)
 		default:
-			if o.objType == "osimage" && !strings.HasPrefix(x, "-") && nr == "" {
-				nr = x
-				continue
-			}
 			a.fail("Invalid argument: " + x)
-			return
+			return nil
 		}
 	}
 	type object struct {
@@ -635,13 +894,27 @@ func (s *Server) lsdef(a *answer, nr string, nodes, args []string, now time.Time
 		attrs map[string]string
 	}
 	var objs []object
+	total := 0
+	notFound := func(name string) {
+		a.fail(fmt.Sprintf("Could not find an object named '%s' of type '%s'.", name, o.objType))
+	}
 	switch o.objType {
 	case "node":
-		if nr == "" {
-			nodes = slices.Clone(s.st.order)
+		names := slices.Sorted(slices.Values(s.st.order))
+		if nr != "" {
+			var err error
+			if names, err = s.expand(nr, false); err != nil {
+				a.fail(fmt.Sprintf("Could not expand %s: %v", nr, err))
+				return nil
+			}
 		}
-		for _, name := range nodes {
-			n := s.st.nodes[name]
+		total = len(names)
+		for _, name := range names {
+			n, ok := s.st.nodes[name]
+			if !ok {
+				notFound(name)
+				continue
+			}
 			s.advance(n, now)
 			objs = append(objs, object{name, n.attrs})
 		}
@@ -651,13 +924,14 @@ func (s *Server) lsdef(a *answer, nr string, nodes, args []string, now time.Time
 			for k := range s.st.osimages {
 				names = append(names, k)
 			}
-			slices.Sort(names)
 		}
+		slices.Sort(names)
+		total = len(names)
 		for _, name := range names {
 			img, ok := s.st.osimages[name]
 			if !ok {
-				a.fail(fmt.Sprintf("Could not find an object named '%s' of type 'osimage'.", name))
-				return
+				notFound(name)
+				continue
 			}
 			m := map[string]string{"imagename": name}
 			for k, v := range img {
@@ -667,7 +941,7 @@ func (s *Server) lsdef(a *answer, nr string, nodes, args []string, now time.Time
 		}
 	default:
 		a.fail(fmt.Sprintf("lsdef: object type %q is not supported by the simulator", o.objType))
-		return
+		return nil
 	}
 	objs = slices.DeleteFunc(objs, func(ob object) bool {
 		for _, w := range o.where {
@@ -677,13 +951,13 @@ func (s *Server) lsdef(a *answer, nr string, nodes, args []string, now time.Time
 		}
 		return false
 	})
-	if len(objs) == 0 {
-		a.data("Could not find any object definitions to display.")
-		return
-	}
+	var listed []string
 	long := o.long || nr != "" || len(o.attrs) > 0
 	var lines []string
 	for _, ob := range objs {
+		if o.objType == "node" {
+			listed = append(listed, ob.name)
+		}
 		if !long && !o.compact {
 			lines = append(lines, fmt.Sprintf("%s  (%s)", ob.name, o.objType))
 			continue
@@ -709,7 +983,13 @@ func (s *Server) lsdef(a *answer, nr string, nodes, args []string, now time.Time
 			}
 		}
 	}
-	a.data(lines...)
+	switch {
+	case len(lines) > 0:
+		a.info(total, lines...)
+	case total > 0:
+		a.info(total, "No object definitions have been found")
+	}
+	return listed
 }
 
 func quoteCSV(v string, set bool) string {
@@ -745,34 +1025,19 @@ func (s *Server) tabdump(a *answer, args []string, now time.Time) {
 	switch table {
 	case "site":
 		cols = []string{"key", "value", "comments", "disable"}
-		keys := make([]string, 0, len(s.st.site))
-		for k := range s.st.site {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		for _, k := range keys {
+		for _, k := range s.st.siteOrder {
 			rows = append(rows, map[string]*string{"key": str(k), "value": str(s.st.site[k])})
 		}
 	case "passwd":
 		cols = []string{"key", "username", "password", "cryptmethod", "authdomain", "comments", "disable"}
-		keys := make([]string, 0, len(s.st.passwd))
-		for k := range s.st.passwd {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		for _, k := range keys {
+		for _, k := range slices.Sorted(mapKeys(s.st.passwd)) {
 			p := s.st.passwd[k]
 			rows = append(rows, map[string]*string{"key": str(k), "username": str(p.Username), "password": str(p.Password)})
 		}
 	case "osimage":
 		cols = append([]string{"imagename"}, osimageAttrs...)
 		cols = append(cols, "comments", "disable")
-		keys := make([]string, 0, len(s.st.osimages))
-		for k := range s.st.osimages {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		for _, k := range keys {
+		for _, k := range slices.Sorted(mapKeys(s.st.osimages)) {
 			row := map[string]*string{"imagename": str(k)}
 			for a, v := range s.st.osimages[k] {
 				row[a] = str(v)
@@ -782,7 +1047,7 @@ func (s *Server) tabdump(a *answer, args []string, now time.Time) {
 	default:
 		tcols, ok := nodeTables[table]
 		if !ok {
-			a.fail(fmt.Sprintf("Table %s does not exist.", table))
+			a.fail("No such table: " + table)
 			return
 		}
 		cols = append([]string{"node"}, tcols...)
@@ -845,7 +1110,7 @@ func (s *Server) updatenode(a *answer, nodes, args []string) {
 		a.fail("Usage: updatenode <noderange> -P <scripts>")
 		return
 	}
-	for _, name := range nodes {
+	for _, name := range s.completionOrder(nodes) {
 		n := s.st.nodes[name]
 		if n.power != "on" {
 			a.nodeError(name, "Could not connect to the node: the node is powered off")

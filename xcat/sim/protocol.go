@@ -155,31 +155,54 @@ func isXMLName(s string) bool {
 	return true
 }
 
-// WireData is one data item: contents with an optional desc.
+// WireData is one data element: contents with an optional desc, or a plain string
+// (Text, when Contents and Desc are nil), as xcatd's plugins send them.
 type WireData struct {
-	Desc     string `xml:"desc,omitempty"`
-	Contents string `xml:"contents"`
+	Contents *string `xml:"contents"`
+	Desc     *string `xml:"desc"`
+	Text     string  `xml:",chardata"`
 }
 
-// WireNode is one <node> element of a response.
+// ptr returns a pointer to a copy of s.
+func ptr(s string) *string { return &s }
+
+// descContents is data with contents and, when desc is not empty, a desc.
+func descContents(desc, contents string) WireData {
+	d := WireData{Contents: ptr(contents)}
+	if desc != "" {
+		d.Desc = ptr(desc)
+	}
+	return d
+}
+
+// plain is data as a plain string.
+func plain(text string) WireData { return WireData{Text: text} }
+
+// WireNode is one <node> element of a response. Its fields, like WireResponse's, are
+// in the alphabetical order xcatd's XML writer puts the elements in.
 type WireNode struct {
-	Name      string     `xml:"name"`
 	Data      []WireData `xml:"data,omitempty"`
+	Destiny   []string   `xml:"destiny,omitempty"`
 	Errors    []string   `xml:"error,omitempty"`
 	ErrorCode []int      `xml:"errorcode,omitempty"`
+	ImgServer []string   `xml:"imgserver,omitempty"`
+	Name      string     `xml:"name"`
 	Warnings  []string   `xml:"warning,omitempty"`
 }
 
 // WireResponse is one <xcatresponse> element.
 type WireResponse struct {
 	XMLName    xml.Name   `xml:"xcatresponse"`
-	Nodes      []WireNode `xml:"node,omitempty"`
 	Data       []string   `xml:"data,omitempty"`
-	Info       []string   `xml:"info,omitempty"`
-	Warnings   []string   `xml:"warning,omitempty"`
 	Errors     []string   `xml:"error,omitempty"`
 	ErrorCode  []int      `xml:"errorcode,omitempty"`
+	Info       []string   `xml:"info,omitempty"`
+	Nodes      []WireNode `xml:"node,omitempty"`
+	NumOfNodes []int      `xml:"numofnodes,omitempty"`
 	ServerDone *struct{}  `xml:"serverdone"`
+	Warnings   []string   `xml:"warning,omitempty"`
+	// Source is xcatdsource: the name of the server whose plugin answered.
+	Source string `xml:"xcatdsource,omitempty"`
 }
 
 // Done reports whether this element ends the answer.
@@ -200,7 +223,7 @@ func sanitize(s string) string {
 func marshalResponses(rs []WireResponse) ([]byte, error) {
 	var out bytes.Buffer
 	for _, r := range rs {
-		b, err := xml.MarshalIndent(r, "", " ")
+		b, err := xml.MarshalIndent(r, "", "  ")
 		if err != nil {
 			return nil, err
 		}
@@ -253,83 +276,20 @@ func Call(ctx context.Context, addr string, tlsConf *tls.Config, req xcat.Reques
 	return Exchange(ctx, conn, xml.NewDecoder(conn), req)
 }
 
-// ToResponse groups wire responses into an xcat.Response, rendering node data as
-// xCAT's CLI prints it ("desc: contents" or "contents").
+// ToResponse reads wire responses as xcatbm's native client reads xcatd's answer
+// (xcat.ReadResponse): grouped by node, node data rendered as xCAT's CLI prints it,
+// top-level errors prefixed with "[source]: " when they carry one. A stream without
+// serverdone gives what it holds.
 func ToResponse(rs []WireResponse) *xcat.Response {
-	resp := &xcat.Response{}
-	for _, r := range rs {
-		resp.Data = append(resp.Data, r.Data...)
-		resp.Data = append(resp.Data, r.Info...)
-		resp.Warnings = append(resp.Warnings, r.Warnings...)
-		resp.Errors = append(resp.Errors, r.Errors...)
-		for _, c := range r.ErrorCode {
-			resp.ErrorCode |= c
-		}
-		for _, n := range r.Nodes {
-			no := resp.Node(n.Name)
-			for _, d := range n.Data {
-				no.Data = append(no.Data, d.line())
-			}
-			no.Errors = append(no.Errors, n.Errors...)
-			no.Warnings = append(no.Warnings, n.Warnings...)
-			for _, c := range n.ErrorCode {
-				no.ErrorCode |= c
-				resp.ErrorCode |= c
-			}
-		}
+	b, err := marshalResponses(rs)
+	if err != nil {
+		return &xcat.Response{}
+	}
+	resp, _ := xcat.ReadResponse(bytes.NewReader(b))
+	if resp == nil {
+		return &xcat.Response{}
 	}
 	return resp
-}
-
-func (d WireData) line() string {
-	if d.Desc != "" {
-		return d.Desc + ": " + d.Contents
-	}
-	return d.Contents
-}
-
-// Render prints responses as xCAT's CLI does: node data "node: text" and top-level
-// data and info on stdout, errors and warnings on stderr; only the first data of each
-// node element is printed. It returns the exit code: the bitwise OR of errorcodes, or
-// 1 when complete is false (the premature-end message is printed too).
-func Render(rs []WireResponse, complete bool, stdout, stderr io.Writer) int {
-	code := 0
-	for _, r := range rs {
-		for _, e := range r.Errors {
-			fmt.Fprintf(stderr, "Error: %s\n", e)
-		}
-		for _, w := range r.Warnings {
-			fmt.Fprintf(stderr, "Warning: %s\n", w)
-		}
-		for _, i := range r.Info {
-			fmt.Fprintln(stdout, i)
-		}
-		for _, d := range r.Data {
-			fmt.Fprintln(stdout, d)
-		}
-		for _, c := range r.ErrorCode {
-			code |= c
-		}
-		for _, n := range r.Nodes {
-			if len(n.Data) > 0 {
-				fmt.Fprintf(stdout, "%s: %s\n", n.Name, n.Data[0].line())
-			}
-			for _, e := range n.Errors {
-				fmt.Fprintf(stderr, "%s: Error: %s\n", n.Name, e)
-			}
-			for _, w := range n.Warnings {
-				fmt.Fprintf(stderr, "%s: Warning: %s\n", n.Name, w)
-			}
-			for _, c := range n.ErrorCode {
-				code |= c
-			}
-		}
-	}
-	if !complete {
-		fmt.Fprintln(stderr, "ERROR/WARNING: "+ErrPremature.Error())
-		return 1
-	}
-	return code
 }
 
 var (

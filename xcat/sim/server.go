@@ -7,7 +7,13 @@
 //
 // Like xcatd, a connection may carry several requests one after another: each answer
 // ends with serverdone and the server then reads the next request (xcatd's service loop
-// does the same); the connection closes when the client closes it.
+// does the same). By default the connection closes when the client closes it; with
+// Config.CloseKept the server closes a kept connection on its own, as xcatd does.
+//
+// The answers follow xcatd 2.19's (the transcripts in the project's shared xcatd
+// folder): elements and texts, which element carries an error, xcatdsource on what a
+// plugin answers, numofnodes after the object commands and nodels, noderanges
+// expanded sorted and without duplicates.
 package sim
 
 import (
@@ -17,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"os"
 	"slices"
@@ -67,6 +74,53 @@ type Config struct {
 	Logf func(format string, args ...any)
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// Hostname is the management node's name, which xcatd puts in every element its
+	// plugins answer (<xcatdsource>) and xCAT's client prints as "[mn1]: "; default
+	// "mn1".
+	Hostname string
+	// Version is what lsxcatd answers after "Version "; default DefaultVersion.
+	Version string
+	// Shuffle answers in orders xcatd may use but need not: the nodes of rpower,
+	// rsetboot, rinv, rvitals, rnetboot and updatenode in a random order (xcatd
+	// answers each node when its BMC has answered), nodels' tables in a random order
+	// (xcatd walks a Perl hash). Off, both follow the sorted noderange and the
+	// simulator's table order.
+	Shuffle bool
+	// CloseKept, when set, closes kept connections as xcatd does (see KeptClose).
+	CloseKept *KeptClose
+	// BMCForgetsBootFlags makes rsetboot answer "boot override inactive", as BMCs that
+	// do not keep the boot flags' valid bit do (OpenIPMI's ipmi_sim, which the xcatd
+	// transcripts were taken against); a BMC that keeps them answers "Network".
+	BMCForgetsBootFlags bool
+}
+
+// DefaultVersion is the xCAT release whose xcatd the simulator answers like.
+const DefaultVersion = "2.19.0 (git commit 7733d16f8de0fc36b80638c04a7033931fa13304)"
+
+// KeptClose says when the server closes a connection on its own after an answer.
+//
+// xcatd 2.19 closes a kept connection 0.12 to 0.19 s after serverdone when no
+// request came (its wait for the next request is cut short, most likely by the
+// signal of the request's finished plugin process) and reads nothing more: a request
+// that arrives after that is answered by the close alone. The server does the same:
+// after each answer it closes the connection a random time in [Min, Max] after
+// serverdone unless the next request has been read whole by then; a request not read
+// whole by then is dropped unread and is not recorded. A new connection's first
+// request is always read.
+type KeptClose struct {
+	Min, Max time.Duration
+}
+
+// XcatdKeptClose is the closing xcatd 2.19 was measured to do.
+var XcatdKeptClose = KeptClose{Min: 120 * time.Millisecond, Max: 190 * time.Millisecond}
+
+// KeptCloseStats counts the kept connections the server closed (Config.CloseKept).
+type KeptCloseStats struct {
+	// Closed is how many kept connections the server closed on its own.
+	Closed int
+	// Unread is how many of them had the start of a request, or a whole one, that
+	// the server dropped unread.
+	Unread int
 }
 
 // Record is one request the server received.
@@ -107,6 +161,9 @@ type Server struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	conns  map[net.Conn]struct{}
+
+	rng       *rand.Rand // guarded by mu
+	keptStats KeptCloseStats
 }
 
 // Start generates credentials, writes them to the credential directory, and serves
@@ -120,6 +177,15 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.Hostname == "" {
+		cfg.Hostname = "mn1"
+	}
+	if cfg.Version == "" {
+		cfg.Version = DefaultVersion
+	}
+	if k := cfg.CloseKept; k != nil && (k.Min < 0 || k.Max < k.Min) {
+		return nil, fmt.Errorf("sim: CloseKept %v..%v: want 0 <= Min <= Max", k.Min, k.Max)
 	}
 	cl := cfg.Cluster
 	if cl == nil {
@@ -141,7 +207,8 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sim: credentials: %w", err)
 	}
-	s := &Server{cfg: cfg, creds: creds, st: newState(cl), conns: map[net.Conn]struct{}{}}
+	s := &Server{cfg: cfg, creds: creds, st: newState(cl), conns: map[net.Conn]struct{}{},
+		rng: rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))}
 	s.credDir = cfg.CredDir
 	if s.credDir == "" {
 		dir, err := os.MkdirTemp("", "xcatbm-sim-cred-")
@@ -244,12 +311,33 @@ func (s *Server) handle(conn net.Conn) {
 		s.mu.Unlock()
 		_ = conn.Close()
 	}()
-	br := bufio.NewReader(conn)
-	for {
+	cr := &countingReader{r: conn}
+	br := bufio.NewReader(cr)
+	for served := 0; ; served++ {
+		var closer *time.Timer
+		before := cr.n
+		if served > 0 && s.cfg.CloseKept != nil {
+			closer = time.AfterFunc(s.keptDelay(), func() { _ = conn.Close() })
+		}
 		req, err := ReadRequest(br)
+		if closer != nil && !closer.Stop() {
+			// The server left its loop before it had read a request: whatever came
+			// is dropped with the connection, as xcatd drops it.
+			unread := cr.n > before || br.Buffered() > 0
+			s.mu.Lock()
+			s.keptStats.Closed++
+			if unread {
+				s.keptStats.Unread++
+			}
+			s.mu.Unlock()
+			s.logf("xcatbm-sim: closed a kept connection (request dropped unread: %v)", unread)
+			return
+		}
 		if err != nil {
-			if !errors.Is(err, io.EOF) && s.ctx.Err() == nil {
+			if errors.Is(err, ErrNotXCATRequest) && served == 0 {
 				s.logf("xcatbm-sim: closing connection: %v", err)
+			} else if !errors.Is(err, io.EOF) && s.ctx.Err() == nil {
+				s.logf("xcatbm-sim: closing connection: %v", describeConnError(conn, err))
 			}
 			return
 		}
@@ -257,6 +345,49 @@ func (s *Server) handle(conn net.Conn) {
 			return
 		}
 	}
+}
+
+// keptDelay draws how long after serverdone a kept connection closes.
+func (s *Server) keptDelay() time.Duration {
+	k := s.cfg.CloseKept
+	if k.Max <= k.Min {
+		return k.Min
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return k.Min + time.Duration(s.rng.Int64N(int64(k.Max-k.Min)+1))
+}
+
+// KeptCloses returns how many kept connections the server closed on its own.
+func (s *Server) KeptCloses() KeptCloseStats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.keptStats
+}
+
+// describeConnError says what a failed read of a connection means; a TLS handshake
+// that failed on the client's certificate is named as such.
+func describeConnError(conn net.Conn, err error) error {
+	var cv *tls.CertificateVerificationError
+	if errors.As(err, &cv) {
+		return fmt.Errorf("client certificate not accepted (not signed by this server's CA?): %w", err)
+	}
+	if tc, ok := conn.(*tls.Conn); ok && !tc.ConnectionState().HandshakeComplete {
+		return fmt.Errorf("TLS handshake: %w", err)
+	}
+	return err
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // serveRequest answers one request; false means the connection must close.

@@ -18,6 +18,9 @@ import (
 	"xcatbm/xcat"
 )
 
+// src is how the default server's name prefixes its top-level errors and warnings.
+const src = "[mn1]: "
+
 func start(t *testing.T, c *Cluster, cfg Config) *Server {
 	t.Helper()
 	cfg.Cluster = c
@@ -102,16 +105,17 @@ func TestCommandsAndInstallTimeline(t *testing.T) {
 	if len(r.Data) != 1 || r.Data[0] != "1 object definitions have been created or modified." {
 		t.Errorf("chdef data %q", r.Data)
 	}
-	if len(r.Warnings) != 1 || r.Warnings[0] != "n1: postbootscripts 'otherpkgs' is already included" {
+	if len(r.Warnings) != 1 || r.Warnings[0] != src+"n1: postbootscripts 'otherpkgs' is already included" {
 		t.Errorf("chdef warnings %q", r.Warnings)
 	}
 	r = do(t, srv, xcat.Request{Command: "nodeset", Noderange: "n1", Args: []string{"osimage=" + img}})
-	if got := r.Nodes["n1"].Data; !slices.Equal(got, []string{"install " + img}) {
+	// The boot state names OS, architecture and profile, not the image.
+	if got := r.Nodes["n1"].Data; !slices.Equal(got, []string{"install rhels7.5-x86_64-compute"}) {
 		t.Errorf("nodeset: %q", got)
 	}
 	r = do(t, srv, xcat.Request{Command: "nodeset", Noderange: "n2", Args: []string{"osimage=nope"}})
-	if got := r.Nodes["n2"].Errors; !slices.Equal(got, []string{"Cannot find the OS image nope in the osimage table."}) || r.ErrorCode != 1 {
-		t.Errorf("nodeset unknown image: %q rc %d", got, r.ErrorCode)
+	if got := r.Errors; !slices.Equal(got, []string{src + "Cannot find the OS image nope in the osimage table."}) || r.ErrorCode != 1 || len(r.Nodes) != 0 {
+		t.Errorf("nodeset unknown image: errors %q nodes %v rc %d", got, r.Order, r.ErrorCode)
 	}
 	do(t, srv, xcat.Request{Command: "rsetboot", Noderange: "n1", Args: []string{"net"}})
 	r = do(t, srv, xcat.Request{Command: "rpower", Noderange: "n1", Args: []string{"boot"}})
@@ -151,7 +155,7 @@ func TestCommandsAndInstallTimeline(t *testing.T) {
 		t.Errorf("lsdef -w: %q", r.Data)
 	}
 	r = do(t, srv, xcat.Request{Command: "lsdef", Args: []string{"-t", "node", "-w", "mac=none"}})
-	if !slices.Equal(r.Data, []string{"Could not find any object definitions to display."}) || r.ErrorCode != 0 {
+	if !slices.Equal(r.Data, []string{"No object definitions have been found"}) || r.ErrorCode != 0 {
 		t.Errorf("lsdef no match: %q rc %d", r.Data, r.ErrorCode)
 	}
 	do(t, srv, xcat.Request{Command: "chdef", Args: []string{"-t", "site", "clustersite", "xcatbm=1"}})
@@ -195,7 +199,7 @@ func TestChDefStanza(t *testing.T) {
 				"# <xCAT data object stanza file>", "", "n1:", "    objtype=node", "    postbootscripts=config_ops_bmnode h1 10.9.0.1 255.255.0.0",
 				"", "n2:", "    objtype=node", "    postbootscripts=otherpkgs,config_ops_bmnode h2")},
 			data:     []string{"2 object definitions have been created or modified."},
-			warnings: []string{"n2: postbootscripts 'otherpkgs' is already included"},
+			warnings: []string{src + "n2: postbootscripts 'otherpkgs' is already included"},
 			pbs:      map[string][]string{"n1": {"otherpkgs", "config_ops_bmnode h1 10.9.0.1 255.255.0.0"}, "n2": {"otherpkgs", "config_ops_bmnode h2"}, "n3": {"otherpkgs"}},
 			nodes:    []string{"n1", "n2"}},
 		{name: "remove per node",
@@ -204,46 +208,51 @@ func TestChDefStanza(t *testing.T) {
 			data:  []string{"2 object definitions have been created or modified."},
 			pbs:   map[string][]string{"n1": {"otherpkgs"}, "n2": {"config_ops_bmnode h2"}},
 			nodes: []string{"n1", "n2"}},
+		// As xCAT's chdef: an object that is not a node needs groups to be created;
+		// the others are changed all the same, and the request ends in an error.
 		{name: "set with an unknown node",
 			req: xcat.Request{Command: "chdef", Args: []string{"-z"}, Stdin: stanza(
 				"n3:", "    objtype=node", "    ip=10.9.0.3", "ghost:", "    objtype=node", "    ip=10.9.0.4", "n1:", "    objtype=node", "    ip=10.9.0.1")},
-			data:     []string{"2 object definitions have been created or modified."},
-			nodeErrs: map[string][]string{"ghost": {"Invalid nodes and/or groups in noderange: ghost"}},
-			ip:       map[string]string{"n1": "10.9.0.1", "n3": "10.9.0.3", "n2": "10.0.0.3"},
-			nodes:    []string{"n3", "n1"}},
+			errors: []string{src + "Attribute 'groups' is not specified for node 'ghost', skipping to the next node.", src + chdefErrors},
+			ip:     map[string]string{"n1": "10.9.0.1", "n3": "10.9.0.3", "n2": "10.0.0.3"},
+			nodes:  []string{"n3", "n1"}},
 		{name: "only unknown nodes",
-			req:      xcat.Request{Command: "chdef", Args: []string{"-z"}, Stdin: stanza("ghost:", "    objtype=node", "    ip=1")},
-			data:     []string{"No object definitions have been created or modified."},
-			nodeErrs: map[string][]string{"ghost": {"Invalid nodes and/or groups in noderange: ghost"}}},
+			req:    xcat.Request{Command: "chdef", Args: []string{"-z"}, Stdin: stanza("ghost:", "    objtype=node", "    ip=1")},
+			errors: []string{src + "Attribute 'groups' is not specified for node 'ghost', skipping to the next node.", src + chdefErrors}},
+		{name: "a new node with groups",
+			req:   xcat.Request{Command: "chdef", Args: []string{"-z"}, Stdin: stanza("n9:", "    objtype=node", "    groups=all", "    ip=10.9.0.9")},
+			data:  []string{"1 object definitions have been created or modified."},
+			ip:    map[string]string{"n9": "10.9.0.9"},
+			nodes: []string{"n9"}},
 		{name: "unknown attribute changes nothing",
 			req: xcat.Request{Command: "chdef", Args: []string{"-z"}, Stdin: stanza(
 				"n1:", "    objtype=node", "    ip=10.9.9.9", "n2:", "    objtype=node", "    nosuch=x")},
-			errors: []string{"'nosuch' is not a valid attribute name for an object type of 'node'."},
+			errors: []string{src + "'nosuch' is not a valid attribute name for an object type of 'node'."},
 			ip:     map[string]string{"n1": "10.9.0.1"}},
 		{name: "-p on a non-list attribute",
 			req:    xcat.Request{Command: "chdef", Args: []string{"-z", "-p"}, Stdin: stanza("n1:", "    objtype=node", "    ip=10.9.9.9")},
-			errors: []string{"'ip' is not a list attribute; -p and -m work on list attributes."}},
+			errors: []string{src + "'ip' is not a list attribute; -p and -m work on list attributes."}},
 		{name: "with -t",
 			req:    xcat.Request{Command: "chdef", Args: []string{"-t", "node", "-z"}, Stdin: stanza("n1:", "    objtype=node", "    ip=10.9.9.9")},
-			errors: []string{"Cannot combine '-t' and '-a', '-z', or '-x' options."}},
+			errors: []string{src + "Cannot combine '-t' and '-a', '-z', or '-x' options."}},
 		{name: "with -o",
 			req:    xcat.Request{Command: "chdef", Args: []string{"-z", "-o", "n1"}, Stdin: stanza("n1:", "    objtype=node", "    ip=10.9.9.9")},
-			errors: []string{"Cannot use '-z' with '-o' or a noderange."}},
+			errors: []string{src + "Cannot use '-z' with '-o' or a noderange."}},
 		{name: "with a noderange argument",
 			req:    xcat.Request{Command: "chdef", Args: []string{"n1", "-z"}, Stdin: stanza("n1:", "    objtype=node", "    ip=10.9.9.9")},
-			errors: []string{"Cannot use '-z' with '-o' or a noderange."}},
+			errors: []string{src + "Cannot use '-z' with '-o' or a noderange."}},
 		{name: "with a noderange element",
 			req:    xcat.Request{Command: "chdef", Noderange: "n1", Args: []string{"-z"}, Stdin: stanza("n1:", "    objtype=node", "    ip=10.9.9.9")},
-			errors: []string{"Cannot use '-z' with '-o' or a noderange."}},
+			errors: []string{src + "Cannot use '-z' with '-o' or a noderange."}},
 		{name: "no stdin",
 			req:    xcat.Request{Command: "chdef", Args: []string{"-z"}},
-			errors: []string{"No object names were provided."}},
+			errors: []string{src + "No object names were provided."}},
 		{name: "unreadable stanza",
 			req:    xcat.Request{Command: "chdef", Args: []string{"-z"}, Stdin: stanza("    ip=1", "n1:")},
-			errors: []string{"Could not process file input data: stanza line 1: attribute before any object name: invalid input"}},
+			errors: []string{src + "Could not process file input data: stanza line 1: attribute before any object name: invalid input"}},
 		{name: "other object type",
 			req:    xcat.Request{Command: "chdef", Args: []string{"-z"}, Stdin: stanza("img:", "    objtype=osimage", "    osvers=x")},
-			errors: []string{`chdef: object type "osimage" is not supported by the simulator`}},
+			errors: []string{src + `chdef: object type "osimage" is not supported by the simulator`}},
 	}
 	for _, tt := range tests {
 		srv.ResetRequests()
@@ -390,6 +399,7 @@ func TestCLIPersonality(t *testing.T) {
 	}
 	t.Parallel()
 	srv := start(t, GenerateCluster("n", 3, "mn1"), Config{})
+	srv.SetFault(Fault{Kind: FaultBMCTimeout, Nodes: []string{"n3"}, Count: 1})
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "xcatbm-sim")
 	build := exec.Command("go", "build", "-o", bin, "xcatbm/cmd/xcatbm-sim")
@@ -424,9 +434,10 @@ func TestCLIPersonality(t *testing.T) {
 	}{
 		{"rpower", []string{"n[1-2]", "stat"}, "n1: off\nn2: off\n", "", 0},
 		{"rpower", []string{"ghost", "stat"}, "", "Error: Invalid nodes and/or groups in noderange: ghost\n", 1},
-		{"nodeset", []string{"n1", "osimage=bad"}, "", "n1: Error: Cannot find the OS image bad in the osimage table.\n", 1},
-		{"lsdef", []string{"-t", "node", "-w", "ip=none"}, "Could not find any object definitions to display.\n", "", 0},
-		{"chdef", []string{"n1", "-p", "postbootscripts=otherpkgs"}, "1 object definitions have been created or modified.\n", "Warning: n1: postbootscripts 'otherpkgs' is already included\n", 0},
+		{"nodeset", []string{"n1", "osimage=bad"}, "", "Error: [mn1]: Cannot find the OS image bad in the osimage table.\n", 1},
+		{"lsdef", []string{"-t", "node", "-w", "ip=none"}, "No object definitions have been found\n", "", 0},
+		{"chdef", []string{"n1", "-p", "postbootscripts=otherpkgs"}, "1 object definitions have been created or modified.\n", "Warning: [mn1]: n1: postbootscripts 'otherpkgs' is already included\n", 0},
+		{"rpower", []string{"n3", "stat"}, "", "n3: [mn1]: Error: " + IPMITimeoutMessage + "\n", 1},
 	}
 	for _, tt := range tests {
 		stdout, stderr, code := run(tt.name, tt.args...)
@@ -465,4 +476,143 @@ func FuzzReadRequest(f *testing.F) {
 			t.Fatalf("round trip %+v -> %+v", req, again)
 		}
 	})
+}
+
+// TestCloseKept: with CloseKept the server closes a kept connection after an answer
+// unless the next request was read whole in time; a request that comes too late, or
+// only in part, is dropped unread and not recorded. A new connection's first request
+// is always read.
+func TestCloseKept(t *testing.T) {
+	t.Parallel()
+	srv := start(t, GenerateCluster("n", 2, "mn1"), Config{CloseKept: &KeptClose{Min: 150 * time.Millisecond, Max: 150 * time.Millisecond}})
+	var req bytes.Buffer
+	if err := WriteRequest(&req, xcat.Request{Command: "rpower", Noderange: "n1", Args: []string{"stat"}}); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		// send writes the second request: pause before it, and how much of it to write.
+		pause, partPause time.Duration
+		part             int
+		answered         bool
+		unread           int
+	}{
+		{"next request in time", 20 * time.Millisecond, 0, req.Len(), true, 0},
+		{"next request too late", 400 * time.Millisecond, 0, req.Len(), false, 0},
+		{"only part of it in time", 20 * time.Millisecond, 400 * time.Millisecond, 10, false, 1},
+	}
+	for _, tt := range tests {
+		srv.ResetRequests()
+		before := srv.KeptCloses()
+		conn, err := tls.Dial("tcp", srv.Addr(), srv.ClientTLS())
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+		dec := xml.NewDecoder(conn)
+		if _, err := Exchange(context.Background(), conn, dec, xcat.Request{Command: "rpower", Noderange: "n1", Args: []string{"stat"}}); err != nil {
+			t.Fatalf("%s: first request: %v", tt.name, err)
+		}
+		time.Sleep(tt.pause)
+		_, werr := conn.Write(req.Bytes()[:tt.part])
+		if tt.part < req.Len() {
+			time.Sleep(tt.partPause)
+			_, werr = conn.Write(req.Bytes()[tt.part:])
+		}
+		var r WireResponse
+		derr := dec.Decode(&r)
+		conn.Close()
+		if answered := werr == nil && derr == nil && len(r.Nodes) == 1; answered != tt.answered {
+			t.Errorf("%s: answered %v (write %v, read %v), want %v", tt.name, answered, werr, derr, tt.answered)
+		}
+		wantRecords := 1
+		if tt.answered {
+			wantRecords = 2
+		}
+		if n := len(srv.Requests()); n != wantRecords {
+			t.Errorf("%s: %d requests recorded, want %d", tt.name, n, wantRecords)
+		}
+		after := srv.KeptCloses()
+		if tt.answered {
+			// The server closes the connection after the second answer, or sees the
+			// client's close first; either way the first close did not happen.
+			continue
+		}
+		if after.Closed-before.Closed != 1 || after.Unread-before.Unread != tt.unread {
+			t.Errorf("%s: kept closes %+v -> %+v, want one close, %d unread", tt.name, before, after, tt.unread)
+		}
+	}
+}
+
+// TestShuffle: with Shuffle, rpower answers its nodes in varying orders, all of them
+// once; without, in the sorted noderange's order.
+func TestShuffle(t *testing.T) {
+	t.Parallel()
+	order := func(srv *Server) string {
+		r := do(t, srv, xcat.Request{Command: "rpower", Noderange: "n[01-12]", Args: []string{"stat"}})
+		if len(r.Order) != 12 {
+			t.Fatalf("answered %d nodes: %v", len(r.Order), r.Order)
+		}
+		return strings.Join(r.Order, ",")
+	}
+	sorted := start(t, GenerateCluster("n", 12, "mn1"), Config{})
+	want := "n01,n02,n03,n04,n05,n06,n07,n08,n09,n10,n11,n12"
+	for i := 0; i < 3; i++ {
+		if got := order(sorted); got != want {
+			t.Errorf("without Shuffle: %s", got)
+		}
+	}
+	shuffled := start(t, GenerateCluster("n", 12, "mn1"), Config{Shuffle: true})
+	seen := map[string]bool{}
+	for i := 0; i < 5; i++ {
+		seen[order(shuffled)] = true
+	}
+	if len(seen) < 2 {
+		t.Errorf("with Shuffle, 5 answers all in one order: %v", seen)
+	}
+}
+
+// TestNoderangeSortedAndDeduplicated: as xcatd, every command sees its noderange
+// sorted as strings and without duplicates.
+func TestNoderangeSortedAndDeduplicated(t *testing.T) {
+	t.Parallel()
+	srv := start(t, GenerateCluster("n", 12, "mn1"), Config{})
+	r := do(t, srv, xcat.Request{Command: "nodels", Noderange: "n05,n01,n05,n[10-11],n02-n03"})
+	if got := strings.Join(r.Order, ","); got != "n01,n02,n03,n05,n10,n11" {
+		t.Errorf("nodels: %s", got)
+	}
+	r = do(t, srv, xcat.Request{Command: "rpower", Noderange: "n11,n09,n11", Args: []string{"stat"}})
+	if got := strings.Join(r.Order, ","); got != "n09,n11" {
+		t.Errorf("rpower: %s", got)
+	}
+}
+
+// TestForeignClientCertificate: a client certificate from another CA is refused, and
+// the client is told its certificate was not accepted.
+func TestForeignClientCertificate(t *testing.T) {
+	t.Parallel()
+	srv := start(t, GenerateCluster("n", 1, "mn1"), Config{})
+	other := start(t, GenerateCluster("n", 1, "mn1"), Config{})
+	// Trust srv's CA, present other's client certificate.
+	dir := t.TempDir()
+	for src, name := range map[string]string{filepath.Join(srv.CredDir(), "ca.pem"): "ca.pem", filepath.Join(other.CredDir(), "client-cred.pem"): "client-cred.pem"} {
+		b, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := xcat.NewNative(xcat.NativeConfig{Addr: srv.Addr(), CredDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = n.Do(context.Background(), xcat.Request{Command: "nodels", Noderange: "n1"})
+	if !errors.Is(err, xcat.ErrCertificateRejected) || !errors.Is(err, xcat.ErrUnavailable) || !strings.Contains(err.Error(), "certificate not accepted by xcatd") {
+		t.Errorf("foreign client certificate: %v, want ErrCertificateRejected", err)
+	}
+	if len(srv.Requests()) != 0 {
+		t.Errorf("the request was served: %+v", srv.Requests())
+	}
 }
