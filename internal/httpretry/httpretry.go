@@ -10,9 +10,12 @@
 //
 // Transport resends a request whose connection broke (Dropped) when resending cannot
 // do harm: GET, HEAD, OPTIONS, PUT and DELETE, and any request made with a context
-// from Idempotent. Other requests (a POST that creates something) are not resent:
-// their error is a *DroppedError, and the caller checks what the server did before
-// trying again (looks the created thing up by the id it chose, for instance).
+// from Idempotent. Other requests (a POST that creates something) are never sent on
+// a kept connection, where the server's close would leave their outcome unknown:
+// each opens a connection of its own. When such a connection still breaks before the
+// answer, they are not resent: their error is a *DroppedError, and the caller checks
+// what the server did before trying again (looks the created thing up by the id it
+// chose, for instance).
 package httpretry
 
 import (
@@ -36,6 +39,9 @@ const DefaultAttempts = 4
 type Transport struct {
 	// Base sends each attempt (nil: http.DefaultTransport).
 	Base http.RoundTripper
+	// Fresh sends the requests that are not resendable, each on a new connection
+	// (nil: Base). New sets it to a clone of Base without keep-alives.
+	Fresh http.RoundTripper
 	// Attempts is how many times one request is sent at most (0: DefaultAttempts).
 	Attempts int
 	// Delay is the pause before resend n (1, 2, ...); nil: 25 ms doubling, at most
@@ -46,12 +52,30 @@ type Transport struct {
 	OnRetry func(req *http.Request, attempt int, err error)
 }
 
-// New returns a Transport over base (nil: a clone of http.DefaultTransport).
+// New returns a Transport over base (nil: a clone of http.DefaultTransport). When
+// base is an *http.Transport, requests that are not resendable go through a clone of
+// it without keep-alives.
 func New(base http.RoundTripper) *Transport {
 	if base == nil {
 		base = http.DefaultTransport.(*http.Transport).Clone()
 	}
-	return &Transport{Base: base}
+	t := &Transport{Base: base}
+	if ht, ok := base.(*http.Transport); ok {
+		fresh := ht.Clone()
+		fresh.DisableKeepAlives = true
+		t.Fresh = fresh
+	}
+	return t
+}
+
+// CloseIdleConnections closes the idle connections of Base and Fresh.
+func (t *Transport) CloseIdleConnections() {
+	type closer interface{ CloseIdleConnections() }
+	for _, rt := range []http.RoundTripper{t.Base, t.Fresh} {
+		if c, ok := rt.(closer); ok {
+			c.CloseIdleConnections()
+		}
+	}
 }
 
 // Client returns an HTTP client with the given overall timeout (retries included)
@@ -153,6 +177,9 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		attempts = DefaultAttempts
 	}
 	resend := Resendable(req)
+	if !resend && t.Fresh != nil {
+		base = t.Fresh
+	}
 	for n := 1; ; n++ {
 		try := req
 		if n > 1 {

@@ -26,27 +26,28 @@ var echo = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 })
 
 // TestTransportKeptConnectionClosed sends two requests in a row to a server that
-// closes each connection after its answer: the second goes out on the kept
-// connection and is dropped unread. Resendable requests arrive anyway, once each and
-// with their body; the others fail with a *DroppedError and are not resent.
+// closes each connection after its answer and drops, unread, any request sent on
+// the kept connection. Resendable requests go out on the kept connection, are
+// dropped and resent; the others never use a kept connection. Either way each
+// arrives once, with its body.
 func TestTransportKeptConnectionClosed(t *testing.T) {
 	for _, c := range []struct {
-		name      string
-		method    string
-		body      func() io.Reader
-		ctx       func(context.Context) context.Context
-		wantOK    bool
-		wantTries int // requests of the second call the handler ran
+		name        string
+		method      string
+		body        func() io.Reader
+		ctx         func(context.Context) context.Context
+		wantDropped int // requests the server dropped on the kept connection
+		wantRetries int // resends the Transport reported
 	}{
-		{name: "GET", method: http.MethodGet, wantOK: true, wantTries: 1},
-		{name: "PUT with a body", method: http.MethodPut, body: func() io.Reader { return strings.NewReader(`{"generation": 3}`) }, wantOK: true, wantTries: 1},
-		{name: "DELETE", method: http.MethodDelete, wantOK: true, wantTries: 1},
-		{name: "POST is not resent", method: http.MethodPost, body: func() io.Reader { return strings.NewReader(`{"name": "n"}`) }, wantOK: false, wantTries: 0},
-		{name: "PATCH is not resent", method: http.MethodPatch, body: func() io.Reader { return strings.NewReader(`[]`) }, wantOK: false, wantTries: 0},
+		{name: "GET", method: http.MethodGet, wantDropped: 1}, // Go resends a GET on its own
+		{name: "PUT with a body", method: http.MethodPut, body: func() io.Reader { return strings.NewReader(`{"generation": 3}`) }, wantDropped: 1, wantRetries: 1},
+		{name: "DELETE", method: http.MethodDelete, wantDropped: 1, wantRetries: 1},
 		{name: "POST marked idempotent", method: http.MethodPost, body: func() io.Reader { return strings.NewReader(`{"auth": {}}`) },
-			ctx: httpretry.Idempotent, wantOK: true, wantTries: 1},
-		{name: "PUT whose body cannot be read again", method: http.MethodPut,
-			body: func() io.Reader { return io.NopCloser(strings.NewReader("data")) }, wantOK: false, wantTries: 0},
+			ctx: httpretry.Idempotent, wantDropped: 1, wantRetries: 1},
+		{name: "POST on a connection of its own", method: http.MethodPost, body: func() io.Reader { return strings.NewReader(`{"name": "n"}`) }},
+		{name: "PATCH on a connection of its own", method: http.MethodPatch, body: func() io.Reader { return strings.NewReader(`[]`) }},
+		{name: "PUT whose body cannot be read again, on a connection of its own", method: http.MethodPut,
+			body: func() io.Reader { return io.NopCloser(strings.NewReader("data")) }},
 	} {
 		for _, mode := range []testhttp.Close{testhttp.Reset, testhttp.EOF} {
 			t.Run(c.name+"/"+mode.String(), func(t *testing.T) {
@@ -60,7 +61,7 @@ func TestTransportKeptConnectionClosed(t *testing.T) {
 				if c.ctx != nil {
 					ctx = c.ctx(ctx)
 				}
-				send := func(i int) (string, error) {
+				for i := 1; i <= 2; i++ {
 					var body io.Reader
 					if c.body != nil {
 						body = c.body()
@@ -71,50 +72,76 @@ func TestTransportKeptConnectionClosed(t *testing.T) {
 					}
 					resp, err := client.Do(req)
 					if err != nil {
-						return "", err
+						t.Fatalf("request %d: %v", i, err)
 					}
-					defer resp.Body.Close()
 					b, err := io.ReadAll(resp.Body)
-					return string(b), err
+					_ = resp.Body.Close()
+					if want := c.method + " "; err != nil || !strings.HasPrefix(string(b), want) {
+						t.Errorf("answer %d: %q %v, want %q...", i, b, err, want)
+					}
 				}
-				if _, err := send(1); err != nil {
-					t.Fatalf("first request (fresh connection): %v", err)
+				if srv.Dropped() != c.wantDropped || retries != c.wantRetries {
+					t.Errorf("dropped %d, resent %d; want %d, %d: %v", srv.Dropped(), retries, c.wantDropped, c.wantRetries, srv.Requests())
 				}
-				got, err := send(2)
-				if srv.Dropped() != 1 {
-					t.Fatalf("the server dropped %d requests on the kept connection, want 1: %v", srv.Dropped(), srv.Requests())
-				}
-				handled := 0
-				for _, r := range srv.Requests() {
-					if r.Path == "/r2" && !r.Dropped {
-						handled++
-						if c.body != nil && r.Body == "" {
-							t.Errorf("resent %s arrived without its body", r.Method)
+				for _, path := range []string{"/r1", "/r2"} {
+					handled := 0
+					for _, r := range srv.Requests() {
+						if r.Path == path && !r.Dropped {
+							handled++
+							if c.body != nil && r.Body == "" {
+								t.Errorf("%s %s arrived without its body", r.Method, path)
+							}
 						}
 					}
-				}
-				if handled != c.wantTries {
-					t.Errorf("the handler ran the second request %d times, want %d: %v", handled, c.wantTries, srv.Requests())
-				}
-				if !c.wantOK {
-					var de *httpretry.DroppedError
-					if !errors.As(err, &de) || de.Resendable || de.Attempts != 1 || !httpretry.IsDropped(err) {
-						t.Fatalf("second request: %v (%T), want a *DroppedError, not resent", err, errors.Unwrap(err))
+					if handled != 1 {
+						t.Errorf("%s handled %d times, want once: %v", path, handled, srv.Requests())
 					}
-					return
-				}
-				if err != nil {
-					t.Fatalf("second request: %v", err)
-				}
-				if want := c.method + " "; !strings.HasPrefix(got, want) {
-					t.Errorf("answer %q, want %q...", got, want)
-				}
-				if c.method != http.MethodGet && retries != 1 {
-					// Go resends a GET on its own; the rest is the Transport's.
-					t.Errorf("%d resends reported, want 1", retries)
 				}
 			})
 		}
+	}
+}
+
+// TestTransportLostAnswer: the server acts on the request and the connection breaks
+// before the answer. A resendable request is sent again; the others come back as a
+// *DroppedError, sent once, for the caller to check what happened.
+func TestTransportLostAnswer(t *testing.T) {
+	for _, c := range []struct {
+		method  string
+		ctx     func(context.Context) context.Context
+		resends bool
+	}{
+		{method: http.MethodPut, resends: true},
+		{method: http.MethodDelete, resends: true},
+		{method: http.MethodPost, ctx: httpretry.Idempotent, resends: true},
+		{method: http.MethodPost},
+		{method: http.MethodPatch},
+	} {
+		t.Run(c.method+fmt.Sprint(c.ctx != nil), func(t *testing.T) {
+			t.Parallel()
+			srv := testhttp.Start(t, testhttp.Config{Handler: echo, LoseAnswer: func(_ *http.Request, n int) bool { return n == 1 }})
+			client := &http.Client{Transport: httpretry.New(nil), Timeout: 10 * time.Second}
+			ctx := context.Background()
+			if c.ctx != nil {
+				ctx = c.ctx(ctx)
+			}
+			req, _ := http.NewRequestWithContext(ctx, c.method, srv.URL+"/x", strings.NewReader("body"))
+			resp, err := client.Do(req)
+			if resp != nil {
+				_ = resp.Body.Close()
+			}
+			handled := len(srv.Handled())
+			if c.resends {
+				if err != nil || handled != 2 {
+					t.Errorf("err %v, handled %d; want an answer after 2", err, handled)
+				}
+				return
+			}
+			var de *httpretry.DroppedError
+			if !errors.As(err, &de) || de.Resendable || de.Attempts != 1 || handled != 1 {
+				t.Errorf("err %v, handled %d; want a *DroppedError after 1, not resent", err, handled)
+			}
+		})
 	}
 }
 
