@@ -417,8 +417,9 @@ func TestJobs(t *testing.T) {
 		t.Errorf("register_nodes = %+v %v", a, err)
 	}
 
-	n, err := NewJobNotification("xcat-mn1", true, JobPayload{JobID: "j1", Kind: MethodRegisterNodes, Done: 2, Total: 2,
-		Results: []JobItemResult{{Name: "n01", Status: ItemOK}, {Name: "n02", Status: ItemFailed, Message: "no bmc"}}}, time.Now(), nil)
+	n, err := NewJobNotification("xcat-mn1", true, JobPayload{JobID: "j1", Kind: MethodRegisterNodes, Done: 3, Total: 3,
+		Results: []JobItemResult{{Name: "n01", Status: ItemOK}, {Name: "n02", Status: ItemFailed, Message: "no bmc"},
+			{Name: "n03", Status: ItemPending, Message: "no resource provider yet"}}}, time.Now(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -434,7 +435,7 @@ func TestJobs(t *testing.T) {
 		t.Fatal(err)
 	}
 	p, err := DecodeJobPayload(dn.Payload)
-	if err != nil || p.Results[1].Message != "no bmc" || p.Done != 2 {
+	if err != nil || p.Results[1].Message != "no bmc" || p.Results[2].Status != ItemPending || p.Done != 3 {
 		t.Errorf("payload %+v %v", p, err)
 	}
 	for _, bad := range []JobPayload{

@@ -171,9 +171,12 @@ func (r *Request) RemoveNodes() (*RemoveNodesArgs, error) {
 	return a, nil
 }
 
-// Statuses of one item of a job.
+// Statuses of one item of a job. ItemPending is a node recorded by register_nodes
+// that is not yet a compute node with a resource provider and inventory (the worker
+// keeps trying; the message says what is missing).
 const (
 	ItemOK      = "ok"
+	ItemPending = "pending"
 	ItemFailed  = "failed"
 	ItemSkipped = "skipped"
 )
@@ -181,7 +184,7 @@ const (
 // JobItemResult is the outcome for one node or image of a job.
 type JobItemResult struct {
 	Name    string `json:"name"`
-	Status  string `json:"status"` // ItemOK, ItemFailed or ItemSkipped
+	Status  string `json:"status"` // ItemOK, ItemPending, ItemFailed or ItemSkipped
 	Message string `json:"message"`
 }
 
@@ -211,8 +214,10 @@ func (p *JobPayload) Validate() error {
 		if r.Name == "" {
 			return fieldErr(fmt.Sprintf("payload.results.%d.name", i), "empty", nil)
 		}
-		if r.Status != ItemOK && r.Status != ItemFailed && r.Status != ItemSkipped {
-			return fieldErr(fmt.Sprintf("payload.results.%d.status", i), fmt.Sprintf("%q is not ok, failed or skipped", r.Status), nil)
+		switch r.Status {
+		case ItemOK, ItemPending, ItemFailed, ItemSkipped:
+		default:
+			return fieldErr(fmt.Sprintf("payload.results.%d.status", i), fmt.Sprintf("%q is not ok, pending, failed or skipped", r.Status), nil)
 		}
 	}
 	return nil

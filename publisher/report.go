@@ -19,6 +19,7 @@ type Summary struct {
 	Kind    string                   `json:"kind"`
 	Host    string                   `json:"compute_host"`
 	OK      int                      `json:"ok"`
+	Pending int                      `json:"pending"`
 	Failed  int                      `json:"failed"`
 	Skipped int                      `json:"skipped"`
 	Results []messages.JobItemResult `json:"results"`
@@ -37,6 +38,8 @@ func Summarize(j *Job, p *messages.JobPayload) *Summary {
 		switch r.Status {
 		case messages.ItemOK:
 			s.OK++
+		case messages.ItemPending:
+			s.Pending++
 		case messages.ItemFailed:
 			s.Failed++
 		case messages.ItemSkipped:
@@ -46,12 +49,27 @@ func Summarize(j *Job, p *messages.JobPayload) *Summary {
 	return s
 }
 
-// ExitCode is 0 when nothing failed, 1 otherwise.
+// Exit codes of a followed job.
+const (
+	// ExitOK: every item succeeded or was skipped.
+	ExitOK = 0
+	// ExitFailed: an item failed.
+	ExitFailed = 1
+	// ExitPending: nothing failed, but some nodes are recorded and not yet in nova
+	// and placement.
+	ExitPending = 3
+)
+
+// ExitCode is ExitFailed when an item failed, else ExitPending when one is pending,
+// else ExitOK.
 func (s *Summary) ExitCode() int {
-	if s.Failed > 0 {
-		return 1
+	switch {
+	case s.Failed > 0:
+		return ExitFailed
+	case s.Pending > 0:
+		return ExitPending
 	}
-	return 0
+	return ExitOK
 }
 
 // WriteText prints one line per item and the counts; item is "node" or "image".
@@ -64,7 +82,11 @@ func (s *Summary) WriteText(w io.Writer, item string) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	_, err := fmt.Fprintf(w, "%s %s on %s: %d ok, %d failed, %d skipped\n", s.Kind, s.JobID, s.Host, s.OK, s.Failed, s.Skipped)
+	pending := ""
+	if s.Pending > 0 {
+		pending = fmt.Sprintf(", %d pending", s.Pending)
+	}
+	_, err := fmt.Fprintf(w, "%s %s on %s: %d ok%s, %d failed, %d skipped\n", s.Kind, s.JobID, s.Host, s.OK, pending, s.Failed, s.Skipped)
 	return err
 }
 

@@ -6,6 +6,8 @@ package worker
 // xcat_image_name=<osimage>. An image of that name is reused: when its visibility or
 // property differ they are updated, else it is reported unchanged. The image's data is
 // a short placeholder (xCAT provisions the node; nova only needs an active image).
+// The worker chooses each new image's id, so a create whose answer a closed
+// connection lost is found by it rather than made twice.
 //
 // The cloud is the job's, looked up in the worker's clouds.yaml (Config.CloudsFile,
 // else the usual places; see package internal/cloud).
@@ -18,11 +20,13 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/google/uuid"
 	"github.com/gophercloud/gophercloud/v2"
 	"github.com/gophercloud/gophercloud/v2/openstack/image/v2/imagedata"
 	"github.com/gophercloud/gophercloud/v2/openstack/image/v2/images"
 
 	"xcatbm/internal/cloud"
+	"xcatbm/internal/httpretry"
 	"xcatbm/messages"
 )
 
@@ -107,13 +111,11 @@ func ensureImage(ctx context.Context, ic *gophercloud.ServiceClient, im messages
 	}
 	switch len(found) {
 	case 0:
-		vis := images.ImageVisibilityPublic
-		img, err := images.Create(ctx, ic, images.CreateOpts{Name: im.Name, DiskFormat: "qcow2", ContainerFormat: "bare",
-			Visibility: &vis, Properties: map[string]string{ImageProperty: im.XCATName}}).Extract()
+		img, _, err := createImage(ctx, ic, im)
 		if err != nil {
 			return "", "", fmt.Errorf("create image %s: %w", im.Name, cloud.Describe(err))
 		}
-		if err := imagedata.Upload(ctx, ic, img.ID, strings.NewReader(placeholder(im.XCATName))).ExtractErr(); err != nil {
+		if err := uploadPlaceholder(ctx, ic, img.ID, im.XCATName); err != nil {
 			return "", "", fmt.Errorf("upload image %s (%s): %w", im.Name, img.ID, cloud.Describe(err))
 		}
 		return messages.ItemOK, "created " + img.ID, nil
@@ -145,12 +147,13 @@ func ensureImage(ctx context.Context, ic *gophercloud.ServiceClient, im messages
 			im.Name, img.ID, img.DiskFormat, img.ContainerFormat), nil
 	}
 	if len(patch) > 0 {
-		if _, err := images.Update(ctx, ic, img.ID, patch).Extract(); err != nil {
+		// The patch sets absolute values: applying it twice is applying it once.
+		if _, err := images.Update(httpretry.Idempotent(ctx), ic, img.ID, patch).Extract(); err != nil {
 			return "", "", fmt.Errorf("update image %s (%s): %w", im.Name, img.ID, cloud.Describe(err))
 		}
 	}
 	if img.Status == images.ImageStatusQueued {
-		if err := imagedata.Upload(ctx, ic, img.ID, strings.NewReader(placeholder(im.XCATName))).ExtractErr(); err != nil {
+		if err := uploadPlaceholder(ctx, ic, img.ID, im.XCATName); err != nil {
 			return "", "", fmt.Errorf("upload image %s (%s): %w", im.Name, img.ID, cloud.Describe(err))
 		}
 		what = append(what, "data uploaded")
@@ -159,4 +162,37 @@ func ensureImage(ctx context.Context, ic *gophercloud.ServiceClient, im messages
 		return messages.ItemOK, "unchanged " + img.ID, nil
 	}
 	return messages.ItemOK, "updated " + img.ID + ": " + strings.Join(what, ", "), nil
+}
+
+// createImage creates the Glance image with an id chosen here, so that a create whose
+// answer was lost is found by that id instead of made twice (cloud.Create).
+func createImage(ctx context.Context, ic *gophercloud.ServiceClient, im messages.ImageRegistration) (*images.Image, bool, error) {
+	id := uuid.NewString()
+	vis := images.ImageVisibilityPublic
+	return cloud.Create(ctx, func(ctx context.Context) (*images.Image, error) {
+		return images.Create(ctx, ic, images.CreateOpts{ID: id, Name: im.Name, DiskFormat: "qcow2", ContainerFormat: "bare",
+			Visibility: &vis, Properties: map[string]string{ImageProperty: im.XCATName}}).Extract()
+	}, func(ctx context.Context) (*images.Image, error) {
+		img, err := images.Get(ctx, ic, id).Extract()
+		if gophercloud.ResponseCodeIs(err, 404) {
+			return nil, nil
+		}
+		return img, err
+	})
+}
+
+// uploadPlaceholder uploads an image's placeholder data. The PUT is resent when a
+// kept connection was closed under it; when an upload whose answer was lost made
+// the image active, the resent one is refused (409) and the image's status says the
+// data is there.
+func uploadPlaceholder(ctx context.Context, ic *gophercloud.ServiceClient, id, xcatName string) error {
+	err := imagedata.Upload(ctx, ic, id, strings.NewReader(placeholder(xcatName))).ExtractErr()
+	if err == nil || !gophercloud.ResponseCodeIs(err, 409) && !httpretry.IsDropped(err) {
+		return err
+	}
+	img, gerr := images.Get(ctx, ic, id).Extract()
+	if gerr == nil && img.Status == images.ImageStatusActive {
+		return nil
+	}
+	return err
 }

@@ -13,6 +13,10 @@ package worker
 //
 // Both hooks wrap steps (resolve before, restore_ip after) from init, so steps.go
 // is unchanged.
+//
+// Requests go through the cloud's httpretry transport: lookups and deletes are
+// resent when a kept connection was closed under them, and a port create whose
+// answer was lost is found by its device_id and name rather than made twice.
 
 import (
 	"context"
@@ -132,23 +136,36 @@ func (w *Worker) instancePort(ctx context.Context, nc *gophercloud.ServiceClient
 		}
 		return p, nil
 	}
-	found, err := instancePorts(ctx, nc, r.req.NetworkID, r.req.InstanceUUID)
+	existing, err := instancePorts(ctx, nc, r.req.NetworkID, r.req.InstanceUUID)
 	if err != nil {
 		return nil, err
 	}
-	if len(found) > 0 {
-		return &found[0], nil
+	if len(existing) > 0 {
+		return &existing[0], nil
 	}
 	opts := ports.CreateOpts{NetworkID: r.req.NetworkID, Name: portName(r.req.InstanceUUID), DeviceID: r.req.InstanceUUID,
 		DeviceOwner: portOwner, Description: "created by xcatbm for instance " + r.req.InstanceUUID}
 	if hw, err := net.ParseMAC(r.req.MAC); err == nil && len(hw) == 6 {
 		opts.MACAddress = hw.String()
 	}
-	p, err := ports.Create(ctx, nc, opts).Extract()
+	// A create whose answer was lost is found by its device_id and name.
+	p, found, err := cloud.Create(ctx, func(ctx context.Context) (*ports.Port, error) {
+		return ports.Create(ctx, nc, opts).Extract()
+	}, func(ctx context.Context) (*ports.Port, error) {
+		page, err := ports.List(nc, ports.ListOpts{NetworkID: r.req.NetworkID, DeviceID: r.req.InstanceUUID, Name: opts.Name}).AllPages(ctx)
+		if err != nil {
+			return nil, err
+		}
+		made, err := ports.ExtractPorts(page)
+		if err != nil || len(made) == 0 {
+			return nil, err
+		}
+		return &made[0], nil
+	})
 	if err != nil {
 		return nil, fmt.Errorf("create neutron port on network %s: %w", r.req.NetworkID, cloud.Describe(err))
 	}
-	w.jobLog(r).Info().Str("port", p.ID).Str("network", r.req.NetworkID).Msg("neutron port created")
+	w.jobLog(r).Info().Str("port", p.ID).Str("network", r.req.NetworkID).Bool("found_after_lost_answer", found).Msg("neutron port created")
 	return p, nil
 }
 

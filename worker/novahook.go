@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -26,6 +27,11 @@ type NovaWriter interface {
 	// compute nodes and resource providers should be brought in line now rather than
 	// at the next periodic sync. It must not block.
 	NodesChanged()
+	// SyncNodes brings the named registered nodes into nova and placement now (their
+	// compute nodes, resource providers and inventory), records where each stands
+	// and returns that by name; a name missing from the result was not synced (not
+	// registered, or ctx ended). It blocks until then; it is safe for concurrent use.
+	SyncNodes(ctx context.Context, names []string) map[string]store.NodeRegistration
 }
 
 // JobEvent is what a NovaWriter is told of a job.

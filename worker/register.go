@@ -14,9 +14,16 @@ package worker
 // included, as xCAT resolves them), and reads the passwd table once with tabdump for
 // the ipmi defaults. Each node is then written to the nodes table with
 // store.UpsertNode; the compute node and resource provider follow from that table.
-// A node's result is "registered", "updated: <fields>" or "unchanged", so a second
+// A node's record is "registered", "updated: <fields>" or "unchanged", so a second
 // run reports every node unchanged. A node without a MAC is skipped; one lacking an
 // ipmi or hwinv value fails with the table.column names missing.
+//
+// With the nova integration (Worker's NovaWriter), the job then has it bring the
+// recorded nodes into nova and placement at once (NovaWriter.SyncNodes), and a node
+// is ok only once its compute node and its resource provider with inventory exist;
+// otherwise it is pending (the worker keeps trying: nova or placement did not
+// answer) or failed (they refused), with what exists and what is missing. Each
+// node's state is kept in node_registrations, which `xcatbm nodes` lists.
 //
 // Resource class: the request's, else derived from the hardware as
 // BAREMETAL_<cpus>C<memory GiB>G (hwinv.cpucount, hwinv.memory rounded down to whole
@@ -83,7 +90,7 @@ func summary(res []messages.JobItemResult) string {
 	for _, r := range res {
 		n[r.Status]++
 	}
-	return fmt.Sprintf("%d ok, %d failed, %d skipped", n[messages.ItemOK], n[messages.ItemFailed], n[messages.ItemSkipped])
+	return fmt.Sprintf("%d ok, %d pending, %d failed, %d skipped", n[messages.ItemOK], n[messages.ItemPending], n[messages.ItemFailed], n[messages.ItemSkipped])
 }
 
 // progress is the reporter of one registration job: it collects item results and
@@ -181,6 +188,7 @@ func (w *Worker) registerNodes(ctx context.Context, r *run) error {
 	}
 	slices.Sort(names)
 	p := w.newProgress(r, len(names))
+	var recorded []recordedNode
 	for _, name := range names {
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -194,7 +202,50 @@ func (w *Worker) registerNodes(ctx context.Context, r *run) error {
 		if err != nil {
 			return fmt.Errorf("%w: %v", errTransient, err)
 		}
-		p.add(ctx, name, status, msg)
+		if status != messages.ItemOK || w.nova == nil {
+			p.add(ctx, name, status, msg)
+			continue
+		}
+		recorded = append(recorded, recordedNode{name: name, msg: msg})
+	}
+	if err := w.syncRegistered(ctx, p, recorded); err != nil {
+		return err
+	}
+	slices.SortFunc(r.data.Results, func(a, b messages.JobItemResult) int { return strings.Compare(a.Name, b.Name) })
+	return nil
+}
+
+// recordedNode is a node register_nodes wrote to the nodes table, with what the
+// write did ("registered ...", "updated: ...", "unchanged").
+type recordedNode struct{ name, msg string }
+
+// syncRegistered has the nova integration bring recorded nodes into nova and
+// placement, progressEvery nodes at a time, and reports each: ok once its compute
+// node and resource provider with inventory exist, pending while the worker keeps
+// trying, failed when nova or placement refused.
+func (w *Worker) syncRegistered(ctx context.Context, p *progress, nodes []recordedNode) error {
+	for chunk := range slices.Chunk(nodes, progressEvery) {
+		names := make([]string, len(chunk))
+		for i, n := range chunk {
+			names[i] = n.name
+		}
+		regs := w.nova.SyncNodes(ctx, names)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		for _, n := range chunk {
+			reg, ok := regs[n.name]
+			switch {
+			case !ok:
+				p.add(ctx, n.name, messages.ItemPending, n.msg+"; not yet synced to nova and placement")
+			case reg.State == store.RegistrationReady:
+				p.add(ctx, n.name, messages.ItemOK, n.msg+"; ready: "+reg.Detail)
+			case reg.State == store.RegistrationFailed:
+				p.add(ctx, n.name, messages.ItemFailed, n.msg+"; refused by nova or placement: "+reg.Detail)
+			default:
+				p.add(ctx, n.name, messages.ItemPending, n.msg+"; pending in nova and placement (the worker keeps trying): "+reg.Detail)
+			}
+		}
 	}
 	return nil
 }
@@ -289,6 +340,13 @@ func (w *Worker) upsert(ctx context.Context, n *store.Node) (status, msg string,
 	changed, err := w.store.UpsertNode(ctx, n)
 	if err != nil {
 		return "", "", err
+	}
+	if changed && w.nova != nil {
+		// Until the nova integration has synced it, its inventory may be the old one.
+		if _, err := w.store.SetNodeRegistration(ctx, store.NodeRegistration{Name: n.Name, State: store.RegistrationPending,
+			Detail: "registration changed; not yet synced to nova and placement"}); err != nil {
+			return "", "", err
+		}
 	}
 	switch {
 	case old == nil:

@@ -2,12 +2,16 @@ package worker_test
 
 import (
 	"context"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"xcatbm/messages"
 	"xcatbm/publisher"
+	"xcatbm/worker"
+	"xcatbm/worker/store"
 	"xcatbm/xcat"
 	"xcatbm/xcat/sim"
 )
@@ -123,6 +127,91 @@ func TestRegisterNodes(t *testing.T) {
 	}
 	if n, _ := e.st.Node(ctx, "n02"); n.MemoryMB != 65536 || n.ResourceClass != "gpu.large" || n.BMCPassword.Reveal() != "s3cret" {
 		t.Errorf("n02 after update: %+v", n)
+	}
+}
+
+// novaStub stands in for the nova integration: SyncNodes answers the state set for
+// each node (none for a node left out) and records the names it was asked.
+type novaStub struct {
+	mu     sync.Mutex
+	states map[string]store.NodeRegistration
+	asked  []string
+}
+
+func (n *novaStub) JobStarted(worker.JobEvent) []store.NovaOp { return nil }
+func (n *novaStub) JobEnded(worker.JobEvent) []store.NovaOp   { return nil }
+func (n *novaStub) NodesChanged()                             {}
+
+func (n *novaStub) SyncNodes(_ context.Context, names []string) map[string]store.NodeRegistration {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.asked = append(n.asked, names...)
+	out := map[string]store.NodeRegistration{}
+	for _, name := range names {
+		if r, ok := n.states[name]; ok {
+			out[name] = r
+		}
+	}
+	return out
+}
+
+// TestRegisterNodesReportsNovaState: with the nova integration, a recorded node is
+// ok only when its compute node and resource provider are ready; otherwise the job
+// says per node what is pending or failed, and the command's exit code follows.
+func TestRegisterNodesReportsNovaState(t *testing.T) {
+	e := newEnv(t, hwNode("n01", "aa:bb:cc:00:00:01"), hwNode("n02", "aa:bb:cc:00:00:02"), hwNode("n03", "aa:bb:cc:00:00:03"),
+		hwNode("n04", "aa:bb:cc:00:00:04"), hwNode("n05", ""))
+	nova := &novaStub{states: map[string]store.NodeRegistration{
+		"n01": {Name: "n01", State: store.RegistrationReady, Detail: "compute node and resource provider u-1, inventory CUSTOM_BAREMETAL_32C128G: 1"},
+		"n02": {Name: "n02", State: store.RegistrationPending, Detail: "compute node u-2 exists, no resource provider; placement did not answer"},
+		"n03": {Name: "n03", State: store.RegistrationFailed, Detail: "compute node u-3 exists, no resource provider; name taken"},
+	}}
+	e.startWorkerWith(testConfig(), nova)
+	ctx := context.Background()
+
+	s := e.submit(messages.MethodRegisterNodes, &messages.RegisterNodesArgs{NodeRange: "n[01-05]", ComputeHost: host})
+	want := map[string]struct{ status, text string }{
+		"n01": {messages.ItemOK, "; ready: compute node and resource provider u-1"},
+		"n02": {messages.ItemPending, "; pending in nova and placement (the worker keeps trying): compute node u-2 exists"},
+		"n03": {messages.ItemFailed, "; refused by nova or placement: compute node u-3 exists"},
+		"n04": {messages.ItemPending, "; not yet synced to nova and placement"},
+		"n05": {messages.ItemSkipped, "mac.mac"},
+	}
+	res := results(s)
+	for name, w := range want {
+		r := res[name]
+		if r.Status != w.status || !strings.Contains(r.Message, w.text) || (name != "n05" && !strings.HasPrefix(r.Message, "registered (")) {
+			t.Errorf("%s: %s %q, want %s with %q", name, r.Status, r.Message, w.status, w.text)
+		}
+	}
+	if s.OK != 1 || s.Pending != 2 || s.Failed != 1 || s.Skipped != 1 || s.ExitCode() != publisher.ExitFailed {
+		t.Errorf("summary %d ok, %d pending, %d failed, %d skipped, exit %d", s.OK, s.Pending, s.Failed, s.Skipped, s.ExitCode())
+	}
+	for i := 1; i < len(s.Results); i++ {
+		if s.Results[i-1].Name >= s.Results[i].Name {
+			t.Errorf("results not by name: %v", s.Results)
+		}
+	}
+	nova.mu.Lock()
+	asked := slices.Clone(nova.asked)
+	nova.mu.Unlock()
+	slices.Sort(asked)
+	if !slices.Equal(asked, []string{"n01", "n02", "n03", "n04"}) {
+		t.Errorf("synced %v, want the four recorded nodes", asked)
+	}
+	// Newly recorded nodes are pending until the integration records their state.
+	st, err := e.st.NodeStatuses(ctx, host, []string{"n04"})
+	if err != nil || len(st) != 1 || st[0].Registration.State != store.RegistrationPending {
+		t.Errorf("n04 registration: %+v %v", st, err)
+	}
+
+	// Nothing failed, something pending: exit code 3.
+	s = e.submit(messages.MethodRegisterNodes, &messages.RegisterNodesArgs{NodeRange: "n01,n02", ComputeHost: host})
+	if r := results(s)["n01"]; r.Status != messages.ItemOK || !strings.HasPrefix(r.Message, "unchanged; ready: ") {
+		t.Errorf("second run n01: %+v", r)
+	}
+	if s.ExitCode() != publisher.ExitPending {
+		t.Errorf("exit code %d with a pending node, want %d", s.ExitCode(), publisher.ExitPending)
 	}
 }
 

@@ -86,8 +86,15 @@ func testConfig() worker.Config {
 // startWorker runs a worker until the returned stop is called (or the test ends).
 func (e *env) startWorker(cfg worker.Config) (stop func()) {
 	e.t.Helper()
+	return e.startWorkerWith(cfg, nil)
+}
+
+// startWorkerWith is startWorker with a nova integration (nil: none).
+func (e *env) startWorkerWith(cfg worker.Config, nova worker.NovaWriter) (stop func()) {
+	e.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	w, err := worker.New(cfg, worker.Deps{Store: e.st, XCAT: e.xc, AMQPURLs: []string{e.vh.URL}, Log: zerolog.New(zerolog.NewTestWriter(e.t)).Level(zerolog.InfoLevel)})
+	w, err := worker.New(cfg, worker.Deps{Store: e.st, XCAT: e.xc, AMQPURLs: []string{e.vh.URL}, Nova: nova,
+		Log: zerolog.New(zerolog.NewTestWriter(e.t)).Level(zerolog.InfoLevel)})
 	if err != nil {
 		e.t.Fatal(err)
 	}

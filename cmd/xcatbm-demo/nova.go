@@ -24,6 +24,7 @@ import (
 
 	"xcatbm/internal/broker"
 	"xcatbm/internal/config"
+	"xcatbm/internal/httpretry"
 	"xcatbm/internal/testkit/osplane"
 	"xcatbm/messages"
 	"xcatbm/publisher"
@@ -171,7 +172,7 @@ func (d *demo) runNova(ctx context.Context, suffix string, verbose bool) (err er
 	fmt.Fprintf(out, "control plane up in %s: nova %s, placement %s, glance %s, bus vhost %s\n",
 		time.Since(begin).Round(time.Second), p.vars["OS_NOVA_URL"], p.vars["OS_PLACEMENT_URL"], p.vars["OS_GLANCE_URL"], p.vars["OS_VHOST"])
 	api := &openstack{nova: p.vars["OS_NOVA_URL"], placement: p.vars["OS_PLACEMENT_URL"], glance: p.vars["OS_GLANCE_URL"],
-		http: &http.Client{Timeout: 2 * time.Minute}}
+		http: httpretry.Client(nil, 2*time.Minute)}
 	amqpURL := p.vars["OS_AMQP_URL"]
 
 	// The worker for compute host host, with the nova integration on nova's bus.

@@ -221,10 +221,22 @@ The resource class is <class> when given, else BAREMETAL_<cpus>C<memory GiB>G
 (for example BAREMETAL_32C128G). Running the command again changes nothing and
 reports each node "unchanged"; a node whose xCAT definition changed is updated. A
 node without a MAC is skipped; a node lacking an ipmi or hwinv value fails with
-the table.attribute missing. BMC passwords are never printed.`,
-	returnValue: returnValue,
+the table.attribute missing. BMC passwords are never printed.
+
+With a worker that stands in for nova-compute (xcatbm-worker --nova), a node is
+reported ok only once its compute node and its resource provider with inventory
+exist, so nova can schedule to it. Otherwise it is pending (nova-conductor or
+placement did not answer; the worker keeps trying) or failed (they refused), and
+the message says what exists and what is missing. xcatbm nodes lists where each
+node stands at any time.`,
+	returnValue: returnValue + `
+3  nothing failed, but some nodes are pending: recorded, not yet in nova and
+   placement (the worker keeps trying; see xcatbm nodes)`,
 	examples: `1. Register node01 to node20 for compute host xcat-mn1:
      opsaddbmnode node[01-20] -s xcat-mn1
+
+   then see where each stands in nova and placement:
+     xcatbm nodes node[01-20]
 
 2. Register a group with an explicit resource class, output for scripts:
      opsaddbmnode gpu -s xcat-mn1 --resource-class gpu.large --output json`,

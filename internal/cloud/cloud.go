@@ -25,6 +25,12 @@
 //
 // An <service>_endpoint_override also overrides the catalog of a Keystone cloud.
 // Passwords and tokens are never part of an error message.
+//
+// Every client sends through an httpretry.Transport: services served by uwsgi close
+// each connection after its answer, and GET, PUT and DELETE are resent on a fresh
+// connection when a kept one was closed under them; a POST or PATCH goes out on a
+// connection of its own, and when that breaks before the answer the caller gets an
+// httpretry.DroppedError and checks what the service did (see Create).
 package cloud
 
 import (
@@ -42,6 +48,8 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack"
 	"github.com/gophercloud/gophercloud/v2/openstack/config/clouds"
 	"gopkg.in/yaml.v3"
+
+	"xcatbm/internal/httpretry"
 )
 
 // Options say where to find the cloud.
@@ -104,7 +112,7 @@ func Open(ctx context.Context, o Options) (*Cloud, error) {
 	if file == "" && name != "" && name != "envvars" {
 		file = findFile(env)
 	}
-	httpClient := http.Client{Timeout: o.Timeout}
+	httpClient := http.Client{Timeout: o.Timeout, Transport: httpretry.New(nil)}
 	if name == "" || name == "envvars" {
 		return openEnv(ctx, env, httpClient)
 	}
@@ -150,14 +158,17 @@ func Open(ctx context.Context, o Options) (*Cloud, error) {
 		return nil, fmt.Errorf("cloud %q in %s: %w", name, file, err)
 	}
 	if tlsConf != nil {
-		httpClient.Transport = &http.Transport{TLSClientConfig: tlsConf, Proxy: http.ProxyFromEnvironment}
+		base := http.DefaultTransport.(*http.Transport).Clone()
+		base.TLSClientConfig = tlsConf
+		httpClient.Transport = httpretry.New(base)
 	}
 	pc, err := openstack.NewClient(ao.IdentityEndpoint)
 	if err != nil {
 		return nil, fmt.Errorf("cloud %q: %w", name, err)
 	}
 	pc.HTTPClient = httpClient
-	if err := openstack.Authenticate(ctx, pc, ao); err != nil {
+	// Asking for a token twice does no harm: resend it like a GET.
+	if err := openstack.Authenticate(httpretry.Idempotent(ctx), pc, ao); err != nil {
 		return nil, fmt.Errorf("cloud %q: authenticate at %s: %w", name, ao.IdentityEndpoint, Describe(err))
 	}
 	c.provider, c.endpoint, c.keystone = pc, eo, true
@@ -177,7 +188,7 @@ func openEnv(ctx context.Context, env func(string) string, httpClient http.Clien
 		return nil, fmt.Errorf("OS_AUTH_URL: %w", err)
 	}
 	pc.HTTPClient = httpClient
-	if err := openstack.Authenticate(ctx, pc, ao); err != nil {
+	if err := openstack.Authenticate(httpretry.Idempotent(ctx), pc, ao); err != nil {
 		return nil, fmt.Errorf("authenticate at %s: %w", ao.IdentityEndpoint, Describe(err))
 	}
 	return &Cloud{Name: "envvars", provider: pc, keystone: true, overrides: map[string]string{},

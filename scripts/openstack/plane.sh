@@ -294,6 +294,9 @@ connection = $(db_url placement)
 [oslo_policy]
 policy_dirs = $dir/policy.d/placement
 EOF
+	# Placement as deployed: uwsgi's http-socket answers HTTP/1.1 without
+	# "Connection: close" and then closes the connection, so clients that keep it
+	# see requests reset. Nothing here hides that; xcatbm's clients must survive it.
 	cat >"$dir/placement-uwsgi.ini" <<EOF
 [uwsgi]
 plugins = python3
@@ -312,7 +315,6 @@ http-auto-chunked = true
 http-chunked-input = true
 http-raw-body = true
 wsgi-manage-chunked-input = true
-add-header = Connection: close
 chdir = $dir
 EOF
 

@@ -8,21 +8,53 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"xcatbm/internal/config"
+	"xcatbm/internal/httpretry"
 )
 
 // Placement is a small client of the placement API: the calls nova-compute makes for
-// its resource providers and the allocation delete on terminate.
+// its resource providers and the allocation delete on terminate. It is safe for
+// concurrent use.
+//
+// Placement is often served by uwsgi, which closes every connection after its
+// answer without saying so; requests are therefore sent through an
+// httpretry.Transport, which resends GET, PUT and DELETE on a fresh connection when
+// a kept one was closed under them. The one POST, CreateProvider, checks by uuid
+// whether a request whose answer was lost created the provider.
 type Placement struct {
 	// URL is the placement endpoint (http://host:8778).
 	URL string
 	// Token is sent as X-Auth-Token.
 	Token config.Secret
-	// HTTP is the client used (default: 30 s timeout).
+	// HTTP is the client used (default: 30 s timeout). Its transport is wrapped in an
+	// httpretry.Transport unless it is one.
 	HTTP *http.Client
+
+	once   sync.Once
+	client *http.Client
+}
+
+// httpClient returns the client requests go through.
+func (p *Placement) httpClient() *http.Client {
+	p.once.Do(func() {
+		switch {
+		case p.HTTP == nil:
+			p.client = httpretry.Client(nil, 30*time.Second)
+		default:
+			c := *p.HTTP
+			if _, ok := c.Transport.(*httpretry.Transport); !ok {
+				c.Transport = httpretry.New(c.Transport)
+			}
+			p.client = &c
+		}
+	})
+	return p.client
 }
 
 // ErrConflict is returned for a 409 (a generation conflict: re-read and retry).
@@ -65,11 +97,7 @@ func (p *Placement) do(ctx context.Context, method, path, microversion string, i
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	hc := p.HTTP
-	if hc == nil {
-		hc = &http.Client{Timeout: 30 * time.Second}
-	}
-	resp, err := hc.Do(req)
+	resp, err := p.httpClient().Do(req)
 	if err != nil {
 		return 0, fmt.Errorf("placement %s %s: %w", method, path, err)
 	}
@@ -120,13 +148,164 @@ func (p *Placement) Provider(ctx context.Context, uuid string) (*Provider, error
 	return &out, nil
 }
 
-// CreateProvider creates a root provider.
+// ErrNameTaken is CreateProvider's error when another provider (another uuid) has
+// the name.
+var ErrNameTaken = errors.New("placement: resource provider name taken by another provider")
+
+// createAttempts bounds CreateProvider's POSTs.
+const createAttempts = 3
+
+// CreateProvider creates a root provider with uuid and name, and returns it. When
+// the connection breaks before the answer (the server may have created it) or
+// placement answers 409 (a provider with that uuid or name exists), it looks the
+// uuid up: a provider found is the one asked for, and is returned; when none is
+// found after a conflict, the name belongs to another provider (ErrNameTaken); after
+// a broken connection, the POST is sent again.
 func (p *Placement) CreateProvider(ctx context.Context, uuid, name string) (*Provider, error) {
-	var out Provider
-	if _, err := p.do(ctx, http.MethodPost, "/resource_providers", "1.20", map[string]string{"uuid": uuid, "name": name}, &out, 200); err != nil {
-		return nil, err
+	var err error
+	for range createAttempts {
+		var out Provider
+		_, err = p.do(ctx, http.MethodPost, "/resource_providers", "1.20", map[string]string{"uuid": uuid, "name": name}, &out, 200)
+		if err == nil {
+			return &out, nil
+		}
+		conflict := errors.Is(err, ErrConflict)
+		if !conflict && !httpretry.IsDropped(err) {
+			return nil, err
+		}
+		rp, lerr := p.Provider(ctx, uuid)
+		if lerr != nil {
+			return nil, fmt.Errorf("%w (then looking up %s: %v)", err, uuid, lerr)
+		}
+		if rp != nil {
+			return rp, nil
+		}
+		if conflict {
+			return nil, fmt.Errorf("%w: %q (create %s: %v)", ErrNameTaken, name, uuid, err)
+		}
 	}
-	return &out, nil
+	return nil, err
+}
+
+// ProviderSpec is what a resource provider must be: its uuid and name, exactly this
+// inventory, and at least these traits.
+type ProviderSpec struct {
+	UUID, Name string
+	Inventory  map[string]Inventory
+	Traits     []string
+}
+
+// ProviderResult says what EnsureProvider did.
+type ProviderResult struct {
+	// Created: the provider did not exist (or its creation's answer was lost).
+	Created bool
+	// InventorySet, TraitsSet: the inventory or traits were written.
+	InventorySet, TraitsSet bool
+	// Generation is the provider's generation after the writes.
+	Generation int
+}
+
+// ProviderError is EnsureProvider's failure: what exists of the provider and which
+// part failed.
+type ProviderError struct {
+	// Part is "resource provider", "resource class", "inventory" or "traits".
+	Part string
+	// Exists says the provider itself exists.
+	Exists bool
+	Err    error
+}
+
+func (e *ProviderError) Error() string { return e.Part + ": " + e.Err.Error() }
+
+// Unwrap returns the placement error.
+func (e *ProviderError) Unwrap() error { return e.Err }
+
+// generationRounds bounds the re-reads after generation conflicts (another writer,
+// such as the scheduler's allocations, or an earlier attempt whose answer was lost).
+const generationRounds = 3
+
+// EnsureProvider makes the provider exist with spec's inventory (its custom resource
+// classes created first) and spec's traits added to those it has, writing only what
+// differs. A generation conflict (409) is answered by reading the provider again:
+// when it already has what was asked (a write whose answer was lost), nothing is
+// written; otherwise the write is repeated at the new generation. A failure is a
+// *ProviderError.
+func (p *Placement) EnsureProvider(ctx context.Context, spec ProviderSpec) (ProviderResult, error) {
+	var res ProviderResult
+	rp, err := p.Provider(ctx, spec.UUID)
+	if err != nil {
+		return res, &ProviderError{Part: "resource provider", Err: err}
+	}
+	if rp == nil {
+		if _, err := p.CreateProvider(ctx, spec.UUID, spec.Name); err != nil {
+			return res, &ProviderError{Part: "resource provider", Err: err}
+		}
+		res.Created = true
+	}
+	classes := make([]string, 0, len(spec.Inventory))
+	for rc := range spec.Inventory {
+		classes = append(classes, rc)
+	}
+	slices.Sort(classes)
+	for _, rc := range classes {
+		if !strings.HasPrefix(rc, "CUSTOM_") {
+			continue
+		}
+		if err := p.EnsureResourceClass(ctx, rc); err != nil {
+			return res, &ProviderError{Part: "resource class", Exists: true, Err: err}
+		}
+	}
+	for round := 1; ; round++ {
+		have, gen, err := p.Inventories(ctx, spec.UUID)
+		if err != nil {
+			return res, &ProviderError{Part: "inventory", Exists: true, Err: err}
+		}
+		res.Generation = gen
+		if sameInventory(have, spec.Inventory) {
+			break
+		}
+		gen, err = p.SetInventories(ctx, spec.UUID, gen, spec.Inventory)
+		if err == nil {
+			res.InventorySet, res.Generation = true, gen
+			break
+		}
+		if !errors.Is(err, ErrConflict) || round == generationRounds {
+			return res, &ProviderError{Part: "inventory", Exists: true, Err: err}
+		}
+	}
+	for round := 1; ; round++ {
+		traits, gen, err := p.Traits(ctx, spec.UUID)
+		if err != nil {
+			return res, &ProviderError{Part: "traits", Exists: true, Err: err}
+		}
+		res.Generation = max(res.Generation, gen)
+		var missing []string
+		for _, tr := range spec.Traits {
+			if !slices.Contains(traits, tr) {
+				missing = append(missing, tr)
+			}
+		}
+		if len(missing) == 0 {
+			break
+		}
+		gen, err = p.SetTraits(ctx, spec.UUID, gen, append(traits, missing...))
+		if err == nil {
+			res.TraitsSet, res.Generation = true, gen
+			break
+		}
+		if !errors.Is(err, ErrConflict) || round == generationRounds {
+			return res, &ProviderError{Part: "traits", Exists: true, Err: err}
+		}
+	}
+	return res, nil
+}
+
+// sameInventory reports whether two inventories are equal (nil and empty alike).
+func sameInventory(a, b map[string]Inventory) bool {
+	if len(a) == 0 && len(b) == 0 {
+		return true
+	}
+	return reflect.DeepEqual(a, b)
 }
 
 // Inventories returns a provider's inventories and its generation.

@@ -13,12 +13,15 @@ import (
 	"xcatbm/messages"
 	"xcatbm/publisher"
 	"xcatbm/worker/nova"
+	"xcatbm/worker/store"
 	"xcatbm/xcat/sim"
 )
 
 // TestOpenStackRegistration is the admin's path with the real services: register 20
 // xCAT nodes (opsaddbmnode's job) and they become 20 schedulable nodes in nova and
-// placement; a second run changes nothing; register an xCAT image (opsaddimage's job)
+// placement, each reported ok only once its provider and inventory exist (placement
+// runs as deployed, behind uwsgi closing every connection after its answer); a
+// second run changes nothing; register an xCAT image (opsaddimage's job)
 // into Glance, and a server boots from it onto one of the nodes.
 func TestOpenStackRegistration(t *testing.T) {
 	id := rnd()
@@ -60,20 +63,27 @@ func TestOpenStackRegistration(t *testing.T) {
 	if first.Done != 20 || countStatus(first, messages.ItemOK) != 20 {
 		t.Fatalf("first registration: %+v", first)
 	}
-
-	// 20 resource providers with one unit of the class each, and 20 hypervisors.
-	rc := nova.ResourceClass(e.rc)
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		// 400 until the first sync has created the resource class.
-		rps := e.http("GET", p.PlacementURL+"/resource_providers?resources="+rc+":1", "", nil, 200, 400)
-		list, _ := rps["resource_providers"].([]any)
-		if n := len(list); n == 20 {
-			break
-		} else if time.Now().After(deadline) {
-			t.Fatalf("%d resource providers offer %s, want 20", n, rc)
+	for _, r := range first.Results {
+		if !strings.Contains(r.Message, "; ready: compute node and resource provider ") {
+			t.Errorf("first registration of %s: %q", r.Name, r.Message)
 		}
-		time.Sleep(time.Second)
+	}
+
+	// Reported ok means it is there: 20 resource providers with one unit of the class
+	// each, at once, and every node's state recorded ready.
+	rc := nova.ResourceClass(e.rc)
+	rps := e.http("GET", p.PlacementURL+"/resource_providers?resources="+rc+":1", "", nil, 200)
+	if list, _ := rps["resource_providers"].([]any); len(list) != 20 {
+		t.Fatalf("%d resource providers offer %s right after the job, want 20", len(list), rc)
+	}
+	states, err := e.st.NodeStatuses(context.Background(), e.host, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range states {
+		if st.Registration.State != store.RegistrationReady {
+			t.Errorf("%s registration %+v", st.Node.Name, st.Registration)
+		}
 	}
 	t.Logf("discover: %s", strings.TrimSpace(p.Discover(t)))
 	hv := e.nova("GET", "/os-hypervisors?hypervisor_hostname_pattern="+prefix, nil, 200)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"reflect"
 	"slices"
 	"sync"
@@ -40,6 +41,9 @@ type Config struct {
 	HeartbeatInterval time.Duration
 	SyncInterval      time.Duration
 	OpsInterval       time.Duration
+	// RegistrationWait bounds how long SyncNodes waits for the service record
+	// (default 2 min).
+	RegistrationWait time.Duration
 	// Backoff paces retries of failed writes.
 	Backoff broker.Backoff
 }
@@ -63,11 +67,13 @@ type Service struct {
 	log   zerolog.Logger
 	now   func() time.Time
 
-	mu    sync.Mutex
-	svc   *messages.Object
-	nodes map[string]*computeNode
-	kick  chan struct{}
-	ready chan struct{}
+	// syncMu makes node syncs (the periodic one, SyncNodes) take turns.
+	syncMu sync.Mutex
+	mu     sync.Mutex
+	svc    *messages.Object
+	nodes  map[string]*computeNode
+	kick   chan struct{}
+	ready  chan struct{}
 }
 
 // computeNode is what is known of one node's compute node and resource provider.
@@ -97,6 +103,9 @@ func New(cfg Config, d Deps) (*Service, error) {
 	}
 	if cfg.OpsInterval <= 0 {
 		cfg.OpsInterval = 200 * time.Millisecond
+	}
+	if cfg.RegistrationWait <= 0 {
+		cfg.RegistrationWait = 2 * time.Minute
 	}
 	if cfg.Backoff.Min == 0 {
 		cfg.Backoff = broker.Backoff{Min: time.Second, Max: 30 * time.Second}
@@ -138,7 +147,7 @@ func (s *Service) Run(ctx context.Context) error {
 			case <-time.After(s.cfg.Backoff.Delay(attempt)):
 			}
 		}
-		if err := s.syncNodes(gctx); err != nil {
+		if _, err := s.syncNodes(gctx, nil); err != nil {
 			s.log.Warn().Err(err).Msg("first compute node sync failed")
 		}
 		close(s.ready)
@@ -231,6 +240,40 @@ func (s *Service) heartbeat(ctx context.Context) error {
 // NodesChanged asks for a node sync now (worker.NovaWriter).
 func (s *Service) NodesChanged() { s.Kick() }
 
+// SyncNodes brings the named nodes into nova and placement now and returns where
+// each stands (worker.NovaWriter). It first waits for the nova-compute service
+// record, at most Config.RegistrationWait; past that every named node is recorded
+// and returned pending. Nodes not in the nodes table are left out.
+func (s *Service) SyncNodes(ctx context.Context, names []string) map[string]store.NodeRegistration {
+	wait := time.NewTimer(s.cfg.RegistrationWait)
+	defer wait.Stop()
+	select {
+	case <-s.ready:
+	case <-ctx.Done():
+		return nil
+	case <-wait.C:
+		known, err := s.store.NodesNamed(ctx, names)
+		if err != nil {
+			s.log.Warn().Err(err).Msg("cannot read the registered nodes")
+			return nil
+		}
+		out := make(map[string]store.NodeRegistration, len(known))
+		for name, n := range known {
+			if n.ComputeHost != s.cfg.ComputeHost {
+				continue
+			}
+			out[name] = s.record(ctx, store.NodeRegistration{Name: name, State: store.RegistrationPending,
+				Detail: "the nova-compute service of " + s.cfg.ComputeHost + " is not registered yet (nova-conductor has not answered)"})
+		}
+		return out
+	}
+	regs, err := s.syncNodes(ctx, names)
+	if err != nil && ctx.Err() == nil {
+		s.log.Warn().Err(err).Msg("registered nodes not all ready in nova and placement")
+	}
+	return regs
+}
+
 // Kick asks for a node sync now.
 func (s *Service) Kick() {
 	select {
@@ -249,7 +292,7 @@ func (s *Service) syncLoop(ctx context.Context) error {
 		case <-t.C:
 		case <-s.kick:
 		}
-		if err := s.syncNodes(ctx); err != nil && ctx.Err() == nil {
+		if _, err := s.syncNodes(ctx, nil); err != nil && ctx.Err() == nil {
 			s.log.Warn().Err(err).Msg("compute node sync failed")
 		}
 	}
@@ -262,42 +305,139 @@ func nodeUUID(host, node string) string {
 }
 
 // syncNodes makes nova's compute nodes and placement's providers match the nodes
-// table, writing only what differs.
-func (s *Service) syncNodes(ctx context.Context) error {
+// table (every node of the host, or those named when only is not empty), writing
+// only what differs, and records where each node stands (store.NodeRegistration).
+// It returns the states by name, and an error naming the nodes that are not ready.
+func (s *Service) syncNodes(ctx context.Context, only []string) (map[string]store.NodeRegistration, error) {
+	s.syncMu.Lock()
+	defer s.syncMu.Unlock()
 	nodes, err := s.store.NodesOf(ctx, s.cfg.ComputeHost)
 	if err != nil {
-		return err
+		return nil, err
+	}
+	if len(only) > 0 {
+		nodes = slices.DeleteFunc(nodes, func(n *store.Node) bool { return !slices.Contains(only, n.Name) })
+	}
+	out := make(map[string]store.NodeRegistration, len(nodes))
+	if len(nodes) == 0 {
+		return out, nil
 	}
 	known := map[string]*messages.Object{}
 	res, err := s.cond.ObjectClassAction(ctx, "ComputeNodeList", "get_all_by_host", []any{s.cfg.ComputeHost}, map[string]any{"use_slave": true})
-	switch {
-	case errors.Is(err, ErrComputeHostNotFound):
-	case err != nil:
-		return fmt.Errorf("ComputeNodeList.get_all_by_host: %w", err)
-	default:
-		list, err := messages.DecodeObject(res)
-		if err != nil {
-			return fmt.Errorf("compute node list: %w", err)
+	if err == nil {
+		known, err = computeNodesByName(res)
+	}
+	if err != nil && !errors.Is(err, ErrComputeHostNotFound) {
+		err = fmt.Errorf("ComputeNodeList.get_all_by_host: %w", err)
+		for _, n := range nodes {
+			out[n.Name] = s.record(ctx, store.NodeRegistration{Name: n.Name, State: registrationState(err), Detail: "compute node: " + err.Error()})
 		}
-		objs, err := list.Objects()
-		if err != nil {
-			return fmt.Errorf("compute node list: %w", err)
-		}
-		for _, o := range objs {
-			name, _ := o.Str("hypervisor_hostname")
-			known[name] = o
-		}
+		return out, err
 	}
 	var errs []error
 	for _, n := range nodes {
-		if err := s.syncNode(ctx, n, known[n.Name]); err != nil {
-			errs = append(errs, fmt.Errorf("node %s: %w", n.Name, err))
+		if ctx.Err() != nil {
+			return out, ctx.Err()
+		}
+		reg := s.record(ctx, s.syncNode(ctx, n, known[n.Name]))
+		out[n.Name] = reg
+		if reg.State != store.RegistrationReady {
+			errs = append(errs, fmt.Errorf("node %s %s: %s", n.Name, reg.State, reg.Detail))
 		}
 	}
-	return errors.Join(errs...)
+	return out, errors.Join(errs...)
 }
 
-func (s *Service) syncNode(ctx context.Context, n *store.Node, have *messages.Object) error {
+// computeNodesByName decodes a ComputeNodeList by hypervisor_hostname.
+func computeNodesByName(res json.RawMessage) (map[string]*messages.Object, error) {
+	list, err := messages.DecodeObject(res)
+	if err != nil {
+		return nil, fmt.Errorf("compute node list: %w", err)
+	}
+	objs, err := list.Objects()
+	if err != nil {
+		return nil, fmt.Errorf("compute node list: %w", err)
+	}
+	known := make(map[string]*messages.Object, len(objs))
+	for _, o := range objs {
+		name, _ := o.Str("hypervisor_hostname")
+		known[name] = o
+	}
+	return known, nil
+}
+
+// record writes a node's registration state when it changed and returns it.
+func (s *Service) record(ctx context.Context, reg store.NodeRegistration) store.NodeRegistration {
+	changed, err := s.store.SetNodeRegistration(ctx, reg)
+	switch {
+	case err != nil:
+		s.log.Warn().Err(err).Str("node", reg.Name).Msg("cannot record the node's registration state")
+	case changed && reg.State == store.RegistrationReady:
+		s.log.Info().Str("node", reg.Name).Str("compute_node", reg.ComputeNode).Msg("node ready in nova and placement")
+	case changed:
+		s.log.Warn().Str("node", reg.Name).Str("state", reg.State).Str("detail", reg.Detail).Msg("node not ready in nova and placement")
+	}
+	return reg
+}
+
+// registrationState is the state an error leaves a node in: failed when nova or
+// placement refused (a 4xx, a provider name taken, an exception in nova), pending
+// when it may pass (no answer, a broken connection, a 5xx).
+func registrationState(err error) string {
+	var he *HTTPError
+	var re *RemoteError
+	switch {
+	case errors.Is(err, ErrNameTaken):
+		return store.RegistrationFailed
+	case errors.As(err, &he):
+		if he.Status >= 400 && he.Status < 500 && he.Status != http.StatusRequestTimeout && he.Status != http.StatusTooManyRequests {
+			return store.RegistrationFailed
+		}
+	case errors.Is(err, ErrTimeout):
+	case errors.As(err, &re):
+		return store.RegistrationFailed
+	}
+	return store.RegistrationPending
+}
+
+// syncNode brings one node's compute node and resource provider in line and says
+// where the node stands.
+func (s *Service) syncNode(ctx context.Context, n *store.Node, have *messages.Object) store.NodeRegistration {
+	reg := store.NodeRegistration{Name: n.Name}
+	cn, err := s.ensureComputeNode(ctx, n, have)
+	if err != nil {
+		reg.State, reg.Detail = registrationState(err), "compute node: "+err.Error()
+		return reg
+	}
+	rpUUID, _ := cn.Str("uuid")
+	reg.ComputeNode = rpUUID
+	s.mu.Lock()
+	state := s.nodes[n.Name]
+	if state == nil {
+		state = &computeNode{}
+		s.nodes[n.Name] = state
+	}
+	state.obj = cn
+	s.mu.Unlock()
+	rc := ResourceClass(n.ResourceClass)
+	if err := s.syncProvider(ctx, state, rpUUID, n); err != nil {
+		provider := "no resource provider"
+		var pe *ProviderError
+		if errors.As(err, &pe) && pe.Exists {
+			provider = "resource provider exists"
+		}
+		reg.State = registrationState(err)
+		reg.Detail = fmt.Sprintf("compute node %s exists, %s; %v", rpUUID, provider, err)
+		return reg
+	}
+	reg.State = store.RegistrationReady
+	reg.Detail = fmt.Sprintf("compute node and resource provider %s, inventory %s: 1", rpUUID, rc)
+	return reg
+}
+
+// ensureComputeNode creates the node's compute node through the conductor, or saves
+// the usage fields of the one nova has when they differ, and returns it.
+func (s *Service) ensureComputeNode(ctx context.Context, n *store.Node, have *messages.Object) (*messages.Object, error) {
 	used := 0
 	if n.InstanceUUID != "" {
 		used = 1
@@ -322,7 +462,7 @@ func (s *Service) syncNode(ctx context.Context, n *store.Node, have *messages.Ob
 		cn.Changes = cn.Keys()
 		upd, _, err := s.cond.ObjectAction(ctx, cn, "create", nil, nil, nil)
 		if err != nil {
-			return fmt.Errorf("ComputeNode.create: %w", err)
+			return nil, fmt.Errorf("ComputeNode.create: %w", err)
 		}
 		merge(cn, upd)
 		s.log.Info().Str("node", n.Name).Msg("compute node created")
@@ -344,22 +484,13 @@ func (s *Service) syncNode(ctx context.Context, n *store.Node, have *messages.Ob
 			cn.Changes = changed
 			upd, _, err := s.cond.ObjectAction(ctx, cn, "save", nil, nil, nil)
 			if err != nil {
-				return fmt.Errorf("ComputeNode.save: %w", err)
+				return nil, fmt.Errorf("ComputeNode.save: %w", err)
 			}
 			merge(cn, upd)
 		}
 	}
 	cn.Changes = nil
-	rpUUID, _ := cn.Str("uuid")
-	s.mu.Lock()
-	state := s.nodes[n.Name]
-	if state == nil {
-		state = &computeNode{}
-		s.nodes[n.Name] = state
-	}
-	state.obj = cn
-	s.mu.Unlock()
-	return s.syncProvider(ctx, state, rpUUID, n)
+	return cn, nil
 }
 
 // syncProvider makes a node's resource provider carry the node's single custom
@@ -375,41 +506,14 @@ func (s *Service) syncProvider(ctx context.Context, st *computeNode, rpUUID stri
 	if st.inventory != nil && reflect.DeepEqual(st.inventory, want) && st.traitsSet {
 		return nil
 	}
-	rp, err := s.place.Provider(ctx, rpUUID)
+	res, err := s.place.EnsureProvider(ctx, ProviderSpec{UUID: rpUUID, Name: n.Name, Inventory: want, Traits: []string{"COMPUTE_NODE"}})
 	if err != nil {
 		return err
 	}
-	if rp == nil {
-		if _, err = s.place.CreateProvider(ctx, rpUUID, n.Name); err != nil {
-			return err
-		}
+	if res.Created {
 		s.log.Info().Str("node", n.Name).Str("provider", rpUUID).Msg("resource provider created")
 	}
-	if err := s.place.EnsureResourceClass(ctx, rc); err != nil {
-		return err
-	}
-	have, gen, err := s.place.Inventories(ctx, rpUUID)
-	if err != nil {
-		return err
-	}
-	if !reflect.DeepEqual(have, want) {
-		if gen, err = s.place.SetInventories(ctx, rpUUID, gen, want); err != nil {
-			return err
-		}
-	}
-	traits, gen2, err := s.place.Traits(ctx, rpUUID)
-	if err != nil {
-		return err
-	}
-	if gen2 > gen {
-		gen = gen2
-	}
-	if !slices.Contains(traits, "COMPUTE_NODE") {
-		if gen, err = s.place.SetTraits(ctx, rpUUID, gen, append(traits, "COMPUTE_NODE")); err != nil {
-			return err
-		}
-	}
-	st.inventory, st.rpGen, st.traitsSet = want, gen, true
+	st.inventory, st.rpGen, st.traitsSet = want, res.Generation, true
 	return nil
 }
 

@@ -37,6 +37,7 @@ import (
 
 	"github.com/gophercloud/gophercloud/v2"
 
+	"xcatbm/internal/httpretry"
 	"xcatbm/internal/testkit/osplane"
 )
 
@@ -283,7 +284,9 @@ func load(dir string) (*Plane, error) {
 		AMQPURL:      vars["OS_AMQP_URL"],
 		Vhost:        vars["OS_VHOST"],
 		ConfigDir:    vars["OS_CONFIG_DIR"],
-		http:         &http.Client{Timeout: 2 * time.Minute},
+		// Placement closes every connection after its answer (uwsgi, as deployed):
+		// the harness's own requests need the resends xcatbm's clients have.
+		http: httpretry.Client(nil, 2*time.Minute),
 	}
 	return p, nil
 }
