@@ -1,18 +1,13 @@
 package configdrive
 
 import (
-	"bytes"
-	"encoding/base64"
 	"encoding/json"
-	"fmt"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
-	"sync"
 	"testing"
 
 	"xcatbm/internal/config"
+	"xcatbm/internal/testcloudinit"
 	"xcatbm/messages"
 )
 
@@ -21,125 +16,10 @@ import (
 // /var/lib/cloud/seed/config_drive on a node, and its convert_net_json turns
 // network_data.json into the network configuration it would apply.
 
-var (
-	cloudInitOnce   sync.Once
-	cloudInitPython string
-	cloudInitErr    error
-)
-
-// hasCloudInit reports whether python can import cloud-init's ConfigDrive datasource.
-func hasCloudInit(python string) bool {
-	return exec.Command(python, "-c", "import cloudinit.sources.DataSourceConfigDrive").Run() == nil
-}
-
-// findCloudInit returns a Python that imports cloud-init: Debian's /usr/bin/python3
-// first (PATH may lead to another Python without Debian's modules).
-func findCloudInit() string {
-	for _, p := range []string{"/usr/bin/python3", "python3"} {
-		if path, err := exec.LookPath(p); err == nil && hasCloudInit(path) {
-			return path
-		}
-	}
-	return ""
-}
-
-// installCloudInit installs Debian's cloud-init package when it is missing and the
-// tests run as root on a machine with apt-get, as the postscript tests install the
-// tools they need. No service may start: a policy-rc.d refuses every start during
-// the install (when none is there), and /etc/cloud/cloud-init.disabled keeps
-// cloud-init from running at any boot of this machine.
-func installCloudInit() error {
-	if _, err := exec.LookPath("apt-get"); err != nil || os.Geteuid() != 0 {
-		return nil
-	}
-	const policy = "/usr/sbin/policy-rc.d"
-	if _, err := os.Stat(policy); os.IsNotExist(err) {
-		if err := os.WriteFile(policy, []byte("#!/bin/sh\n# xcatbm tests: no service starts during package installs\nexit 101\n"), 0o755); err != nil {
-			return err
-		}
-		defer os.Remove(policy)
-	}
-	install := func() error {
-		cmd := exec.Command("apt-get", "-o", "DPkg::Lock::Timeout=300", "install", "-y", "-q", "--no-install-recommends", "cloud-init")
-		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("%w: %s", err, out)
-		}
-		return nil
-	}
-	err := install()
-	if err != nil {
-		_ = exec.Command("apt-get", "-o", "DPkg::Lock::Timeout=300", "update", "-qq").Run()
-		err = install()
-	}
-	if err != nil {
-		return err
-	}
-	return os.WriteFile("/etc/cloud/cloud-init.disabled", []byte("xcatbm tests installed cloud-init only to read config drives with it\n"), 0o644)
-}
-
-// cloudInit returns the Python that runs cloud-init, installing cloud-init when it
-// can; without it the test fails under CI and skips elsewhere.
-func cloudInit(t *testing.T) string {
+// readDrive reads the drive of the tree at loc with cloud-init.
+func readDrive(t *testing.T, s *Store, loc Location, macs map[string]string) testcloudinit.View {
 	t.Helper()
-	cloudInitOnce.Do(func() {
-		if cloudInitPython = findCloudInit(); cloudInitPython != "" {
-			return
-		}
-		if cloudInitErr = installCloudInit(); cloudInitErr == nil {
-			cloudInitPython = findCloudInit()
-		}
-	})
-	if cloudInitPython == "" {
-		msg := "cloud-init is not installed (apt-get install cloud-init, as root)"
-		if cloudInitErr != nil {
-			msg += fmt.Sprintf("; installing it failed: %v", cloudInitErr)
-		}
-		if os.Getenv("CI") != "" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	return cloudInitPython
-}
-
-// cloudInitView is what testdata/cloudinit_read.py prints.
-type cloudInitView struct {
-	Found            bool            `json:"found"`
-	Source           bool            `json:"source"`
-	Version          int             `json:"version"`
-	InstanceID       string          `json:"instance_id"`
-	LocalHostname    string          `json:"local_hostname"`
-	FQDN             string          `json:"fqdn"`
-	PublicKeys       []string        `json:"public_keys"`
-	AvailabilityZone *string         `json:"availability_zone"`
-	AdminPass        *string         `json:"admin_pass"`
-	Meta             map[string]any  `json:"meta"`
-	UserDataB64      *string         `json:"userdata_b64"`
-	EC2LocalIPv4     *string         `json:"ec2_local_ipv4"`
-	NetworkConfig    json.RawMessage `json:"network_config"`
-}
-
-// readWithCloudInit writes tree to a store and reads its drive with cloud-init.
-func readWithCloudInit(t *testing.T, python string, s *Store, loc Location, macs map[string]string) cloudInitView {
-	t.Helper()
-	seed := filepath.Join(s.Dir(), string(loc), DriveDir)
-	m, _ := json.Marshal(macs)
-	cmd := exec.Command(python, filepath.Join("testdata", "cloudinit_read.py"), seed, string(m))
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("cloud-init: %v\n%s", err, stderr.Bytes())
-	}
-	var v cloudInitView
-	if err := json.Unmarshal(out, &v); err != nil {
-		t.Fatalf("cloud-init's view %q: %v", out, err)
-	}
-	if !v.Found || !v.Source || v.Version != 2 {
-		t.Fatalf("cloud-init did not take the seed as a version 2 config drive: %s\n%s", out, stderr.Bytes())
-	}
-	return v
+	return testcloudinit.Read(t, filepath.Join(s.Dir(), string(loc), DriveDir), macs)
 }
 
 // netConfig is the part of cloud-init's network configuration v1 the tests check.
@@ -164,7 +44,7 @@ type netConfig struct {
 
 func TestCloudInitReadsTheDrive(t *testing.T) {
 	t.Parallel()
-	python := cloudInit(t)
+	testcloudinit.Python(t)
 	builds := tenantBuilds(t)
 	const key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAICympHXpUTGkr/k6ikER7ej/1JJ+qTG20PJzBuKUQpmZ mi-test\n"
 	const script = "#!/bin/sh\necho hello-from-user-data > /tmp/ud-ran\n"
@@ -206,7 +86,7 @@ func TestCloudInitReadsTheDrive(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			v := readWithCloudInit(t, python, s, loc, map[string]string{"fa:16:3e:12:34:56": "eth0", "fa:16:3e:ab:cd:ef": "eth1"})
+			v := readDrive(t, s, loc, map[string]string{"fa:16:3e:12:34:56": "eth0", "fa:16:3e:ab:cd:ef": "eth1"})
 			if v.InstanceID != c.instance.UUID || v.FQDN != c.fqdn || v.LocalHostname != c.instance.Hostname {
 				t.Errorf("instance %q fqdn %q hostname %q", v.InstanceID, v.FQDN, v.LocalHostname)
 			}
@@ -214,12 +94,8 @@ func TestCloudInitReadsTheDrive(t *testing.T) {
 				t.Errorf("public keys %q, want %q", v.PublicKeys, c.keys)
 			}
 			var ud *string
-			if v.UserDataB64 != nil {
-				b, err := base64.StdEncoding.DecodeString(*v.UserDataB64)
-				if err != nil {
-					t.Fatal(err)
-				}
-				ud = str(string(b))
+			if v.UserData != nil {
+				ud = str(string(v.UserData))
 			}
 			if !reflect.DeepEqual(ud, c.userData) {
 				t.Errorf("user data %v, want %v", deref(ud), deref(c.userData))
@@ -273,7 +149,7 @@ func TestCloudInitReadsTheDrive(t *testing.T) {
 // of a Neutron port, as the worker does when the address comes from Neutron.
 func TestCloudInitReadsAPortAddress(t *testing.T) {
 	t.Parallel()
-	python := cloudInit(t)
+	testcloudinit.Python(t)
 	a := tenantBuilds(t)[0]
 	in, err := FromInstance(a.Instance, a.AdminPassword)
 	if err != nil {
@@ -315,7 +191,7 @@ func TestCloudInitReadsAPortAddress(t *testing.T) {
 	if err := s.Update(loc, nf); err != nil {
 		t.Fatal(err)
 	}
-	v := readWithCloudInit(t, python, s, loc, map[string]string{"52:54:00:aa:bb:cc": "enp1s0"})
+	v := readDrive(t, s, loc, map[string]string{"52:54:00:aa:bb:cc": "enp1s0"})
 	var nc netConfig
 	if err := json.Unmarshal(v.NetworkConfig, &nc); err != nil {
 		t.Fatal(err)
@@ -328,8 +204,8 @@ func TestCloudInitReadsAPortAddress(t *testing.T) {
 	}
 	// The rest of the drive is as written: keys, user data, the admin password,
 	// and the hostname without a domain.
-	if v.AdminPass == nil || *v.AdminPass != "VYGfyuvYu5tQ" || len(v.PublicKeys) != 1 || v.UserDataB64 == nil || *v.UserDataB64 == "" || v.FQDN != "s1" {
-		t.Errorf("drive after the update: admin_pass set %v, keys %q, user data set %v, fqdn %q", v.AdminPass != nil, v.PublicKeys, v.UserDataB64 != nil, v.FQDN)
+	if v.AdminPass == nil || *v.AdminPass != "VYGfyuvYu5tQ" || len(v.PublicKeys) != 1 || len(v.UserData) == 0 || v.FQDN != "s1" {
+		t.Errorf("drive after the update: admin_pass set %v, keys %q, user data set %v, fqdn %q", v.AdminPass != nil, v.PublicKeys, v.UserData != nil, v.FQDN)
 	}
 }
 

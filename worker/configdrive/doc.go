@@ -57,8 +57,8 @@
 //
 // # Layout in the store
 //
-// <installdir>/xcatbm/<token>/ holds manifest (the drive's files, one path a line),
-// authorized_keys (when the instance has an SSH key) and config-drive/ (the drive:
-// openstack/<version>/..., ec2/<version>/...). Location.Path is the argument of
+// <installdir>/xcatbm/<token>/ holds manifest (every other file of the tree, one
+// path a line), authorized_keys (when the instance has an SSH key) and config-drive/
+// (the drive: openstack/<version>/..., ec2/<version>/...). Location.Path is the argument of
 // config_ops_bmnode's --config-drive.
 package configdrive

@@ -23,8 +23,9 @@ const StoreDir = "xcatbm"
 
 // The names inside one tree's directory.
 const (
-	// ManifestName lists the drive's files, one path (relative to DriveDir) a
-	// line, sorted.
+	// ManifestName lists the tree's other files, one path (relative to the
+	// tree's directory: "config-drive/openstack/latest/meta_data.json",
+	// "authorized_keys") a line, sorted: what a node fetches.
 	ManifestName = "manifest"
 	// KeysName is the authorized_keys file for images without cloud-init; absent
 	// when the instance has no SSH key.
@@ -185,7 +186,7 @@ func (s *Store) writeTree(dir string, t *Tree) error {
 			return fmt.Errorf("%s given twice", f.Path)
 		}
 		seen[f.Path] = true
-		paths = append(paths, f.Path)
+		paths = append(paths, DriveDir+"/"+f.Path)
 		p := filepath.Join(dir, DriveDir, filepath.FromSlash(f.Path))
 		if err := s.mkdirs(dir, filepath.Dir(p)); err != nil {
 			return err
@@ -194,17 +195,18 @@ func (s *Store) writeTree(dir string, t *Tree) error {
 			return err
 		}
 	}
+	if len(t.AuthorizedKeys) > 0 {
+		if err := s.writeFile(filepath.Join(dir, KeysName), t.AuthorizedKeys); err != nil {
+			return err
+		}
+		paths = append(paths, KeysName)
+	}
 	slices.Sort(paths)
 	for _, p := range paths {
 		manifest.WriteString(p + "\n")
 	}
 	if err := s.writeFile(filepath.Join(dir, ManifestName), manifest.Bytes()); err != nil {
 		return err
-	}
-	if len(t.AuthorizedKeys) > 0 {
-		if err := s.writeFile(filepath.Join(dir, KeysName), t.AuthorizedKeys); err != nil {
-			return err
-		}
 	}
 	return s.own(dir, s.dirMode)
 }
@@ -292,7 +294,7 @@ func (s *Store) Update(loc Location, files []File) error {
 		if err := checkPath(f.Path); err != nil {
 			return fmt.Errorf("configdrive: update %s: %w", loc, err)
 		}
-		if !have[f.Path] {
+		if !have[DriveDir+"/"+f.Path] {
 			return fmt.Errorf("configdrive: update %s: %s is not in the drive", loc, f.Path)
 		}
 	}

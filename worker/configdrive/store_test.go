@@ -97,9 +97,9 @@ func TestStoreWrite(t *testing.T) {
 			}
 			// The drive, the manifest (sorted) and the keys, and nothing else.
 			got := readTree(t, dir)
-			var want []string
+			want := []string{KeysName}
 			for _, f := range tree.Drive {
-				want = append(want, f.Path)
+				want = append(want, DriveDir+"/"+f.Path)
 				if string(got[DriveDir+"/"+f.Path]) != string(f.Data) {
 					t.Errorf("%s: content differs", f.Path)
 				}
@@ -157,7 +157,7 @@ func TestStoreNotListable(t *testing.T) {
 	if out, err := run("cat", filepath.Join(tree, DriveDir, "openstack", "latest", "meta_data.json")); err != nil || !strings.Contains(out, `"uuid": "4b45a405`) {
 		t.Errorf("reading a known file as nobody: %v %s", err, out)
 	}
-	if out, err := run("cat", filepath.Join(tree, ManifestName)); err != nil || !strings.Contains(out, "openstack/latest/user_data\n") {
+	if out, err := run("cat", filepath.Join(tree, ManifestName)); err != nil || !strings.Contains(out, "config-drive/openstack/latest/user_data\n") {
 		t.Errorf("reading the manifest as nobody: %v %s", err, out)
 	}
 	for _, d := range []string{s.Dir(), tree, filepath.Join(tree, DriveDir), filepath.Join(tree, DriveDir, "openstack")} {

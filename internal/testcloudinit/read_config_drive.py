@@ -1,6 +1,6 @@
 """Reads a config drive with cloud-init's own ConfigDrive datasource.
 
-Usage: python3 cloudinit_read.py <seed dir> <known macs JSON>
+Usage: python3 read_config_drive.py <seed dir> <known macs JSON>
 
 <seed dir> holds the drive (openstack/..., ec2/...); it is read as cloud-init reads
 /var/lib/cloud/seed/config_drive, from a cloud directory of its own beside it, so
