@@ -116,8 +116,8 @@ type View struct {
 	AdminPass        *string        `json:"admin_pass"`
 	Meta             map[string]any `json:"meta"`
 	// UserData is the user data cloud-init would run, nil when none.
-	UserData     []byte          `json:"userdata_b64"`
-	EC2LocalIPv4 *string         `json:"ec2_local_ipv4"`
+	UserData     []byte  `json:"userdata_b64"`
+	EC2LocalIPv4 *string `json:"ec2_local_ipv4"`
 	// NetworkConfig is convert_net_json's result (network config v1), null
 	// without network_data.
 	NetworkConfig json.RawMessage `json:"network_config"`
