@@ -67,6 +67,10 @@ type Config struct {
 	Logf func(format string, args ...any)
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// InstallDir is the management node's install directory (site.installdir),
+	// where a node whose postbootscripts run config_ops_bmnode --config-drive
+	// fetches its tree from at the end of its install (see ConfigDriveFetches).
+	InstallDir string
 }
 
 // Record is one request the server received.
@@ -102,6 +106,8 @@ type Server struct {
 	st      *state
 	faults  faults
 	records []Record
+	// driveFetches are the config drives nodes fetched (configdrive.go).
+	driveFetches []ConfigDriveFetch
 
 	wg     sync.WaitGroup
 	ctx    context.Context
@@ -469,6 +475,10 @@ func (s *Server) advance(n *node, now time.Time) {
 		}
 		n.ran = append(n.ran, splitList(n.attrs["postscripts"])...)
 		n.ran = append(n.ran, splitList(n.attrs["postbootscripts"])...)
+		if !s.fetchConfigDrive(n, end) {
+			s.setStatus(n, "failed", end)
+			return
+		}
 		s.setStatus(n, "booted", end)
 	}
 }
