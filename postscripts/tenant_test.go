@@ -279,9 +279,12 @@ func TestScriptsTenantWithoutCloudInit(t *testing.T) {
 				t.Errorf("user data %q", n.file("var/lib/xcatbm/user_data"))
 			}
 			owned(t, filepath.Join(n.root, "var/lib/xcatbm/user_data"), 0, 0, 0o600)
-			if n.hostname() != "tenant-1" {
-				t.Errorf("hostname %q", n.hostname())
+			if n.hostname() != "tenant-1" || n.file("etc/hostname") != "tenant-1\n" {
+				t.Errorf("hostname %q, /etc/hostname %q", n.hostname(), n.file("etc/hostname"))
 			}
+			// Files the script writes besides the tenant's keep their usual mode.
+			owned(t, filepath.Join(n.root, "etc/hostname"), 0, 0, 0o644)
+			owned(t, filepath.Join(n.root, "var/lib/xcatbm/tenant"), 0, 0, 0o600)
 			if n.exists("var/lib/cloud/seed/config_drive") {
 				t.Error("a cloud-init seed without cloud-init")
 			}
