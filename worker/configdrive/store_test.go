@@ -271,8 +271,13 @@ func TestStoreUpdateRemoveList(t *testing.T) {
 	if err := os.Mkdir(filepath.Join(s.Dir(), "not-a-tree"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	old := now.Add(-2 * time.Hour)
+	// Times on the store's clock: the tree two hours old, the partial one ten
+	// minutes.
+	old, recent := now.Add(-2*time.Hour), now.Add(-10*time.Minute)
 	if err := os.Chtimes(filepath.Join(s.Dir(), string(loc)), old, old); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(filepath.Join(s.Dir(), partial+string(partialLoc)), recent, recent); err != nil {
 		t.Fatal(err)
 	}
 	entries, err := s.List()
@@ -301,7 +306,7 @@ func TestStoreUpdateRemoveList(t *testing.T) {
 	if got := stale(time.Hour, nil); !slices.Equal(got, []Location{loc}) {
 		t.Errorf("stale (old, unused): %v", got)
 	}
-	if got := stale(-time.Hour, inUse); !slices.Equal(got, []Location{partialLoc}) {
+	if got := stale(5*time.Minute, inUse); !slices.Equal(got, []Location{partialLoc}) {
 		t.Errorf("stale (partial even when its token is in use): %v", got)
 	}
 
