@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
+
+	"xcatbm/internal/config"
 )
 
 // PowerState is nova's integer power state of an instance (nova.compute.power_state).
@@ -98,6 +100,47 @@ type Instance struct {
 	SystemMetadata map[string]string
 	NetworkInfo    []VIF    // parsed info_cache.network_info
 	Tags           []string // names from the TagList, nil when not loaded
+
+	// What the tenant asked to find on the server (the config drive's inputs).
+
+	// UserData is the user data as nova sends it: base64 text, at most 64 KiB
+	// decoded; empty when null. It is a secret: it prints as config.Redacted.
+	UserData config.Secret
+	// KeyData is the public key of the instance's key pair (key_name), as text.
+	KeyData string
+	// Keypairs are the instance's key pairs (the KeyPairList), nil when not loaded.
+	Keypairs []KeyPair
+	// LaunchIndex is the instance's index among the servers of one request.
+	LaunchIndex int64
+	// ConfigDrive is nova's config_drive field: "True" when the user asked for a
+	// config drive, "" when not (an image ID in old nova).
+	ConfigDrive string
+	// EC2IDs are the instance's EC2-style identifiers, nil when not loaded.
+	EC2IDs *EC2IDs
+	// RootDeviceName, DefaultEphemeralDevice and DefaultSwapDevice are the guest
+	// device names nova recorded ("/dev/sda"); empty when null.
+	RootDeviceName         string
+	DefaultEphemeralDevice string
+	DefaultSwapDevice      string
+	// SecurityGroups are the names in the instance's SecurityGroupList, nil when
+	// not loaded.
+	SecurityGroups []string
+}
+
+// KeyPair is one key pair of an instance (KeyPair 1.4).
+type KeyPair struct {
+	Name      string
+	Type      string // "ssh" or "x509"
+	PublicKey string
+	UserID    string
+}
+
+// EC2IDs are an instance's EC2-style identifiers (EC2Ids 1.0).
+type EC2IDs struct {
+	InstanceID string // i-00000001
+	AMIID      string // ami-00000001
+	KernelID   string // "" when null
+	RamdiskID  string // "" when null
 }
 
 // InstanceFromObject builds the typed view of an Instance primitive. Errors are
@@ -142,6 +185,15 @@ func InstanceFromObject(o *Object) (*Instance, error) {
 	str("project_id", &in.ProjectID)
 	str("reservation_id", &in.ReservationID)
 	str("availability_zone", &in.AvailabilityZone)
+	str("key_data", &in.KeyData)
+	str("config_drive", &in.ConfigDrive)
+	str("root_device_name", &in.RootDeviceName)
+	str("default_ephemeral_device", &in.DefaultEphemeralDevice)
+	str("default_swap_device", &in.DefaultSwapDevice)
+	var userData string
+	str("user_data", &userData)
+	in.UserData = config.NewSecret(userData)
+	num("launch_index", &in.LaunchIndex)
 	num("id", &in.ID)
 	num("instance_type_id", &in.InstanceTypeID)
 	num("memory_mb", &in.MemoryMB)
@@ -194,6 +246,9 @@ func InstanceFromObject(o *Object) (*Instance, error) {
 			return nil, within("info_cache.network_info", err)
 		}
 	}
+	if err := in.tenantObjects(o); err != nil {
+		return nil, err
+	}
 	if tl, err := o.Child("tags"); err != nil {
 		return nil, err
 	} else if tl != nil {
@@ -211,6 +266,63 @@ func InstanceFromObject(o *Object) (*Instance, error) {
 		}
 	}
 	return in, nil
+}
+
+// tenantObjects reads the nested objects the config drive needs: keypairs, ec2_ids
+// and security_groups.
+func (in *Instance) tenantObjects(o *Object) error {
+	if kl, err := o.Child("keypairs"); err != nil {
+		return err
+	} else if kl != nil {
+		items, err := kl.Objects()
+		if err != nil {
+			return within("keypairs", err)
+		}
+		in.Keypairs = make([]KeyPair, 0, len(items))
+		for i, it := range items {
+			var kp KeyPair
+			for _, s := range []struct {
+				key string
+				dst *string
+			}{{"name", &kp.Name}, {"type", &kp.Type}, {"public_key", &kp.PublicKey}, {"user_id", &kp.UserID}} {
+				if *s.dst, err = it.Str(s.key); err != nil {
+					return within(fmt.Sprintf("keypairs.%s.objects.%d", objData, i), err)
+				}
+			}
+			in.Keypairs = append(in.Keypairs, kp)
+		}
+	}
+	if eo, err := o.Child("ec2_ids"); err != nil {
+		return err
+	} else if eo != nil {
+		ids := &EC2IDs{}
+		for _, s := range []struct {
+			key string
+			dst *string
+		}{{"instance_id", &ids.InstanceID}, {"ami_id", &ids.AMIID}, {"kernel_id", &ids.KernelID}, {"ramdisk_id", &ids.RamdiskID}} {
+			if *s.dst, err = eo.Str(s.key); err != nil {
+				return within("ec2_ids", err)
+			}
+		}
+		in.EC2IDs = ids
+	}
+	if sl, err := o.Child("security_groups"); err != nil {
+		return err
+	} else if sl != nil {
+		items, err := sl.Objects()
+		if err != nil {
+			return within("security_groups", err)
+		}
+		in.SecurityGroups = make([]string, 0, len(items))
+		for i, it := range items {
+			name, err := it.Str("name")
+			if err != nil {
+				return within(fmt.Sprintf("security_groups.%s.objects.%d", objData, i), err)
+			}
+			in.SecurityGroups = append(in.SecurityGroups, name)
+		}
+	}
+	return nil
 }
 
 // DecodeInstance decodes an Instance primitive and builds its typed view.
@@ -309,6 +421,18 @@ type Subnet struct {
 	Gateway IPAddress   `json:"gateway"`
 	IPs     []FixedIP   `json:"ips"`
 	DNS     []IPAddress `json:"dns"`
+	Routes  []Route     `json:"routes"`
+	// Meta holds the subnet's extra facts: dhcp_server (the address of Neutron's
+	// DHCP port on it) and ipv6_address_mode, when set.
+	Meta map[string]any `json:"meta"`
+}
+
+// Route is a static route of a subnet (a Neutron host route).
+type Route struct {
+	CIDR      string         `json:"cidr"`
+	Gateway   IPAddress      `json:"gateway"`
+	Interface string         `json:"interface"`
+	Meta      map[string]any `json:"meta"`
 }
 
 // IPAddress is an address with its type and IP version.
@@ -484,4 +608,21 @@ func ExternalEventFromObject(o *Object) (*InstanceExternalEvent, error) {
 		return nil, fieldErr("name", "missing", nil)
 	}
 	return ev, nil
+}
+
+// InstanceSecretFields are the Instance data keys whose values are secrets: the
+// user data. They must not be stored or logged; see WithoutInstanceSecrets.
+var InstanceSecretFields = []string{"user_data"}
+
+// WithoutInstanceSecrets returns a copy of an Instance primitive whose secret fields
+// (InstanceSecretFields) are null, for storing or logging; o is not changed. A
+// field absent from o stays absent.
+func WithoutInstanceSecrets(o *Object) *Object {
+	c := o.Clone()
+	for _, k := range InstanceSecretFields {
+		if _, ok := c.Data[k]; ok {
+			c.Data[k] = json.RawMessage("null")
+		}
+	}
+	return c
 }

@@ -1,10 +1,14 @@
 // Package postscripts holds the xCAT postbootscripts xcatbm ships, embedded in the
 // binary, and places them where xCAT serves postscripts from.
 //
-// config_ops_bmnode <hostname> [<ip> <netmask>] runs on a deployed tenant node at first
-// boot: it sets the hostname and adds the tenant's IP to the install NIC, now and
-// persistently. deconfig_ops_bmnode <ip> undoes it. Both are POSIX sh; see the scripts
-// for the environment they read.
+// config_ops_bmnode [--config-drive <location>] [--login-user <user>] <hostname> [<ip>
+// <netmask>] runs on a deployed tenant node at first boot: it sets the hostname and
+// adds the tenant's IP to the install NIC, now and persistently; with --config-drive it
+// fetches the tenant's config drive from the management node and installs it as
+// cloud-init's seed, or, without cloud-init, puts the tenant's keys in the login user's
+// authorized_keys and leaves the user data in /var/lib/xcatbm/user_data.
+// deconfig_ops_bmnode <ip>|--no-ip undoes it. Both are POSIX sh; see the scripts for
+// the environment they read.
 package postscripts
 
 import (

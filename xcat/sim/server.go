@@ -92,6 +92,10 @@ type Config struct {
 	// do not keep the boot flags' valid bit do (OpenIPMI's ipmi_sim, which the xcatd
 	// transcripts were taken against); a BMC that keeps them answers "Network".
 	BMCForgetsBootFlags bool
+	// InstallDir is the management node's install directory (site.installdir),
+	// where a node whose postbootscripts run config_ops_bmnode --config-drive
+	// fetches its tree from at the end of its install (see ConfigDriveFetches).
+	InstallDir string
 }
 
 // DefaultVersion is the xCAT release whose xcatd the simulator answers like.
@@ -156,6 +160,8 @@ type Server struct {
 	st      *state
 	faults  faults
 	records []Record
+	// driveFetches are the config drives nodes fetched (configdrive.go).
+	driveFetches []ConfigDriveFetch
 
 	wg     sync.WaitGroup
 	ctx    context.Context
@@ -600,6 +606,10 @@ func (s *Server) advance(n *node, now time.Time) {
 		}
 		n.ran = append(n.ran, splitList(n.attrs["postscripts"])...)
 		n.ran = append(n.ran, splitList(n.attrs["postbootscripts"])...)
+		if !s.fetchConfigDrive(n, end) {
+			s.setStatus(n, "failed", end)
+			return
+		}
 		s.setStatus(n, "booted", end)
 	}
 }
