@@ -18,6 +18,7 @@ import (
 	"xcatbm/internal/config"
 	"xcatbm/internal/logging"
 	"xcatbm/messages"
+	"xcatbm/worker/configdrive"
 	"xcatbm/worker/store"
 )
 
@@ -122,11 +123,6 @@ func (w *Worker) handle(ctx context.Context, batch []amqp.Delivery) error {
 	var dead []deadLetter
 	// Decoding a cast and building its notifications is the consumer's CPU work;
 	// spread it over the cores, keeping the batch's order.
-	type decision struct {
-		job   *store.NewJob
-		reply *broker.Message
-		dead  *deadLetter
-	}
 	decisions := make([]decision, len(batch))
 	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
 	var wg sync.WaitGroup
@@ -136,31 +132,41 @@ func (w *Worker) handle(ctx context.Context, batch []amqp.Delivery) error {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			j, reply, dl := w.decide(ctx, batch[i])
-			decisions[i] = decision{j, reply, dl}
+			decisions[i] = w.decide(ctx, batch[i])
 		}()
 	}
 	wg.Wait()
+	var drives []string // the tenant data written for jobs[i]
+	var retry error
 	for _, dc := range decisions {
-		j, reply, dl := dc.job, dc.reply, dc.dead
 		switch {
-		case dl != nil:
-			dead = append(dead, *dl)
-		case j != nil:
-			jobs = append(jobs, *j)
+		case dc.retry != nil:
+			retry = dc.retry
+		case dc.dead != nil:
+			dead = append(dead, *dc.dead)
+		case dc.job != nil:
+			jobs = append(jobs, *dc.job)
+			drives = append(drives, dc.drive)
 		}
-		if reply != nil {
-			replies = append(replies, *reply)
+		if dc.reply != nil {
+			replies = append(replies, *dc.reply)
 		}
+	}
+	if retry != nil {
+		w.dropDrives(drives)
+		return retry
 	}
 	if len(jobs) > 0 {
 		ins, err := w.store.InsertJobs(ctx, jobs)
 		if err != nil {
+			// Redelivered, each cast writes its tenant data again.
+			w.dropDrives(drives)
 			return fmt.Errorf("record %d jobs: %w", len(jobs), err)
 		}
 		for i, in := range ins {
 			l := w.log.Info()
 			if in.Duplicate {
+				w.dropDrives(drives[i : i+1])
 				w.metrics.duplicates.Inc()
 				l = w.log.Info().Bool("duplicate", true)
 			} else {
@@ -193,6 +199,39 @@ func (w *Worker) handle(ctx context.Context, batch []amqp.Delivery) error {
 	return nil
 }
 
+// decision is what becomes of one delivery: a job to record (with the tenant data
+// written for it), a reply, a dead letter, or, with retry, the whole batch goes
+// back to the queue.
+type decision struct {
+	job   *store.NewJob
+	drive string
+	reply *broker.Message
+	dead  *deadLetter
+	retry error
+}
+
+// dropDrives removes tenant data written for jobs that were not recorded.
+func (w *Worker) dropDrives(paths []string) {
+	for _, p := range paths {
+		w.removeDrive(p)
+	}
+}
+
+// removeDrive removes one tree of tenant data; a failure is logged and left to the
+// sweeper.
+func (w *Worker) removeDrive(path string) {
+	if path == "" || w.drives == nil {
+		return
+	}
+	loc, err := configdrive.ParseLocation(path)
+	if err == nil {
+		err = w.drives.Remove(loc)
+	}
+	if err != nil {
+		w.log.Warn().Err(err).Msg("tenant data not removed; the sweeper will")
+	}
+}
+
 // deadLetter is a message the worker cannot use, with the reason.
 type deadLetter struct {
 	d        amqp.Delivery
@@ -204,21 +243,26 @@ type deadLetter struct {
 // decide classifies one delivery: a job to record, an immediate reply, or a dead
 // letter. Which method makes which kind of job, and how its arguments are read, is
 // the table in machine.go; the requests answered without a job are answers.
-func (w *Worker) decide(ctx context.Context, d amqp.Delivery) (*store.NewJob, *broker.Message, *deadLetter) {
+func (w *Worker) decide(ctx context.Context, d amqp.Delivery) decision {
+	job, drive, reply, dead, err := w.decideOne(ctx, d)
+	return decision{job: job, drive: drive, reply: reply, dead: dead, retry: err}
+}
+
+func (w *Worker) decideOne(ctx context.Context, d amqp.Delivery) (*store.NewJob, string, *broker.Message, *deadLetter, error) {
 	if enc, _ := d.Headers["compression"].(string); enc != "" {
-		return nil, nil, &deadLetter{d: d, reason: "compressed bodies (kombu_compression " + enc + ") are not supported"}
+		return nil, "", nil, &deadLetter{d: d, reason: "compressed bodies (kombu_compression " + enc + ") are not supported"}, nil
 	}
 	req, err := messages.DecodeRequest(d.Body)
 	if err != nil {
-		return nil, nil, &deadLetter{d: d, reason: "undecodable message: " + err.Error()}
+		return nil, "", nil, &deadLetter{d: d, reason: "undecodable message: " + err.Error()}, nil
 	}
 	log := w.log.With().Str(logging.FieldMethod, req.Method).Str(logging.FieldRequestID, req.Context.RequestID()).Logger()
-	reject := func(f *messages.Failure) (*store.NewJob, *broker.Message, *deadLetter) {
+	reject := func(f *messages.Failure) (*store.NewJob, string, *broker.Message, *deadLetter, error) {
 		if req.IsCall() {
 			log.Warn().Str("failure", f.Error()).Msg("call refused")
-			return nil, w.failureReply(req, f), nil
+			return nil, "", w.failureReply(req, f), nil, nil
 		}
-		return nil, nil, &deadLetter{d: d, reason: f.Error(), uniqueID: req.UniqueID, outbox: w.notify.rejected(req, f)}
+		return nil, "", nil, &deadLetter{d: d, reason: f.Error(), uniqueID: req.UniqueID, outbox: w.notify.rejected(req, f)}, nil
 	}
 	key := castKey{req.Namespace, req.Method}
 	_, isAnswer := answers[key]
@@ -242,18 +286,22 @@ func (w *Worker) decide(ctx context.Context, d amqp.Delivery) (*store.NewJob, *b
 		case f != nil:
 			return reject(f)
 		case req.IsCall():
-			return nil, w.reply(req, result), nil
+			return nil, "", w.reply(req, result), nil, nil
 		}
-		return nil, nil, nil
+		return nil, "", nil, nil, nil
 	}
 	kind := byMethod[key]
 	ks := spec(kind)
-	badArgs := func(err error) (*store.NewJob, *broker.Message, *deadLetter) {
+	badArgs := func(err error) (*store.NewJob, string, *broker.Message, *deadLetter, error) {
 		return reject(&messages.Failure{Class: "ValueError", Module: "builtins", Message: req.Method + ": " + err.Error()})
 	}
 	r := request{Method: req.Method, RequestID: req.Context.RequestID(), Context: notificationContext(req.Context)}
 	inst, err := ks.decode(w, req, &r)
+	if errors.Is(err, errRetryBatch) {
+		return nil, "", nil, nil, err
+	}
 	if err != nil {
+		w.removeDrive(r.ConfigDrive)
 		return badArgs(err)
 	}
 	if req.IsCall() {
@@ -265,18 +313,22 @@ func (w *Worker) decide(ctx context.Context, d amqp.Delivery) (*store.NewJob, *b
 		if r.Node == "" {
 			r.Node = inst.Node
 		}
-		if r.Instance, err = json.Marshal(inst.Object); err != nil {
+		// What is kept of the instance holds none of its secrets (user data): they
+		// went into the tenant data tree, if anywhere.
+		if r.Instance, err = json.Marshal(messages.WithoutInstanceSecrets(inst.Object)); err != nil {
+			w.removeDrive(r.ConfigDrive)
 			return badArgs(err)
 		}
 		r.InstanceUUID, r.Hostname = inst.UUID, inst.Hostname
 		job.InstanceUUID, job.Node = inst.UUID, r.Node
-		job.Outbox = w.notify.started(kind, inst, req.Context)
-		job.NovaOps = w.novaStarted(kind, inst, r.Node, req.Context)
+		job.Outbox = w.notify.started(kind, inst, req.Context, &r)
+		job.NovaOps = w.novaStarted(kind, r.Instance, inst.UUID, r.Node, req.Context)
 	}
 	if job.Request, err = json.Marshal(r); err != nil {
+		w.removeDrive(r.ConfigDrive)
 		return badArgs(err)
 	}
-	return job, nil, nil
+	return job, r.ConfigDrive, nil, nil, nil
 }
 
 // answer is a request the worker serves at once, without a job: serve returns the

@@ -192,7 +192,7 @@ func (e *executor) step(ctx context.Context, jobs []*store.Job, cont []*run) []*
 	}
 	// Renewal and the transitions would lock the same rows; stop renewing first.
 	stopRenew()
-	var goOn []*run
+	var goOn, finished []*run
 	next := map[int64]store.Transition{}
 	for _, r := range append(ended, active...) {
 		if r.lost {
@@ -204,9 +204,18 @@ func (e *executor) step(ctx context.Context, jobs []*store.Job, cont []*run) []*
 			goOn = append(goOn, r)
 			next[r.job.ID] = t
 		}
+		if t.Finish {
+			finished = append(finished, r)
+		}
 		ts = append(ts, t)
 	}
 	lost, cancel := e.apply(ctx, ts)
+	// A job that ended, for good now, needs its tenant data no more.
+	for _, r := range finished {
+		if !lost[r.job.ID] {
+			w.removeDrive(r.req.ConfigDrive)
+		}
+	}
 	var out []*run
 	for _, r := range goOn {
 		if lost[r.job.ID] {

@@ -14,7 +14,8 @@ import (
 type request struct {
 	// Method is the nova RPC method that made the job.
 	Method string `json:"method"`
-	// Instance is the Instance primitive as nova sent it, for notifications.
+	// Instance is the Instance primitive as nova sent it, for notifications, with
+	// its secrets (user data) nulled (messages.WithoutInstanceSecrets).
 	Instance     json.RawMessage `json:"instance,omitempty"`
 	InstanceUUID string          `json:"instance_uuid"`
 	Hostname     string          `json:"hostname,omitempty"`
@@ -31,6 +32,18 @@ type request struct {
 	// AddressError says why the request's address could not be read; the job fails
 	// with it in resolve.
 	AddressError string `json:"address_error,omitempty"`
+	// Refused says why the worker will not do what the request asks (an option it
+	// does not support, tenant data it cannot read); the job fails with it in
+	// resolve, before any xCAT request.
+	Refused string `json:"refused,omitempty"`
+	// NodeSet is the nodeset argument of a job that boots the node: osimage=<image>
+	// (spawn, rebuild, a rescue osimage), shell (genesis), boot (the installed OS).
+	NodeSet string `json:"nodeset,omitempty"`
+	// ConfigDrive is where the deployment's tenant data waits for the node
+	// (configdrive.Location.Path); the tree goes when the job ends.
+	ConfigDrive string `json:"config_drive,omitempty"`
+	// RescueImageRef is rescue_instance's rescue_image_ref, for its notifications.
+	RescueImageRef string `json:"rescue_image_ref,omitempty"`
 	// RebootType is SOFT or HARD for reboots.
 	RebootType string `json:"reboot_type,omitempty"`
 	// CleanShutdown is stop_instance's clean_shutdown.

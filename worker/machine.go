@@ -31,6 +31,9 @@ const (
 	KindPowerOn  Kind = "power_on"  // start_instance
 	KindPowerOff Kind = "power_off" // stop_instance
 	KindReboot   Kind = "reboot"    // reboot_instance
+	KindRebuild  Kind = "rebuild"   // rebuild_instance
+	KindRescue   Kind = "rescue"    // rescue_instance
+	KindUnrescue Kind = "unrescue"  // unrescue_instance
 
 	// xcatbm's own jobs (namespace "xcatbm"), published by the admin commands.
 	KindRegisterNodes  Kind = "register_nodes"  // opsaddbmnode
@@ -46,7 +49,7 @@ const (
 	StateResolve          State = "resolve"           // find the xCAT node, image, IP; check ownership
 	StateSetIP            State = "set_ip"            // chdef ip=<ip>; makehosts (IP in the node's subnet)
 	StateAddPostscript    State = "add_postscript"    // chdef -p postbootscripts="config_ops_bmnode ..."
-	StateNodeSet          State = "nodeset"           // nodeset osimage=<image>
+	StateNodeSet          State = "nodeset"           // nodeset osimage=<image> / shell / boot
 	StateSetBoot          State = "set_boot"          // rsetboot net (ipmi) / rbootseq net (blade, fsp)
 	StateNoteStatus       State = "note_status"       // nodels nodelist.status statustime, for boot's recovery
 	StateBoot             State = "boot"              // rpower boot (ipmi, blade, fsp) / rnetboot (hmc)
@@ -92,6 +95,9 @@ type kindSpec struct {
 	// rpower is the action of the power step (StatePower); node.power is the state
 	// verify_power waits for.
 	rpower xcat.PowerAction
+	// bootFrom is the device set_boot makes the next boot from: "net" (the
+	// default: install, netboot, genesis) or "hd" (the installed OS).
+	bootFrom string
 	// registration marks xcatbm's own jobs: they report per item to the admin who
 	// sent them (xcatbm.job.progress/end) instead of telling nova. register is the
 	// work of their one step; nodesChanged says a done job changed the nodes table,
@@ -106,6 +112,8 @@ type nodeEffect struct {
 	// claim: resolve binds the node to the job's instance, and fails the job when
 	// the node runs another instance.
 	claim bool
+	// owned: the node must run the job's instance already (rebuild, rescue).
+	owned bool
 	// power is the node's power state once the job is done ("" leaves it).
 	power string
 	// free: once done, the node runs no instance.
@@ -308,6 +316,56 @@ var kinds = map[Kind]*kindSpec{
 			}},
 		},
 	},
+	KindRebuild: {
+		method: messages.MethodRebuildInstance, decode: decodeRebuild,
+		flow:     []State{StateResolve, StateAddPostscript, StateNodeSet, StateSetBoot, StateNoteStatus, StateBoot, StateWaitBooted},
+		deadline: 60 * time.Minute,
+		node:     nodeEffect{owned: true, power: powerOn},
+		nova: novaSpec{
+			event: "compute_rebuild_instance", action: "rebuild", fault: "InstanceDeployFailure",
+			start: &phase{vm: "active", power: messages.Running, task: "rebuilding", saves: []NovaSave{
+				guarded([]any{"rebuilding"}, fields{"task_state": "rebuilding", "power_state": 1}),
+				guarded([]any{"rebuilding"}, fields{"task_state": "rebuild_block_device_mapping"}),
+				guarded([]any{"rebuild_block_device_mapping"}, fields{"task_state": "rebuild_spawning"}),
+			}},
+			end: &phase{vm: "active", power: messages.Running, saves: []NovaSave{
+				guarded([]any{"rebuild_spawning"}, fields{"vm_state": "active", "task_state": nil, "power_state": 1, "launched_at": NovaNow}),
+			}},
+			error: &phase{vm: "error", power: messages.Running, saves: []NovaSave{
+				save(fields{"vm_state": "error", "task_state": nil}),
+			}},
+			endOps: []string{OpUpdateInstanceInfo},
+		},
+	},
+	KindRescue: {
+		method: messages.MethodRescueInstance, decode: decodeRescue,
+		flow:     []State{StateResolve, StateAddPostscript, StateNodeSet, StateSetBoot, StateNoteStatus, StateBoot, StateWaitBooted},
+		deadline: 30 * time.Minute,
+		node:     nodeEffect{owned: true, power: powerOn},
+		nova: novaSpec{
+			event: "compute_rescue_instance", action: "rescue", fault: "InstanceNotRescuable",
+			start: &phase{vm: "active", power: messages.Running, task: "rescuing"},
+			end: &phase{vm: "rescued", power: messages.Running, saves: []NovaSave{
+				guarded("rescuing", fields{"vm_state": "rescued", "task_state": nil, "power_state": 1, "launched_at": NovaNow}),
+			}},
+			error: &phase{quiet: true, saves: []NovaSave{save(fields{"vm_state": "error", "task_state": nil})}},
+		},
+	},
+	KindUnrescue: {
+		method: messages.MethodUnrescueInstance, decode: decodeUnrescue,
+		flow:     []State{StateResolve, StateRemovePostscript, StateNodeSet, StateSetBoot, StateNoteStatus, StateReboot, StateVerifyPower},
+		deadline: 15 * time.Minute,
+		node:     nodeEffect{owned: true, power: powerOn},
+		bootFrom: "hd",
+		nova: novaSpec{
+			event: "compute_unrescue_instance", action: "unrescue",
+			start: &phase{vm: "rescued", power: messages.Running, task: "unrescuing"},
+			end: &phase{vm: "active", power: messages.Running, saves: []NovaSave{
+				guarded("unrescuing", fields{"vm_state": "active", "task_state": nil, "power_state": 1}),
+			}},
+			error: &phase{quiet: true, saves: []NovaSave{save(fields{"vm_state": "error", "task_state": nil})}},
+		},
+	},
 
 	KindRegisterNodes: {
 		namespace: messages.XCATBMNamespace, method: messages.MethodRegisterNodes, decode: decodeRegisterNodes,
@@ -335,21 +393,21 @@ var stateTable = map[State]stateSpec{
 	StateAddPostscript: {step: (*Worker).stepAddPostscript, recovery: rerunSafe,
 		does: "chdef -m stale config_ops_bmnode entries; chdef -p postbootscripts=\"config_ops_bmnode ...\""},
 	StateNodeSet: {step: (*Worker).stepNodeSet, recovery: rerunSafe,
-		does: "nodeset osimage=<xcat_image_name>"},
+		does: "nodeset osimage=<xcat_image_name> (spawn, rebuild, a rescue osimage), shell (genesis), boot (unrescue)"},
 	StateSetBoot: {step: (*Worker).stepSetBoot, recovery: rerunSafe,
-		does: "rsetboot net (ipmi) / rbootseq net (blade, fsp)"},
+		does: "rsetboot net|hd (ipmi) / rbootseq net|hd (blade, fsp): the kind's boot device"},
 	StateNoteStatus: {step: (*Worker).stepNoteStatus, recovery: rerunSafe,
 		does: "nodels nodelist.status nodelist.statustime: what a recovered boot compares against"},
 	StateBoot: {step: (*Worker).stepBoot, recover: (*Worker).recoverBoot, recovery: checkStatus,
 		does: "rpower boot (ipmi, blade, fsp) / rnetboot (hmc)"},
 	StateWaitBooted: {step: (*Worker).stepWaitBooted, recovery: rerunSafe, pastDeadline: true,
-		does: "nodels nodelist.status until booted; failed, or no change by the deadline, fails"},
+		does: "nodels nodelist.status until booted (shell for genesis); failed, or no change by the deadline, fails"},
 	StateDeconfig: {step: (*Worker).stepDeconfig, recovery: rerunSafe,
 		does: "updatenode -P \"deconfig_ops_bmnode <ip>\" when the node is on and had an address alias"},
 	StatePowerOff: {step: (*Worker).stepPowerOff, recovery: rerunSafe,
 		does: "rpower off, unless rpower stat says off"},
 	StateRemovePostscript: {step: (*Worker).stepRemovePostscript, recovery: rerunSafe,
-		does: "chdef -m postbootscripts=<config_ops_bmnode entries>"},
+		does: "chdef -m postbootscripts=<config_ops_bmnode entries> (the node's; an undone spawn's own)"},
 	StateRestoreIP: {step: (*Worker).stepRestoreIP, recovery: rerunSafe,
 		does: "chdef ip=<original>; makehosts; delete the Neutron port spawn created"},
 	StateResetBoot: {step: (*Worker).stepResetBoot, recovery: rerunSafe,

@@ -76,7 +76,7 @@ func sortedKinds() []Kind {
 		out = append(out, k)
 	}
 	// Instance jobs first, in flow order of a server's life, then xcatbm's own.
-	order := map[Kind]int{KindSpawn: 0, KindPowerOff: 1, KindPowerOn: 2, KindReboot: 3, KindDestroy: 9}
+	order := map[Kind]int{KindSpawn: 0, KindPowerOff: 1, KindPowerOn: 2, KindReboot: 3, KindRebuild: 4, KindRescue: 5, KindUnrescue: 6, KindDestroy: 9}
 	sort.Slice(out, func(i, j int) bool {
 		oi, iok := order[out[i]]
 		oj, jok := order[out[j]]
@@ -241,6 +241,12 @@ func nodeText(ks *kindSpec) string {
 	var parts []string
 	if ks.node.claim {
 		parts = append(parts, "claims it for the instance")
+	}
+	if ks.node.owned {
+		parts = append(parts, "must run the instance")
+	}
+	if ks.bootFrom != "" {
+		parts = append(parts, "boots from "+ks.bootFrom)
 	}
 	if ks.node.power != "" {
 		parts = append(parts, "power "+ks.node.power)

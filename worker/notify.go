@@ -22,7 +22,7 @@ func (n *notifier) wanted() (versioned, legacy bool) {
 
 // instance returns the outbox rows of one instance event; phases nova has no
 // notification for give none.
-func (n *notifier) instance(kind Kind, inst *messages.Instance, ctx *messages.Context, phaseName string, fault error) ([]store.OutboxMessage, error) {
+func (n *notifier) instance(kind Kind, inst *messages.Instance, ctx *messages.Context, phaseName string, fault error, req *request) ([]store.OutboxMessage, error) {
 	ks := spec(kind)
 	if ks == nil {
 		return nil, nil
@@ -39,6 +39,9 @@ func (n *notifier) instance(kind Kind, inst *messages.Instance, ctx *messages.Co
 	}
 	in := messages.NotifyInput{Instance: inst, Host: n.w.cfg.ComputeHost, Action: nv.action, Phase: phaseName,
 		VMState: ph.vm, PowerState: ph.power, TaskState: ph.task, Time: n.w.now(), Context: ctx}
+	if req != nil {
+		in.RescueImageRef = req.RescueImageRef
+	}
 	if ph.vm == "" { // the instance as it was cast
 		in.VMState, in.PowerState = inst.VMState, inst.PowerState
 		if in.VMState == "" {
@@ -79,8 +82,8 @@ func (n *notifier) row(note *messages.Notification) (store.OutboxMessage, error)
 }
 
 // started returns the start notifications of a job, written with the job itself.
-func (n *notifier) started(kind Kind, inst *messages.Instance, ctx *messages.Context) []store.OutboxMessage {
-	msgs, err := n.instance(kind, inst, ctx.ForNotification(), "start", nil)
+func (n *notifier) started(kind Kind, inst *messages.Instance, ctx *messages.Context, req *request) []store.OutboxMessage {
+	msgs, err := n.instance(kind, inst, ctx.ForNotification(), "start", nil, req)
 	if err != nil {
 		n.w.log.Error().Err(err).Str("instance", inst.UUID).Msg("cannot build start notification")
 	}
@@ -108,7 +111,7 @@ func (n *notifier) ended(r *run, jobErr error) ([]store.OutboxMessage, error) {
 		case jobErr != nil:
 			phase = "error"
 		}
-		msgs, err := n.instance(r.kind(), inst, ctx, phase, jobErr)
+		msgs, err := n.instance(r.kind(), inst, ctx, phase, jobErr, &r.req)
 		errs = append(errs, err)
 		out = append(out, msgs...)
 	} else {
@@ -164,7 +167,7 @@ func (n *notifier) rejected(req *messages.Request, f *messages.Failure) []store.
 			return nil
 		}
 	}
-	msgs, err := n.instance(kind, inst, req.Context.ForNotification(), "error", f)
+	msgs, err := n.instance(kind, inst, req.Context.ForNotification(), "error", f, nil)
 	if err != nil {
 		n.w.log.Warn().Err(err).Msg("cannot build error notification for a rejected cast")
 	}

@@ -79,16 +79,12 @@ func PlanOf(kind string) (NovaPlan, bool) {
 }
 
 // novaStarted returns the nova writes of an accepted job.
-func (w *Worker) novaStarted(kind Kind, inst *messages.Instance, node string, ctx *messages.Context) []store.NovaOp {
+// instance is the primitive as it is stored: without its secrets.
+func (w *Worker) novaStarted(kind Kind, instance json.RawMessage, uuid, node string, ctx *messages.Context) []store.NovaOp {
 	if w.nova == nil {
 		return nil
 	}
-	raw, err := json.Marshal(inst.Object)
-	if err != nil {
-		w.log.Error().Err(err).Msg("cannot encode instance for nova")
-		return nil
-	}
-	return w.nova.JobStarted(JobEvent{Kind: string(kind), InstanceUUID: inst.UUID, Node: node, Instance: raw, Context: ctx})
+	return w.nova.JobStarted(JobEvent{Kind: string(kind), InstanceUUID: uuid, Node: node, Instance: instance, Context: ctx})
 }
 
 // novaEnded returns the nova writes of a finished job.

@@ -62,6 +62,7 @@ var (
 	ErrInstallFailed  = errors.New("install failed")
 	ErrDeadline       = errors.New("deadline passed")
 	ErrNodeInUse      = errors.New("node is in use by another instance")
+	ErrNotInstances   = errors.New("node does not run the instance")
 )
 
 // supportedMgt lists the nodehm.mgt values spawn can boot from the network.
@@ -344,9 +345,9 @@ func (w *Worker) stepResolve(ctx context.Context, runs []*run) {
 		r.data.Mgt = a[attrMgt]
 		r.data.Stale = entries(a[attrPostbootscripts], postscriptName)
 		rec := records[r.node()] // nil when xcatbm has no record of the node yet
-		if spec(r.kind()).node.claim {
-			r.out = w.resolveSpawn(r, a, rec)
-			r.bind = r.out.is(advance)
+		if ks := spec(r.kind()); ks.node.claim || ks.node.owned {
+			r.out = w.resolveBoot(r, a, rec)
+			r.bind = ks.node.claim && r.out.is(advance)
 			continue
 		}
 		if spec(r.kind()).node.free && rec != nil && rec.OriginalIP != "" && rec.OriginalIP != a[attrIP] {
@@ -385,30 +386,58 @@ func (w *Worker) lsdefEach(ctx context.Context, nodes []string) (map[string]xcat
 	return out, lastErr
 }
 
-func (w *Worker) resolveSpawn(r *run, a xcat.Attrs, rec *store.Node) outcome {
+// resolveBoot checks a job that boots its node (spawn, rebuild, rescue, unrescue):
+// a mgt xCAT can boot, something to boot (nodeset), and the node free for a spawn
+// or the instance's own for the others; and it makes the config_ops_bmnode entry
+// that gives the node its hostname, tenant address and tenant data.
+func (w *Worker) resolveBoot(r *run, a xcat.Attrs, rec *store.Node) outcome {
 	if !supportedMgt[r.data.Mgt] {
 		return failed(fmt.Errorf("%w: %s has nodehm.mgt=%q (supported: ipmi, blade, fsp, hmc)", ErrUnsupportedMgt, r.node(), r.data.Mgt))
 	}
-	if r.req.Image == "" {
+	if r.req.NodeSet == "" {
 		return failed(ErrNoImage)
 	}
-	if rec != nil && rec.InstanceUUID != "" && rec.InstanceUUID != r.req.InstanceUUID {
-		return failed(fmt.Errorf("%w: %s runs instance %s", ErrNodeInUse, r.node(), rec.InstanceUUID))
+	if img, ok := strings.CutPrefix(r.req.NodeSet, "osimage="); ok {
+		if err := xcat.ValidateOSImageName(img); err != nil {
+			return failed(fmt.Errorf("%w: osimage %q: %v", ErrBadInput, img, err))
+		}
 	}
-	r.data.OriginalIP = a[attrIP]
+	owner := ""
+	if rec != nil {
+		owner = rec.InstanceUUID
+	}
+	switch {
+	case spec(r.kind()).node.claim && owner != "" && owner != r.req.InstanceUUID:
+		return failed(fmt.Errorf("%w: %s runs instance %s", ErrNodeInUse, r.node(), owner))
+	case spec(r.kind()).node.owned && owner != r.req.InstanceUUID:
+		return failed(fmt.Errorf("%w: %s runs %q, not instance %s", ErrNotInstances, r.node(), owner, r.req.InstanceUUID))
+	}
+	if spec(r.kind()).node.claim {
+		r.data.OriginalIP = a[attrIP]
+	} else if rec != nil {
+		r.data.OriginalIP = rec.OriginalIP
+	}
 	hostname := r.req.Hostname
 	if hostname == "" {
 		hostname = r.node()
 	}
-	if r.req.IP != "" && r.req.Netmask != "" && sameSubnet(r.req.IP, r.data.OriginalIP, r.req.Netmask) {
-		r.data.InSubnet = true
-		r.data.Entry = postscriptName + " " + hostname
-	} else if r.req.IP != "" && r.req.Netmask != "" {
-		r.data.Entry = postscriptName + " " + hostname + " " + r.req.IP + " " + r.req.Netmask
-	} else {
-		r.data.Entry = postscriptName + " " + hostname
+	args := []string{postscriptName}
+	if r.req.ConfigDrive != "" {
+		args = append(args, "--config-drive", r.req.ConfigDrive)
+		if w.cfg.LoginUser != "" && w.cfg.LoginUser != "root" {
+			args = append(args, "--login-user", w.cfg.LoginUser)
+		}
 	}
-	return advanced(fmt.Sprintf("node %s mgt %s image %s", r.node(), r.data.Mgt, r.req.Image))
+	args = append(args, hostname)
+	if r.req.IP != "" && r.req.Netmask != "" {
+		if sameSubnet(r.req.IP, r.data.OriginalIP, r.req.Netmask) {
+			r.data.InSubnet = true
+		} else {
+			args = append(args, r.req.IP, r.req.Netmask)
+		}
+	}
+	r.data.Entry = strings.Join(args, " ")
+	return advanced(fmt.Sprintf("node %s mgt %s nodeset %s", r.node(), r.data.Mgt, r.req.NodeSet))
 }
 
 // manager returns the management node named by a node's noderes (servicenode, else
@@ -532,13 +561,13 @@ func (w *Worker) stepAddPostscript(ctx context.Context, runs []*run) {
 }
 
 func (w *Worker) stepNodeSet(ctx context.Context, runs []*run) {
-	images, byImage := groupBy(runs, func(r *run) string { return r.req.Image })
-	for _, img := range images {
-		group := byImage[img]
+	states, byState := groupBy(runs, func(r *run) string { return r.req.NodeSet })
+	for _, state := range states {
+		group := byState[state]
 		res := w.call(ctx, nodesOf(group), func(ctx context.Context, nr string) (xcat.Results, error) {
-			return w.xc.NodeSet(ctx, nr, "osimage="+img)
+			return w.xc.NodeSet(ctx, nr, state)
 		})
-		applyResults(group, res, "nodeset", "osimage="+img)
+		applyResults(group, res, "nodeset "+state, state)
 		for _, r := range group {
 			r.data.NodeSet = r.data.NodeSet || r.out.is(advance)
 		}
@@ -546,16 +575,17 @@ func (w *Worker) stepNodeSet(ctx context.Context, runs []*run) {
 }
 
 func (w *Worker) stepSetBoot(ctx context.Context, runs []*run) {
-	mgts, byMgt := groupBy(runs, func(r *run) string { return r.data.Mgt })
-	for _, mgt := range mgts {
-		group := byMgt[mgt]
+	keys, byKey := groupBy(runs, func(r *run) string { return r.data.Mgt + "/" + bootDevice(r.kind()) })
+	for _, k := range keys {
+		group := byKey[k]
+		mgt, dev, _ := strings.Cut(k, "/")
 		switch mgt {
 		case "ipmi":
-			res := w.call(ctx, nodesOf(group), func(ctx context.Context, nr string) (xcat.Results, error) { return w.xc.SetBoot(ctx, nr, "net") })
-			applyResults(group, res, "rsetboot net", "rsetboot net")
+			res := w.call(ctx, nodesOf(group), func(ctx context.Context, nr string) (xcat.Results, error) { return w.xc.SetBoot(ctx, nr, dev) })
+			applyResults(group, res, "rsetboot "+dev, "rsetboot "+dev)
 		case "blade", "fsp":
-			res := w.call(ctx, nodesOf(group), func(ctx context.Context, nr string) (xcat.Results, error) { return w.xc.BootSeq(ctx, nr, "net") })
-			applyResults(group, res, "rbootseq net", "rbootseq net")
+			res := w.call(ctx, nodesOf(group), func(ctx context.Context, nr string) (xcat.Results, error) { return w.xc.BootSeq(ctx, nr, dev) })
+			applyResults(group, res, "rbootseq "+dev, "rbootseq "+dev)
 		default: // hmc boots from the network with rnetboot in the next step
 			for _, r := range group {
 				r.out = skipped("rnetboot sets the boot device")
@@ -565,6 +595,14 @@ func (w *Worker) stepSetBoot(ctx context.Context, runs []*run) {
 	for _, r := range runs {
 		r.data.BootDevSet = r.data.BootDevSet || r.out.is(advance) && r.data.Mgt != "hmc"
 	}
+}
+
+// bootDevice is the device a kind's set_boot makes the node boot from next.
+func bootDevice(k Kind) string {
+	if d := spec(k).bootFrom; d != "" {
+		return d
+	}
+	return "net"
 }
 
 // stepNoteStatus notes each node's nodelist.status and statustime just before a boot
@@ -658,9 +696,13 @@ func (w *Worker) stepWaitBooted(ctx context.Context, runs []*run) {
 			continue
 		}
 		st := s[attrStatus]
+		want := statusBooted
+		if r.req.NodeSet == "shell" { // genesis reports its shell, not a boot
+			want = "shell"
+		}
 		switch {
-		case st == statusBooted:
-			r.out = advanced("booted")
+		case st == want:
+			r.out = advanced(want)
 			continue
 		case st == statusFailed:
 			r.out = failed(fmt.Errorf("%w: xCAT reports node %s status failed", ErrInstallFailed, r.node()))
@@ -713,11 +755,21 @@ func (w *Worker) stepDeconfig(ctx context.Context, runs []*run) {
 	})
 }
 
-// aliasIP returns the tenant IP of a config_ops_bmnode entry that added an alias.
+// aliasIP returns the tenant IP of a config_ops_bmnode entry that added an alias:
+// its positional arguments, options aside, are hostname, IP and netmask.
 func aliasIP(entries []string) string {
 	for _, e := range entries {
-		if f := strings.Fields(e); len(f) == 4 {
-			return f[2]
+		var pos []string
+		f := strings.Fields(e)
+		for i := 1; i < len(f); i++ {
+			if strings.HasPrefix(f[i], "--") {
+				i++ // the option's value
+				continue
+			}
+			pos = append(pos, f[i])
+		}
+		if len(pos) == 3 {
+			return pos[1]
 		}
 	}
 	return ""

@@ -19,6 +19,10 @@ import (
 // reach xCAT.
 var ErrBadInput = errors.New("invalid request")
 
+// ErrRefused is the error of a job that asks for what xcatbm does not do (keep the
+// ephemeral disk on rebuild, evacuate, rescue where none is configured).
+var ErrRefused = errors.New("not supported")
+
 // checkUUID accepts nova's instance uuids: 32 hex digits in the 8-4-4-4-12 form.
 func checkUUID(s string) error {
 	if len(s) != 36 {
@@ -82,6 +86,9 @@ func checkIPv4(what, s string, mask bool) error {
 // checkRequest checks every value of a job's request that reaches xCAT. It runs in
 // resolve, before the job's first xCAT request.
 func checkRequest(r *run) error {
+	if r.req.Refused != "" {
+		return fmt.Errorf("%w: %s", ErrRefused, r.req.Refused)
+	}
 	if r.req.AddressError != "" {
 		return fmt.Errorf("%w: %s", ErrBadInput, r.req.AddressError)
 	}

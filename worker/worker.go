@@ -27,6 +27,7 @@ import (
 
 	"xcatbm/internal/broker"
 	"xcatbm/internal/loop"
+	"xcatbm/worker/configdrive"
 	"xcatbm/worker/store"
 )
 
@@ -98,6 +99,27 @@ type Config struct {
 	Cloud      string
 	// Getenv reads OS_* variables for the cloud (nil: the process environment).
 	Getenv func(string) (string, bool)
+
+	// InstallDir is the management node's install directory (site.installdir),
+	// served by its web server; the tenant data of each deployment (its config
+	// drive) is written under <InstallDir>/xcatbm for that node alone to fetch
+	// (worker/configdrive). "" delivers no tenant data. DriveGroup is the web
+	// server's group, which alone may read the trees (configdrive.StoreOptions);
+	// DHCPDomain is nova's [api]dhcp_domain (configdrive.Options); LoginUser is
+	// the user whose authorized_keys get the tenant's keys on images without
+	// cloud-init (config_ops_bmnode --login-user; "" is root).
+	InstallDir string
+	DriveGroup string
+	DHCPDomain string
+	LoginUser  string
+	// RescueOSImage is what rescue boots: an xCAT netboot osimage that runs from
+	// memory and leaves the disks alone (its postbootscripts deliver the tenant's
+	// key and the rescue password as a spawn's do), or "shell" for xCAT's genesis
+	// shell, which only the xCAT administrator can reach. "" refuses rescue.
+	RescueOSImage string
+	// DriveSweepAge is how old a tenant data tree no open job uses must be
+	// before the sweeper removes it (default 1h).
+	DriveSweepAge time.Duration
 }
 
 // QueueOptions are oslo's queue declaration settings ([oslo_messaging_rabbit]).
@@ -170,6 +192,7 @@ func (c *Config) setDefaults() error {
 	def(&c.XCATTimeout, 2*time.Minute)
 	defInt(&c.XCATParallel, 16)
 	def(&c.PowerSyncInterval, 5*time.Minute)
+	def(&c.DriveSweepAge, time.Hour)
 	defInt(&c.PowerSyncMisses, 3)
 	if c.Backoff.Min == 0 {
 		c.Backoff = broker.Backoff{Min: 500 * time.Millisecond, Max: 30 * time.Second}
@@ -195,6 +218,8 @@ type Worker struct {
 
 	ready   chan struct{}
 	network networkClient
+	// drives holds the tenant data trees; nil when Config.InstallDir is "".
+	drives *configdrive.Store
 }
 
 // Deps are the connections a worker uses.
@@ -220,6 +245,13 @@ func New(cfg Config, d Deps) (*Worker, error) {
 		return nil, errors.New("worker needs a store, an xCAT client and a broker URL")
 	}
 	w := &Worker{cfg: cfg, id: cfg.WorkerID, store: d.Store, xc: d.XCAT, nova: d.Nova, now: time.Now, ready: make(chan struct{})}
+	if cfg.InstallDir != "" {
+		st, err := configdrive.OpenStore(cfg.InstallDir, configdrive.StoreOptions{Group: cfg.DriveGroup})
+		if err != nil {
+			return nil, fmt.Errorf("tenant data store under the install directory %s: %w", cfg.InstallDir, err)
+		}
+		w.drives = st
+	}
 	w.log = d.Log.With().Str("compute_host", cfg.ComputeHost).Logger()
 	w.metrics = newMetrics(d.Metrics, cfg.ComputeHost)
 	w.sub = broker.NewConn(broker.ConnConfig{URLs: d.AMQPURLs, Name: "xcatbm-worker:" + cfg.ComputeHost + ":consume", Backoff: cfg.Backoff, Log: w.log,
@@ -252,6 +284,9 @@ func (w *Worker) Run(ctx context.Context) error {
 	if w.cfg.PowerSyncInterval > 0 {
 		g.Go(func() error { return w.powerSync(gctx) })
 	}
+	if w.drives != nil {
+		g.Go(func() error { return w.sweepDrives(gctx) })
+	}
 	err := g.Wait()
 	rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -276,4 +311,44 @@ func (w *Worker) gauges(ctx context.Context) error {
 		return false, nil
 	}}
 	return l.Run(ctx)
+}
+
+// sweepDrives removes, every 10 minutes, the tenant data trees no unfinished job
+// uses that are older than DriveSweepAge: those of jobs whose end a crash kept from
+// removing them, and those written for casts never recorded.
+func (w *Worker) sweepDrives(ctx context.Context) error {
+	l := &loop.Loop{Name: "tenant data sweep", Interval: 10 * time.Minute, Immediate: true, Backoff: w.cfg.Backoff, Log: w.log,
+		Pass: func(ctx context.Context) (bool, error) {
+			_, err := w.SweepDrives(ctx)
+			return false, err
+		}}
+	return l.Run(ctx)
+}
+
+// SweepDrives runs one sweep of the tenant data trees now and returns how many it
+// removed.
+func (w *Worker) SweepDrives(ctx context.Context) (int, error) {
+	if w.drives == nil {
+		return 0, nil
+	}
+	open, err := w.store.OpenConfigDrives(ctx)
+	if err != nil {
+		return 0, err
+	}
+	stale, err := w.drives.Stale(w.cfg.DriveSweepAge, func(l configdrive.Location) bool { return open[l.Path()] })
+	if err != nil {
+		return 0, fmt.Errorf("list tenant data: %w", err)
+	}
+	n := 0
+	for _, e := range stale {
+		if err := w.drives.Remove(e.Location); err != nil {
+			w.log.Warn().Err(err).Msg("tenant data sweep: remove failed")
+			continue
+		}
+		n++
+	}
+	if n > 0 {
+		w.log.Info().Int("removed", n).Msg("tenant data sweep")
+	}
+	return n, nil
 }

@@ -38,9 +38,19 @@ type env struct {
 
 func newEnv(t *testing.T, nodes ...sim.NodeSpec) *env {
 	t.Helper()
+	return newEnvWith(t, nil, nodes...)
+}
+
+// newEnvWith is newEnv with the simulator's configuration adjusted by adjust.
+func newEnvWith(t *testing.T, adjust func(*sim.Config), nodes ...sim.NodeSpec) *env {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	srv, err := sim.Start(ctx, sim.Config{Cluster: sim.NewCluster(nodes...)})
+	cfg := sim.Config{Cluster: sim.NewCluster(nodes...)}
+	if adjust != nil {
+		adjust(&cfg)
+	}
+	srv, err := sim.Start(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,6 +129,8 @@ type castSpec struct {
 	uniqueID                          string
 	replyQueue                        string
 	secret                            string // auth token and admin password
+	userData                          string // base64
+	args                              map[string]any
 }
 
 // cast publishes a golden vector from testdata, adapted, to compute.<host>.
@@ -137,7 +149,7 @@ func castBody(t *testing.T, c castSpec) []byte {
 	t.Helper()
 	body, err := novacast.Body(c.file, novacast.Spec{Node: c.node, UUID: c.uuid, Hostname: c.hostname, Image: c.image,
 		NoImage: c.image == "", IP: c.ip, CIDR: c.cidr, Method: c.method, Version: c.version, UniqueID: c.uniqueID,
-		ReplyQueue: c.replyQueue, AuthToken: c.secret, AdminPassword: c.secret})
+		ReplyQueue: c.replyQueue, AuthToken: c.secret, AdminPassword: c.secret, UserData: c.userData, Args: c.args})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -50,9 +50,23 @@ type Spec struct {
 	// ReplyQueue overrides a call's _reply_q.
 	ReplyQueue string
 	// AuthToken overrides _context_auth_token; AdminPassword a build's
-	// admin_password.
+	// admin_password, a rebuild's new_pass and a rescue's rescue_password.
 	AuthToken, AdminPassword string
+	// UserData overrides the instance's user_data (base64, as nova sends it).
+	UserData string
+	// Args overrides arguments by name (preserve_ephemeral, rescue_image_ref, ...).
+	Args map[string]any
 }
+
+// The captured casts of a tenant's server (a real nova 26 driven by the openstack
+// CLI): a build with a key pair, user data and a config drive, and the rebuild,
+// rescue and unrescue of that server.
+const (
+	TenantBuild    = "tenant-build_and_run_instance.json"
+	TenantRebuild  = "tenant-rebuild_instance.json"
+	TenantRescue   = "tenant-rescue_instance.json"
+	TenantUnrescue = "tenant-unrescue_instance.json"
+)
 
 // Vector returns the raw body of a captured vector.
 func Vector(name string) ([]byte, error) {
@@ -106,6 +120,23 @@ func Body(vector string, s Spec) ([]byte, error) {
 			img["properties"] = map[string]any{"xcat_image_name": s.Image}
 		}
 	}
+	// A rebuild carries the new image's properties in the instance's system
+	// metadata, as nova's API put them there.
+	if _, rebuild := args["image_ref"]; rebuild && (s.Image != "" || s.NoImage) {
+		sm, _ := inst["system_metadata"].(map[string]any)
+		if sm == nil {
+			sm = map[string]any{}
+			inst["system_metadata"] = sm
+		}
+		delete(sm, "image_xcat_image_name")
+		if !s.NoImage {
+			sm["image_xcat_image_name"] = s.Image
+		}
+	}
+	set(inst, "user_data", s.UserData)
+	for k, v := range s.Args {
+		args[k] = v
+	}
 	if s.IP != "" {
 		ic, _ := inst["info_cache"].(map[string]any)
 		icData, _ := ic["nova_object.data"].(map[string]any)
@@ -114,8 +145,10 @@ func Body(vector string, s Spec) ([]byte, error) {
 		}
 		icData["network_info"] = fmt.Sprintf(networkInfoJSON, tenantMAC, s.CIDR, s.IP)
 	}
-	if _, ok := args["admin_password"]; ok {
-		set(args, "admin_password", s.AdminPassword)
+	for _, k := range []string{"admin_password", "new_pass", "rescue_password"} {
+		if _, ok := args[k]; ok {
+			set(args, k, s.AdminPassword)
+		}
 	}
 	set(msg, "method", s.Method)
 	set(msg, "version", s.Version)

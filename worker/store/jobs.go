@@ -791,3 +791,23 @@ func (s *Store) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
 	}
 	return nil
 }
+
+// OpenConfigDrives returns the tenant data locations (request.config_drive) of every
+// unfinished job, whatever its compute host: the trees a sweeper must leave alone.
+func (s *Store) OpenConfigDrives(ctx context.Context) (map[string]bool, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT request->>'config_drive' FROM jobs
+		WHERE finished_at IS NULL AND request ? 'config_drive'`)
+	if err != nil {
+		return nil, fmt.Errorf("open config drives: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]bool{}
+	for rows.Next() {
+		var p string
+		if err := rows.Scan(&p); err != nil {
+			return nil, fmt.Errorf("open config drives: %w", err)
+		}
+		out[p] = true
+	}
+	return out, rows.Err()
+}

@@ -215,6 +215,9 @@ type node struct {
 // installRun is an install in progress: the timeline starts at start.
 type installRun struct {
 	start time.Time
+	// shell: the node boots xCAT's genesis into its shell (nodeset shell): once
+	// powered on, it reports status shell and installs nothing.
+	shell bool
 }
 
 // state is the whole simulated cluster; guarded by Server.mu.

@@ -269,9 +269,15 @@ func objType(args []string) string {
 func (s *Server) powerOn(n *node, now time.Time) {
 	n.power = "on"
 	s.setStatus(n, "powering-on", now)
-	if strings.HasPrefix(n.attrs["currstate"], "install") || strings.HasPrefix(n.attrs["currstate"], "netboot") {
-		if n.bootTarget == "net" || n.bootTarget == "" {
+	netBoot := n.bootTarget == "net" || n.bootTarget == ""
+	switch cs := n.attrs["currstate"]; {
+	case strings.HasPrefix(cs, "install") || strings.HasPrefix(cs, "netboot"):
+		if netBoot {
 			n.install = &installRun{start: now}
+		}
+	case cs == "shell":
+		if netBoot {
+			n.install = &installRun{start: now, shell: true}
 		}
 	}
 }

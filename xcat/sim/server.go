@@ -587,6 +587,9 @@ func (s *Server) advance(n *node, now time.Time) {
 	switch {
 	case el < tl.PoweringOn:
 		return // still powering-on
+	case run.shell:
+		n.install = nil
+		s.setStatus(n, "shell", run.start.Add(tl.PoweringOn))
 	case s.faults.nodeHas(FaultInstallHang, n.name) || el < tl.PoweringOn+tl.Installing:
 		if n.attrs["status"] != "installing" {
 			s.setStatus(n, "installing", run.start.Add(tl.PoweringOn))
