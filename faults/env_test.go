@@ -83,6 +83,9 @@ type env struct {
 	notes   *noteLog
 	logPath string
 	extra   []string // extra worker flags
+	// installDir is the install directory the worker writes tenant data to and
+	// the simulator's nodes fetch it from.
+	installDir string
 
 	mu      sync.Mutex
 	proc    *exec.Cmd
@@ -106,7 +109,8 @@ func newEnv(t *testing.T, n int, extra ...string) *env {
 	}
 	// xcatd's behaviours on: nodes answered in completion order, kept connections
 	// closed by the server as xcatd closes them.
-	srv, err := sim.Start(ctx, sim.Config{Cluster: cl,
+	installDir := t.TempDir()
+	srv, err := sim.Start(ctx, sim.Config{Cluster: cl, InstallDir: installDir,
 		Timeline:  sim.Timeline{PoweringOn: 50 * time.Millisecond, Installing: 300 * time.Millisecond, Postbooting: 100 * time.Millisecond},
 		Latency:   sim.Latency{Fixed: 40 * time.Millisecond},
 		Shuffle:   true,
@@ -116,7 +120,7 @@ func newEnv(t *testing.T, n int, extra ...string) *env {
 	}
 	t.Cleanup(func() { _ = srv.Close() })
 	fsys, dir := store.Migrations()
-	e := &env{t: t, sim: srv, db: testdb.New(t, fsys, dir), vh: testamqp.New(t), extra: extra}
+	e := &env{t: t, sim: srv, db: testdb.New(t, fsys, dir), vh: testamqp.New(t), extra: extra, installDir: installDir}
 	e.st = store.New(e.db.DB)
 	e.logPath = filepath.Join(t.TempDir(), "worker.log")
 	e.pub, err = amqp.Dial(e.vh.URL)
@@ -164,7 +168,7 @@ func (e *env) start() {
 		"--poll-interval", "50ms", "--power-poll-interval", "50ms", "--lease", "2s",
 		"--xcat-timeout", "5s", "--power-sync-interval", "0",
 		"--listen", "", "--log-format", "json", "--log-level", "info",
-		"--console-log-dir", e.t.TempDir()}
+		"--console-log-dir", e.t.TempDir(), "--install-dir", e.installDir}
 	args = append(args, e.extra...)
 	cmd := exec.Command(workerBin, args...)
 	cmd.Stdout, cmd.Stderr = f, f

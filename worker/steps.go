@@ -87,8 +87,19 @@ func nodesOf(runs []*run) []string {
 // request (an unknown node makes xcatd reject it all), it falls back to one call per
 // node so that one bad node does not fail the others. The result has an entry for
 // every node: its NodeResult, or a NodeResult whose Err is the call's error.
+//
+// More nodes than Config.XCATMaxNodes go out as several requests of at most that
+// many, one after another.
 func (w *Worker) call(ctx context.Context, nodes []string, fn func(ctx context.Context, nr string) (xcat.Results, error)) xcat.Results {
 	out := xcat.Results{}
+	if max := w.cfg.XCATMaxNodes; max > 0 && len(nodes) > max {
+		for i := 0; i < len(nodes); i += max {
+			for n, r := range w.call(ctx, nodes[i:min(i+max, len(nodes))], fn) {
+				out[n] = r
+			}
+		}
+		return out
+	}
 	if len(nodes) == 0 {
 		return out
 	}

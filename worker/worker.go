@@ -29,6 +29,7 @@ import (
 	"xcatbm/internal/loop"
 	"xcatbm/worker/configdrive"
 	"xcatbm/worker/store"
+	"xcatbm/xcat"
 )
 
 // Config is a worker's settings. Zero durations and counts take the defaults
@@ -79,9 +80,12 @@ type Config struct {
 	// Deadlines per kind of job; missing kinds take defaultDeadlines.
 	Deadlines map[Kind]time.Duration
 	// XCATTimeout bounds one xCAT request (default 2m); XCATParallel caps
-	// concurrent per-node xCAT requests of one step (default 16).
+	// concurrent per-node xCAT requests of one step (default 16). XCATMaxNodes
+	// caps the nodes of one request the worker makes (its sweeps and coalesced
+	// steps are split to fit; default 10,000): match the xCAT client's bound.
 	XCATTimeout  time.Duration
 	XCATParallel int
+	XCATMaxNodes int
 	// Backoff paces retries of transient failures.
 	Backoff broker.Backoff
 
@@ -191,6 +195,7 @@ func (c *Config) setDefaults() error {
 	def(&c.PowerPollInterval, 2*time.Second)
 	def(&c.XCATTimeout, 2*time.Minute)
 	defInt(&c.XCATParallel, 16)
+	defInt(&c.XCATMaxNodes, xcat.DefaultMaxNodes)
 	def(&c.PowerSyncInterval, 5*time.Minute)
 	def(&c.DriveSweepAge, time.Hour)
 	defInt(&c.PowerSyncMisses, 3)
@@ -246,6 +251,10 @@ func New(cfg Config, d Deps) (*Worker, error) {
 	}
 	w := &Worker{cfg: cfg, id: cfg.WorkerID, store: d.Store, xc: d.XCAT, nova: d.Nova, now: time.Now, ready: make(chan struct{})}
 	if cfg.InstallDir != "" {
+		// The install directory is xCAT's; the worker only adds its store under it.
+		if fi, err := os.Stat(cfg.InstallDir); err != nil || !fi.IsDir() {
+			return nil, fmt.Errorf("install directory %s (xCAT's site.installdir, where tenant data is served from) does not exist: set the install directory, or none to deliver no tenant data", cfg.InstallDir)
+		}
 		st, err := configdrive.OpenStore(cfg.InstallDir, configdrive.StoreOptions{Group: cfg.DriveGroup})
 		if err != nil {
 			return nil, fmt.Errorf("tenant data store under the install directory %s: %w", cfg.InstallDir, err)

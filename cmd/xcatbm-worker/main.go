@@ -80,6 +80,10 @@ type options struct {
 	placementToken                  config.Secret
 	novaServiceVersion              int
 	novaHostIP                      string
+	installDir, driveGroup          string
+	dhcpDomain, loginUser           string
+	rescueOSImage                   string
+	xcatMaxNodes                    int
 }
 
 func flags(fs *flag.FlagSet, o *options) {
@@ -95,6 +99,12 @@ func flags(fs *flag.FlagSet, o *options) {
 	fs.DurationVar(&o.xcatTimeout, "xcat-timeout", 2*time.Minute, "bound on one xCAT request")
 	fs.DurationVar(&o.xcatOutage, "xcat-outage-after", time.Minute, "report not ready on /readyz once no xCAT request has reached xcatd for this long")
 	fs.IntVar(&o.xcatParallel, "xcat-parallel", 16, "per-node xCAT requests one step may run at once")
+	fs.IntVar(&o.xcatMaxNodes, "xcat-max-nodes", xcat.DefaultMaxNodes, "a noderange naming more nodes than this is refused before it reaches xcatd (a registration's\nnoderange); the worker's own sweeps and coalesced steps are split to fit")
+	fs.StringVar(&o.installDir, "install-dir", "/install", "xCAT's install `dir` (site.installdir), served by its web server: each deployment's tenant data\n(config drive) is written under <dir>/xcatbm for its node alone to fetch (empty: no tenant data)")
+	fs.StringVar(&o.driveGroup, "install-dir-group", "", "the web server's `group`, the only one besides root that may read the tenant data\n(apache, www-data, wwwrun; empty: files world-readable by exact path only)")
+	fs.StringVar(&o.dhcpDomain, "dhcp-domain", "novalocal", "domain of the config drive's hostname (nova's [api] dhcp_domain)")
+	fs.StringVar(&o.loginUser, "login-user", "root", "user whose authorized_keys get the tenant's keys on images without cloud-init")
+	fs.StringVar(&o.rescueOSImage, "rescue-osimage", "", "what rescue boots: an xCAT netboot `osimage` running from memory (the tenant's key and the\nrescue password delivered), or shell for xCAT's genesis shell (reachable by the xCAT\nadministrator only); empty refuses rescue")
 	fs.DurationVar(&o.coalesceWindow, "xcat-coalesce-window", 20*time.Millisecond, "concurrent rpower, nodeset, nodels, rsetboot, rbootseq, rnetboot and makehosts\nrequests with equal arguments within this window are sent as one request (0 disables)")
 	fs.DurationVar(&o.xcatReuse, "xcat-reuse-idle", 2*time.Second, "keep xcatd connections after an answer and send read-only requests (nodels, lsdef,\nrpower stat, ...) on one idle no longer than this, sparing a TLS handshake; a request that\nchanges something always gets its own connection (0: a connection per request, as\nxCAT's own client)")
 	fs.IntVar(&o.coalesceMax, "xcat-coalesce-max", 1000, "a coalesced request is sent at once when it reaches this many nodes")
@@ -205,6 +215,8 @@ func serve(ctx context.Context, o options, lookup func(string) (string, bool), l
 			worker.KindPowerOn: o.powerDeadline, worker.KindPowerOff: o.powerDeadline, worker.KindReboot: o.powerDeadline},
 		PowerSyncInterval: o.powerSync, PowerSyncMisses: o.powerMisses, GatherWindow: o.gatherWindow,
 		CloudsFile: o.cloudsYAML, Cloud: o.cloud, Getenv: lookup,
+		XCATMaxNodes: o.xcatMaxNodes, InstallDir: o.installDir, DriveGroup: o.driveGroup, DHCPDomain: o.dhcpDomain,
+		LoginUser: o.loginUser, RescueOSImage: o.rescueOSImage,
 	}
 	if o.powerSync == 0 {
 		cfg.PowerSyncInterval = -1
@@ -282,9 +294,9 @@ func xcatClient(o options, lookup func(string) (string, bool), reg prometheus.Re
 		if err != nil {
 			return nil, fmt.Errorf("xcat native backend: %w", err)
 		}
-		return xcat.NewClient(coalesce(health.Watch(worker.InstrumentXCAT(n, reg)), o)), nil
+		return xcat.NewClient(coalesce(health.Watch(worker.InstrumentXCAT(n, reg)), o), xcat.WithMaxNodes(o.xcatMaxNodes)), nil
 	case "cli":
-		return xcat.NewClient(coalesce(health.Watch(worker.InstrumentXCAT(xcat.NewCLI(xcat.CLIConfig{Dir: o.xcatCLIDir}), reg)), o)), nil
+		return xcat.NewClient(coalesce(health.Watch(worker.InstrumentXCAT(xcat.NewCLI(xcat.CLIConfig{Dir: o.xcatCLIDir}), reg)), o), xcat.WithMaxNodes(o.xcatMaxNodes)), nil
 	default:
 		return nil, fmt.Errorf("--xcat-backend %q: want native or cli", o.xcatBackend)
 	}
