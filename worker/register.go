@@ -164,6 +164,9 @@ func (w *Worker) registerNodes(ctx context.Context, r *run) error {
 	if err := json.Unmarshal(r.req.Job, &a); err != nil {
 		return fmt.Errorf("stored register_nodes args: %w", err)
 	}
+	if err := xcat.CheckNoderangeSize(a.NodeRange, w.cfg.XCATMaxNodes); err != nil {
+		return err // before any xCAT request: a range this large would block xcatd
+	}
 	rx, ok := w.xc.(registrationXCAT)
 	if !ok {
 		return errors.New("the xCAT client cannot read tables (tabdump)")
@@ -458,6 +461,9 @@ func (w *Worker) removeNodes(ctx context.Context, r *run) error {
 	var a messages.RemoveNodesArgs
 	if err := json.Unmarshal(r.req.Job, &a); err != nil {
 		return fmt.Errorf("stored remove_nodes args: %w", err)
+	}
+	if err := xcat.CheckNoderangeSize(a.NodeRange, w.cfg.XCATMaxNodes); err != nil {
+		return err
 	}
 	names, err := w.expandForRemoval(ctx, a.NodeRange)
 	if err != nil {

@@ -2,6 +2,7 @@ package worker_test
 
 import (
 	"context"
+	amqp "github.com/rabbitmq/amqp091-go"
 	"slices"
 	"strings"
 	"sync"
@@ -232,6 +233,48 @@ func TestRegisterNodesBadInput(t *testing.T) {
 				t.Errorf("%+v", s)
 			}
 		})
+	}
+}
+
+// TestRegistrationBoundInWorker: a registration naming more nodes than the bound,
+// cast by something other than xcatbm's admin tools (which refuse it themselves),
+// fails in the worker before any xCAT request.
+func TestRegistrationBoundInWorker(t *testing.T) {
+	e := newEnv(t, hwNode("n01", "aa:bb:cc:00:00:01"))
+	e.startWorker(testConfig())
+	for _, c := range []struct {
+		method string
+		args   messages.JobArgs
+	}{
+		{messages.MethodRegisterNodes, &messages.RegisterNodesArgs{NodeRange: "n[1-1000000]", ComputeHost: host}},
+		{messages.MethodRemoveNodes, &messages.RemoveNodesArgs{NodeRange: "n[1-20000]"}},
+	} {
+		req, err := messages.NewJobRequest(c.method, c.args, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := messages.EncodeRequest(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.ch.PublishWithContext(context.Background(), "nova", "compute."+host, false, false, amqp.Publishing{Body: body}); err != nil {
+			t.Fatal(err)
+		}
+		var state, jobErr string
+		deadline := time.Now().Add(20 * time.Second)
+		for time.Now().Before(deadline) {
+			err := e.db.QueryRow(`SELECT state, error FROM jobs WHERE message_id = $1 AND finished_at IS NOT NULL`, req.UniqueID).Scan(&state, &jobErr)
+			if err == nil {
+				break
+			}
+			time.Sleep(25 * time.Millisecond)
+		}
+		if state != "failed" || !strings.Contains(jobErr, "more than 10000 nodes") {
+			t.Errorf("%s: job %q %q; want failed over the bound", c.method, state, jobErr)
+		}
+	}
+	if reqs := e.sim.Requests(); len(reqs) != 0 {
+		t.Errorf("a noderange over the bound reached xCAT: %v", reqs)
 	}
 }
 
