@@ -400,6 +400,10 @@ type Transition struct {
 	ComputeHost string
 	// NodeUpdate, when not nil, is applied to the nodes table in the same transaction.
 	NodeUpdate *NodeUpdate
+	// FollowUp, when not nil, is a job inserted in the same transaction (the
+	// cleaning a destroy leaves behind). It is not deduplicated: the transition
+	// that carries it is applied once.
+	FollowUp *NewJob
 }
 
 // NodeUpdate changes xcatbm's record of a node, creating the record when missing.
@@ -408,6 +412,7 @@ type NodeUpdate struct {
 	ComputeHost  string
 	InstanceUUID *string
 	PowerState   *string
+	Maintenance  *string
 	// Mgt, MAC and OriginalIP are set when not empty; OriginalIP only while the node
 	// has no instance (it is the node's own xCAT address, not a tenant's).
 	Mgt, MAC, OriginalIP string
@@ -453,11 +458,12 @@ func updateNodes(ctx context.Context, tx *sql.Tx, us []*NodeUpdate) (missing []*
 			original_ip = CASE WHEN u.original_ip <> '' AND n.instance_uuid = '' THEN u.original_ip ELSE n.original_ip END,
 			instance_uuid = coalesce(u.instance_uuid, n.instance_uuid),
 			power_state = coalesce(u.power_state, n.power_state),
+			maintenance = coalesce(u.maintenance, n.maintenance),
 			mgt = CASE WHEN u.mgt <> '' THEN u.mgt ELSE n.mgt END,
 			mac = CASE WHEN u.mac <> '' THEN u.mac ELSE n.mac END,
 			updated_at = now()
-		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])
-			AS u(name, compute_host, instance_uuid, power_state, mgt, mac, original_ip)
+		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[])
+			AS u(name, compute_host, instance_uuid, power_state, mgt, mac, original_ip, maintenance)
 		WHERE n.name = u.name
 		RETURNING n.name`, nodeUpdateColumns(us)...)
 	if err != nil {
@@ -473,10 +479,10 @@ func updateNodes(ctx context.Context, tx *sql.Tx, us []*NodeUpdate) (missing []*
 // insertNodes inserts the nodes of the updates, what an update leaves out getting the
 // column's default, and returns the updates of the nodes that were there already.
 func insertNodes(ctx context.Context, tx *sql.Tx, us []*NodeUpdate) (existing []*NodeUpdate, err error) {
-	rows, err := tx.QueryContext(ctx, `INSERT INTO nodes (name, compute_host, instance_uuid, power_state, mgt, mac, original_ip)
-		SELECT name, compute_host, coalesce(instance_uuid, ''), coalesce(power_state, 'unknown'), mgt, mac, original_ip
-		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])
-			AS u(name, compute_host, instance_uuid, power_state, mgt, mac, original_ip)
+	rows, err := tx.QueryContext(ctx, `INSERT INTO nodes (name, compute_host, instance_uuid, power_state, mgt, mac, original_ip, maintenance)
+		SELECT name, compute_host, coalesce(instance_uuid, ''), coalesce(power_state, 'unknown'), mgt, mac, original_ip, coalesce(maintenance, '')
+		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[])
+			AS u(name, compute_host, instance_uuid, power_state, mgt, mac, original_ip, maintenance)
 		ON CONFLICT (name) DO NOTHING
 		RETURNING name`, nodeUpdateColumns(us)...)
 	if err != nil {
@@ -507,7 +513,7 @@ func notIn(us []*NodeUpdate, names map[string]bool) []*NodeUpdate {
 func nodeUpdateColumns(us []*NodeUpdate) []any {
 	n := len(us)
 	names, hosts, mgts, macs, ips := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-	insts, powers := make([]sql.NullString, n), make([]sql.NullString, n)
+	insts, powers, maint := make([]sql.NullString, n), make([]sql.NullString, n), make([]sql.NullString, n)
 	for i, u := range us {
 		names[i], hosts[i], mgts[i], macs[i], ips[i] = u.Name, u.ComputeHost, u.Mgt, u.MAC, u.OriginalIP
 		if u.InstanceUUID != nil {
@@ -516,8 +522,11 @@ func nodeUpdateColumns(us []*NodeUpdate) []any {
 		if u.PowerState != nil {
 			powers[i] = sql.NullString{String: *u.PowerState, Valid: true}
 		}
+		if u.Maintenance != nil {
+			maint[i] = sql.NullString{String: *u.Maintenance, Valid: true}
+		}
 	}
-	return []any{pq.Array(names), pq.Array(hosts), pq.Array(insts), pq.Array(powers), pq.Array(mgts), pq.Array(macs), pq.Array(ips)}
+	return []any{pq.Array(names), pq.Array(hosts), pq.Array(insts), pq.Array(powers), pq.Array(mgts), pq.Array(macs), pq.Array(ips), pq.Array(maint)}
 }
 
 // returnedSet reads a statement's single text column (its RETURNING) into a set and
@@ -638,6 +647,13 @@ func (s *Store) Apply(ctx context.Context, worker string, ts []Transition) (lost
 		}
 		if err := upsertNodes(ctx, tx, nodes); err != nil {
 			return err
+		}
+		for i := range ts {
+			if f := ts[i].FollowUp; f != nil && applied[ts[i].JobID] {
+				if err := insertFollowUp(ctx, tx, ts[i].JobID, f); err != nil {
+					return err
+				}
+			}
 		}
 		// The outbox rows go last, so that they are written as close to the commit
 		// as the transaction allows.
@@ -810,4 +826,28 @@ func (s *Store) OpenConfigDrives(ctx context.Context) (map[string]bool, error) {
 		out[p] = true
 	}
 	return out, rows.Err()
+}
+
+// insertFollowUp inserts a job a transition of job from leaves behind.
+func insertFollowUp(ctx context.Context, tx *sql.Tx, from int64, j *NewJob) error {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	var id int64
+	if err := tx.QueryRowContext(ctx, `INSERT INTO jobs (kind, compute_host, node, instance_uuid, state, request, message_id, deadline)
+		VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8) RETURNING id`,
+		j.Kind, j.ComputeHost, j.Node, j.InstanceUUID, j.State, string(j.Request), "xcatbm-"+hex.EncodeToString(b[:]), j.Deadline).Scan(&id); err != nil {
+		return fmt.Errorf("insert the job that job %d leaves: %w", from, err)
+	}
+	var h history
+	h.add(id, "", j.State, "", fmt.Sprintf("left by job %d", from))
+	return h.insert(ctx, tx)
+}
+
+// InsertJob inserts one job outside any cast (an admin's retry), and returns its id.
+func (s *Store) InsertJob(ctx context.Context, j NewJob) (int64, error) {
+	ins, err := s.InsertJobs(ctx, []NewJob{j})
+	if err != nil {
+		return 0, err
+	}
+	return ins[0].ID, nil
 }

@@ -30,20 +30,23 @@ type Node struct {
 	InstanceUUID  string
 	PowerState    string
 	PowerMisses   int
-	UpdatedAt     time.Time
+	// Maintenance is "" for a node nova may schedule, else why it is held out
+	// ("cleaning", "cleaning failed: ..."): its inventory stays reserved.
+	Maintenance string
+	UpdatedAt   time.Time
 }
 
 // ErrNotFound is returned when a row does not exist.
 var ErrNotFound = errors.New("not found")
 
 const nodeColumns = `name, compute_host, mgmt_node, mgt, mac, bmc, bmc_username, bmc_password, cpus, memory_mb, disk_gb,
-	resource_class, original_ip, instance_uuid, power_state, power_misses, updated_at`
+	resource_class, original_ip, instance_uuid, power_state, power_misses, maintenance, updated_at`
 
 func scanNode(row interface{ Scan(...any) error }) (*Node, error) {
 	var n Node
 	var pw string
 	if err := row.Scan(&n.Name, &n.ComputeHost, &n.MgmtNode, &n.Mgt, &n.MAC, &n.BMC, &n.BMCUsername, &pw, &n.CPUs,
-		&n.MemoryMB, &n.DiskGB, &n.ResourceClass, &n.OriginalIP, &n.InstanceUUID, &n.PowerState, &n.PowerMisses, &n.UpdatedAt); err != nil {
+		&n.MemoryMB, &n.DiskGB, &n.ResourceClass, &n.OriginalIP, &n.InstanceUUID, &n.PowerState, &n.PowerMisses, &n.Maintenance, &n.UpdatedAt); err != nil {
 		return nil, err
 	}
 	n.BMCPassword = config.NewSecret(pw)
@@ -210,4 +213,50 @@ func (s *Store) NodesNamed(ctx context.Context, names []string) (map[string]*Nod
 		out[n.Name] = n
 	}
 	return out, rows.Err()
+}
+
+// MaintenanceCleaning is Node.Maintenance while the node's disks are cleaned.
+const MaintenanceCleaning = "cleaning"
+
+// NodesInMaintenance returns the nodes of computeHost held out of scheduling (all
+// hosts when computeHost is ""), by name.
+func (s *Store) NodesInMaintenance(ctx context.Context, computeHost string) ([]*Node, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+nodeColumns+` FROM nodes WHERE maintenance <> ''
+		AND ($1 = '' OR compute_host = $1) ORDER BY name`, computeHost)
+	if err != nil {
+		return nil, fmt.Errorf("nodes in maintenance: %w", err)
+	}
+	defer rows.Close()
+	var out []*Node
+	for rows.Next() {
+		n, err := scanNode(rows)
+		if err != nil {
+			return nil, fmt.Errorf("nodes in maintenance: %w", err)
+		}
+		out = append(out, n)
+	}
+	return out, rows.Err()
+}
+
+// ClearMaintenance makes nodes schedulable again without cleaning them, and returns
+// the names it changed (nodes whose cleaning job still runs are left alone).
+func (s *Store) ClearMaintenance(ctx context.Context, names []string) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx, `UPDATE nodes n SET maintenance = '', updated_at = now()
+		WHERE n.name = ANY($1::text[]) AND n.maintenance <> ''
+		  AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.node = n.name AND j.kind = 'clean' AND j.finished_at IS NULL)
+		RETURNING n.name`, pq.Array(names))
+	if err != nil {
+		return nil, fmt.Errorf("clear maintenance: %w", err)
+	}
+	set, err := returnedSet(rows)
+	if err != nil {
+		return nil, fmt.Errorf("clear maintenance: %w", err)
+	}
+	var out []string
+	for _, n := range names {
+		if set[n] {
+			out = append(out, n)
+		}
+	}
+	return out, nil
 }
