@@ -115,6 +115,9 @@ var errorPhase = map[string]bool{"spawn": true, "reboot": true}
 // ExpectedEvents returns the versioned instance notifications a job of kind that
 // ended in state must have published.
 func ExpectedEvents(kind, state string) []string {
+	if action[kind] == "" {
+		return nil // a job about a node (cleaning), not an instance
+	}
 	a := "instance." + action[kind]
 	out := []string{a + ".start"}
 	switch state {

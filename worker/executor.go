@@ -405,6 +405,17 @@ func (w *Worker) transition(r *run) store.Transition {
 	if t.To == string(StateDone) {
 		t.Finish = true
 		t.NodeUpdate = w.releaseNode(r)
+		if ks := spec(r.kind()); ks.then != "" && w.cleaning() && t.NodeUpdate != nil {
+			// The node is held out of scheduling from this very commit until its
+			// cleaning is done.
+			m := store.MaintenanceCleaning
+			t.NodeUpdate.Maintenance = &m
+			f := NewCleanJob(w.cfg.ComputeHost, t.NodeUpdate.Name, w.now(), w.deadline(ks.then))
+			t.FollowUp = &f
+		}
+	} else if t.Finish && spec(r.kind()).node.cleans && r.node() != "" {
+		why := fmt.Sprintf("%s: %v", ErrCleaningFailed, endErr)
+		t.NodeUpdate = &store.NodeUpdate{Name: r.node(), ComputeHost: w.cfg.ComputeHost, Maintenance: &why}
 	}
 	if t.Finish {
 		msgs, err := w.notify.ended(r, endErr)
@@ -451,6 +462,10 @@ func (w *Worker) releaseNode(r *run) *store.NodeUpdate {
 	effect := spec(r.kind()).node
 	if effect.power != "" {
 		u.PowerState = &effect.power
+	}
+	if effect.cleans {
+		available := ""
+		u.Maintenance = &available
 	}
 	if effect.free {
 		none := ""

@@ -34,6 +34,7 @@ const (
 	KindRebuild  Kind = "rebuild"   // rebuild_instance
 	KindRescue   Kind = "rescue"    // rescue_instance
 	KindUnrescue Kind = "unrescue"  // unrescue_instance
+	KindClean    Kind = "clean"     // left by a destroy: erase the node's disks (clean.go)
 
 	// xcatbm's own jobs (namespace "xcatbm"), published by the admin commands.
 	KindRegisterNodes  Kind = "register_nodes"  // opsaddbmnode
@@ -63,6 +64,9 @@ const (
 	StateReboot           State = "reboot"            // rpower boot of an installed node
 	StateVerifyPower      State = "verify_power"      // rpower stat until it shows the wanted state
 	StateRegister         State = "register"          // lsdef/tabdump, then the nodes table or glance (register.go)
+	StateCleanPrepare     State = "clean_prepare"     // nodeset runimage=<the cleaning image> (clean.go)
+	StateWaitCleaned      State = "wait_cleaned"      // rpower stat until off (erased), or status failed
+	StateCleanFinish      State = "clean_finish"      // nodeset offline
 
 	StateDone      State = "done"
 	StateFailed    State = "failed"
@@ -90,6 +94,11 @@ type kindSpec struct {
 	// lastWord marks the instance's last job (terminate): it cancels every earlier
 	// unfinished job of the instance at its next step boundary.
 	lastWord bool
+	// then is the job a done job leaves for its node (the cleaning after a
+	// destroy, when Config.CleanMode erases something).
+	then Kind
+	// internal marks a job no request makes (method ""): another job leaves it.
+	internal bool
 	// nova is how nova sees the job; zero for xcatbm's own jobs.
 	nova novaSpec
 	// rpower is the action of the power step (StatePower); node.power is the state
@@ -116,8 +125,12 @@ type nodeEffect struct {
 	owned bool
 	// power is the node's power state once the job is done ("" leaves it).
 	power string
-	// free: once done, the node runs no instance.
+	// free: once done, the node runs no instance; with cleaning on, it is in
+	// maintenance until its clean job (then) is done.
 	free bool
+	// cleans: the job erases the node's disks; done, the node leaves maintenance;
+	// failed, it stays held out with the reason.
+	cleans bool
 }
 
 // novaSpec is how nova-compute reports a kind of job: its instance action event, the
@@ -257,6 +270,7 @@ var kinds = map[Kind]*kindSpec{
 		deadline: 15 * time.Minute,
 		node:     nodeEffect{power: powerOf, free: true},
 		lastWord: true,
+		then:     KindClean,
 		nova: novaSpec{
 			event: "compute_terminate_instance", action: "delete",
 			start: &phase{task: "deleting"},
@@ -366,6 +380,14 @@ var kinds = map[Kind]*kindSpec{
 			error: &phase{quiet: true, saves: []NovaSave{save(fields{"vm_state": "error", "task_state": nil})}},
 		},
 	},
+	KindClean: {
+		internal: true,
+		flow:     []State{StateResolve, StateCleanPrepare, StateSetBoot, StateNoteStatus, StateBoot, StateWaitCleaned, StateCleanFinish},
+		deadline: 2 * time.Hour,
+		node:     nodeEffect{power: powerOf, cleans: true},
+		// The node leaves maintenance (or stays held): placement follows at once.
+		nodesChanged: true,
+	},
 
 	KindRegisterNodes: {
 		namespace: messages.XCATBMNamespace, method: messages.MethodRegisterNodes, decode: decodeRegisterNodes,
@@ -418,6 +440,12 @@ var stateTable = map[State]stateSpec{
 		does: "rpower boot"},
 	StateVerifyPower: {step: (*Worker).stepVerifyPower, recovery: rerunSafe, pastDeadline: true,
 		does: "rpower stat until it shows the wanted state, or the deadline"},
+	StateCleanPrepare: {step: (*Worker).stepCleanPrepare, recovery: rerunSafe,
+		does: "nodeset runimage=http://<site.master><site.installdir>/xcatbm/clean-<mode>.tgz (genesis erases the disks)"},
+	StateWaitCleaned: {step: (*Worker).stepWaitCleaned, recovery: rerunSafe, pastDeadline: true,
+		does: "nodels nodelist.status and rpower stat until the node is off (erased); status failed, or the deadline, fails"},
+	StateCleanFinish: {step: (*Worker).stepCleanFinish, recovery: rerunSafe,
+		does: "nodeset offline: the node boots nothing until its next tenant"},
 	StateRegister: {step: (*Worker).stepRegister, recovery: rerunSafe,
 		does: "lsdef / tabdump / lsdef -t osimage, then the nodes table or Glance (register.go)"},
 }
@@ -451,7 +479,9 @@ type castKey struct{ namespace, method string }
 var byMethod = func() map[castKey]Kind {
 	m := make(map[castKey]Kind, len(kinds))
 	for k, s := range kinds {
-		m[castKey{s.namespace, s.method}] = k
+		if !s.internal {
+			m[castKey{s.namespace, s.method}] = k
+		}
 	}
 	return m
 }()

@@ -39,9 +39,23 @@ func TestMachineDocument(t *testing.T) {
 // share a request method.
 func TestMachineTableIsWhole(t *testing.T) {
 	seen := map[castKey]Kind{}
+	internal := 0
 	for k, ks := range kinds {
-		if ks.decode == nil || ks.method == "" || len(ks.flow) == 0 || ks.deadline <= 0 {
-			t.Errorf("%s: decoder, method, flow and deadline are required", k)
+		if len(ks.flow) == 0 || ks.deadline <= 0 {
+			t.Errorf("%s: flow and deadline are required", k)
+		}
+		if ks.internal {
+			internal++
+			if ks.decode != nil || ks.method != "" {
+				t.Errorf("%s: a job no request makes has no method and no decoder", k)
+			}
+			continue
+		}
+		if ks.decode == nil || ks.method == "" {
+			t.Errorf("%s: decoder and method are required", k)
+		}
+		if ks.then != "" && spec(ks.then) == nil {
+			t.Errorf("%s leaves %s, which is no kind", k, ks.then)
 		}
 		if other, dup := seen[castKey{ks.namespace, ks.method}]; dup {
 			t.Errorf("%s and %s both serve %s", k, other, ks.method)
@@ -55,7 +69,7 @@ func TestMachineTableIsWhole(t *testing.T) {
 		if ks.registration != (ks.register != nil) {
 			t.Errorf("%s: a registration job needs its register function, and only it", k)
 		}
-		if !ks.registration && (ks.nova.event == "" || ks.nova.action == "" || ks.nova.start == nil || ks.nova.end == nil) {
+		if !ks.registration && !ks.internal && (ks.nova.event == "" || ks.nova.action == "" || ks.nova.start == nil || ks.nova.end == nil) {
 			t.Errorf("%s: a job about an instance needs nova's event, action, start and end", k)
 		}
 		if e := ks.nova.error; e != nil && !e.quiet && ks.nova.fault == "" {
@@ -65,8 +79,8 @@ func TestMachineTableIsWhole(t *testing.T) {
 			t.Errorf("%s: the power step needs an rpower action and the power state to wait for", k)
 		}
 	}
-	if len(byMethod) != len(kinds) {
-		t.Errorf("byMethod has %d methods for %d kinds", len(byMethod), len(kinds))
+	if len(byMethod) != len(kinds)-internal {
+		t.Errorf("byMethod has %d methods for %d kinds requests make", len(byMethod), len(kinds)-internal)
 	}
 }
 
@@ -110,9 +124,12 @@ func renderMachine() []byte {
 	p("| kind | request | flow | on failure, first | deadline | node | nova event |\n|---|---|---|---|---|---|---|\n")
 	for _, k := range sortedKinds() {
 		ks := kinds[k]
-		req := ks.method
+		req := "`" + ks.method + "`"
 		if ks.namespace != "" {
-			req = ks.namespace + "." + ks.method
+			req = "`" + ks.namespace + "." + ks.method + "`"
+		}
+		if ks.internal {
+			req = "left by another job"
 		}
 		flow := make([]string, len(ks.flow))
 		for i, s := range ks.flow {
@@ -126,7 +143,7 @@ func renderMachine() []byte {
 		if len(undo) > 0 {
 			undoText = strings.Join(undo, " → ")
 		}
-		p("| `%s` | `%s` | %s | %s | %s | %s | %s |\n", k, req, strings.Join(flow, " → "), undoText, ks.deadline, nodeText(ks), code(ks.nova.event))
+		p("| `%s` | %s | %s | %s | %s | %s | %s |\n", k, req, strings.Join(flow, " → "), undoText, ks.deadline, nodeText(ks), code(ks.nova.event))
 	}
 
 	p("\n## Steps\n\n")
@@ -152,7 +169,7 @@ func renderMachine() []byte {
 	p("| kind | phase | notification (vm / power / task) | Instance.save |\n|---|---|---|---|\n")
 	for _, k := range sortedKinds() {
 		ks := kinds[k]
-		if ks.registration {
+		if ks.registration || ks.internal {
 			continue
 		}
 		for _, ph := range []struct {
@@ -222,7 +239,7 @@ func renderMachine() []byte {
 			p("        %s --> [*]\n    }\n    undo --> failed\n", prev)
 		}
 		p("    failed --> [*]\n    note left of failed: from any step (a permanent error, the deadline)\n")
-		if !ks.registration {
+		if !ks.registration && !ks.internal {
 			p("    cancelled --> [*]\n    note left of cancelled: from any step boundary, once the instance is terminated\n")
 		}
 		p("```\n\n")
@@ -256,6 +273,12 @@ func nodeText(ks *kindSpec) string {
 	}
 	if ks.lastWord {
 		parts = append(parts, "cancels the instance's earlier jobs")
+	}
+	if ks.then != "" {
+		parts = append(parts, "leaves a "+string(ks.then)+" job when cleaning is on")
+	}
+	if ks.node.cleans {
+		parts = append(parts, "node in maintenance until done")
 	}
 	if ks.registration {
 		parts = append(parts, "registration")

@@ -98,12 +98,14 @@ func (n *notifier) ended(r *run, jobErr error) ([]store.OutboxMessage, error) {
 	}
 	var out []store.OutboxMessage
 	var errs []error
-	inst, err := messages.DecodeInstance(r.req.Instance)
 	ctx := messages.NewContext()
 	for k, v := range r.req.Context {
 		_ = ctx.SetRaw(k, v)
 	}
-	if err == nil {
+	inst, err := messages.DecodeInstance(r.req.Instance)
+	switch {
+	case spec(r.kind()).internal: // about a node, not an instance: only the job's end
+	case err == nil:
 		phase := "end"
 		switch {
 		case errors.Is(jobErr, errCancelled):
@@ -114,7 +116,7 @@ func (n *notifier) ended(r *run, jobErr error) ([]store.OutboxMessage, error) {
 		msgs, err := n.instance(r.kind(), inst, ctx, phase, jobErr, &r.req)
 		errs = append(errs, err)
 		out = append(out, msgs...)
-	} else {
+	default:
 		errs = append(errs, fmt.Errorf("stored instance: %w", err))
 	}
 	item := messages.JobItemResult{Name: r.node(), Status: messages.ItemOK, Message: "done"}

@@ -92,7 +92,7 @@ func (w *Worker) novaEnded(r *run, jobErr error) []store.NovaOp {
 	if w.nova == nil {
 		return nil
 	}
-	if ks := spec(r.kind()); ks.registration { // nova learns of images from Glance
+	if ks := spec(r.kind()); ks.registration || ks.internal { // nova learns of images from Glance
 		if ks.nodesChanged {
 			w.nova.NodesChanged()
 		}

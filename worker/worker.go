@@ -124,6 +124,11 @@ type Config struct {
 	// DriveSweepAge is how old a tenant data tree no open job uses must be
 	// before the sweeper removes it (default 1h).
 	DriveSweepAge time.Duration
+	// CleanMode is what happens to a node's disks between tenants (clean.go):
+	// "metadata" erases every disk's signatures and partition tables, "full"
+	// every disk whole, "off" or "" nothing. Cleaning needs InstallDir, where the
+	// genesis runimage that erases the disks is served from.
+	CleanMode string
 }
 
 // QueueOptions are oslo's queue declaration settings ([oslo_messaging_rabbit]).
@@ -172,6 +177,11 @@ func (c *Config) setDefaults() error {
 	}
 	if c.Notifications == "" {
 		c.Notifications = "both"
+	}
+	switch c.CleanMode {
+	case "", CleanOff, CleanMetadata, CleanFull:
+	default:
+		return fmt.Errorf("cleaning mode %q: want off, metadata or full", c.CleanMode)
 	}
 	switch c.Notifications {
 	case "both", "versioned", "unversioned", "none":
@@ -225,6 +235,8 @@ type Worker struct {
 	network networkClient
 	// drives holds the tenant data trees; nil when Config.InstallDir is "".
 	drives *configdrive.Store
+	// site is what the cleaning image's URL needs of xCAT's site table.
+	site siteInfo
 }
 
 // Deps are the connections a worker uses.
@@ -260,6 +272,15 @@ func New(cfg Config, d Deps) (*Worker, error) {
 			return nil, fmt.Errorf("tenant data store under the install directory %s: %w", cfg.InstallDir, err)
 		}
 		w.drives = st
+	}
+	switch {
+	case !w.cleaning():
+	case w.drives == nil:
+		return nil, fmt.Errorf("cleaning mode %s needs the install directory, where genesis fetches the cleaning image from", cfg.CleanMode)
+	default:
+		if err := w.writeCleanImage(); err != nil {
+			return nil, err
+		}
 	}
 	w.log = d.Log.With().Str("compute_host", cfg.ComputeHost).Logger()
 	w.metrics = newMetrics(d.Metrics, cfg.ComputeHost)

@@ -82,7 +82,7 @@ type options struct {
 	novaHostIP                      string
 	installDir, driveGroup          string
 	dhcpDomain, loginUser           string
-	rescueOSImage                   string
+	rescueOSImage, cleanMode        string
 	xcatMaxNodes                    int
 }
 
@@ -104,6 +104,7 @@ func flags(fs *flag.FlagSet, o *options) {
 	fs.StringVar(&o.driveGroup, "install-dir-group", "", "the web server's `group`, the only one besides root that may read the tenant data\n(apache, www-data, wwwrun; empty: files world-readable by exact path only)")
 	fs.StringVar(&o.dhcpDomain, "dhcp-domain", "novalocal", "domain of the config drive's hostname (nova's [api] dhcp_domain)")
 	fs.StringVar(&o.loginUser, "login-user", "root", "user whose authorized_keys get the tenant's keys on images without cloud-init")
+	fs.StringVar(&o.cleanMode, "clean-mode", "metadata", "what happens to a node's disks after its server is deleted, before nova may place another:\nmetadata (erase every disk's signatures and partition tables), full (erase every disk\nwhole) or off; cleaning boots xCAT's genesis with an image served from --install-dir")
 	fs.StringVar(&o.rescueOSImage, "rescue-osimage", "", "what rescue boots: an xCAT netboot `osimage` running from memory (the tenant's key and the\nrescue password delivered), or shell for xCAT's genesis shell (reachable by the xCAT\nadministrator only); empty refuses rescue")
 	fs.DurationVar(&o.coalesceWindow, "xcat-coalesce-window", 20*time.Millisecond, "concurrent rpower, nodeset, nodels, rsetboot, rbootseq, rnetboot and makehosts\nrequests with equal arguments within this window are sent as one request (0 disables)")
 	fs.DurationVar(&o.xcatReuse, "xcat-reuse-idle", 2*time.Second, "keep xcatd connections after an answer and send read-only requests (nodels, lsdef,\nrpower stat, ...) on one idle no longer than this, sparing a TLS handshake; a request that\nchanges something always gets its own connection (0: a connection per request, as\nxCAT's own client)")
@@ -216,7 +217,7 @@ func serve(ctx context.Context, o options, lookup func(string) (string, bool), l
 		PowerSyncInterval: o.powerSync, PowerSyncMisses: o.powerMisses, GatherWindow: o.gatherWindow,
 		CloudsFile: o.cloudsYAML, Cloud: o.cloud, Getenv: lookup,
 		XCATMaxNodes: o.xcatMaxNodes, InstallDir: o.installDir, DriveGroup: o.driveGroup, DHCPDomain: o.dhcpDomain,
-		LoginUser: o.loginUser, RescueOSImage: o.rescueOSImage,
+		LoginUser: o.loginUser, RescueOSImage: o.rescueOSImage, CleanMode: o.cleanMode,
 	}
 	if o.powerSync == 0 {
 		cfg.PowerSyncInterval = -1

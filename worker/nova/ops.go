@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"time"
@@ -152,6 +153,15 @@ func (s *Service) perform(ctx context.Context, op store.PendingNovaOp) (string, 
 			return "", err
 		}
 	case opAllocDelete:
+		// A node the destroy left in maintenance (cleaning) is reserved before the
+		// allocation goes, so that nova cannot place a server on it in between.
+		if p.Node != "" {
+			if n, err := s.store.Node(ctx, p.Node); err == nil && n.Maintenance != "" {
+				if _, err := s.syncNodes(ctx, []string{p.Node}); err != nil {
+					return "", fmt.Errorf("reserve %s before freeing its allocation: %w", p.Node, err)
+				}
+			}
+		}
 		if err := s.place.DeleteAllocations(ctx, op.InstanceUUID); err != nil {
 			return "", err
 		}

@@ -495,11 +495,11 @@ func (s *Service) ensureComputeNode(ctx context.Context, n *store.Node, have *me
 
 // syncProvider makes a node's resource provider carry the node's single custom
 // resource class, reserved while the node runs an instance (as nova's ironic driver
-// does), and the COMPUTE_NODE trait.
+// does) or is in maintenance (cleaned between tenants), and the COMPUTE_NODE trait.
 func (s *Service) syncProvider(ctx context.Context, st *computeNode, rpUUID string, n *store.Node) error {
 	rc := ResourceClass(n.ResourceClass)
 	reserved := 0
-	if n.InstanceUUID != "" {
+	if n.InstanceUUID != "" || n.Maintenance != "" { // in use, or held out (cleaning)
 		reserved = 1
 	}
 	want := map[string]Inventory{rc: {Total: 1, Reserved: reserved, MinUnit: 1, MaxUnit: 1, StepSize: 1, AllocationRatio: 1.0}}

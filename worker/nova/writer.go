@@ -131,6 +131,8 @@ func (s *Service) JobEnded(ev worker.JobEvent) []store.NovaOp {
 			b.add(op, opPayload{Instance: ev.Instance, Node: ev.Node})
 		case worker.OpInstanceDestroy:
 			b.add(op, opPayload{Instance: ev.Instance})
+		case worker.OpAllocationDelete:
+			b.add(op, opPayload{Node: ev.Node})
 		default:
 			b.add(op, opPayload{})
 		}

@@ -828,7 +828,8 @@ func (s *Store) OpenConfigDrives(ctx context.Context) (map[string]bool, error) {
 	return out, rows.Err()
 }
 
-// insertFollowUp inserts a job a transition of job from leaves behind.
+// insertFollowUp inserts a job a transition of job from leaves behind (from 0: an
+// admin asked for it).
 func insertFollowUp(ctx context.Context, tx *sql.Tx, from int64, j *NewJob) error {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
@@ -839,15 +840,10 @@ func insertFollowUp(ctx context.Context, tx *sql.Tx, from int64, j *NewJob) erro
 		return fmt.Errorf("insert the job that job %d leaves: %w", from, err)
 	}
 	var h history
-	h.add(id, "", j.State, "", fmt.Sprintf("left by job %d", from))
-	return h.insert(ctx, tx)
-}
-
-// InsertJob inserts one job outside any cast (an admin's retry), and returns its id.
-func (s *Store) InsertJob(ctx context.Context, j NewJob) (int64, error) {
-	ins, err := s.InsertJobs(ctx, []NewJob{j})
-	if err != nil {
-		return 0, err
+	why := "asked for again"
+	if from != 0 {
+		why = fmt.Sprintf("left by job %d", from)
 	}
-	return ins[0].ID, nil
+	h.add(id, "", j.State, "", why)
+	return h.insert(ctx, tx)
 }

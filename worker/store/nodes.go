@@ -260,3 +260,23 @@ func (s *Store) ClearMaintenance(ctx context.Context, names []string) ([]string,
 	}
 	return out, nil
 }
+
+// RetryCleaning puts a node held for a failed cleaning back into cleaning and
+// records job (its clean job) in the same transaction. It reports false, changing
+// nothing, when the node is not held for a failure (available, or cleaning).
+func (s *Store) RetryCleaning(ctx context.Context, node string, job NewJob) (bool, error) {
+	retried := false
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE nodes SET maintenance = $2, updated_at = now()
+			WHERE name = $1 AND maintenance NOT IN ('', $2)`, node, MaintenanceCleaning)
+		if err != nil {
+			return fmt.Errorf("retry cleaning %s: %w", node, err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return nil
+		}
+		retried = true
+		return insertFollowUp(ctx, tx, 0, &job)
+	})
+	return retried, err
+}

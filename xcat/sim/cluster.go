@@ -218,6 +218,8 @@ type installRun struct {
 	// shell: the node boots xCAT's genesis into its shell (nodeset shell): once
 	// powered on, it reports status shell and installs nothing.
 	shell bool
+	// runImage is the runimage genesis runs (nodeset runimage=<url>).
+	runImage string
 }
 
 // state is the whole simulated cluster; guarded by Server.mu.

@@ -279,6 +279,10 @@ func (s *Server) powerOn(n *node, now time.Time) {
 		if netBoot {
 			n.install = &installRun{start: now, shell: true}
 		}
+	case strings.HasPrefix(cs, "runimage="):
+		if netBoot {
+			n.install = &installRun{start: now, runImage: strings.TrimPrefix(cs, "runimage=")}
+		}
 	}
 }
 
@@ -411,6 +415,8 @@ func bootStatus(state string) string {
 		return "shell"
 	case state == "standby":
 		return "standingby"
+	case strings.HasPrefix(state, "runimage="), strings.HasPrefix(state, "runcmd="):
+		return "configuring"
 	}
 	return "booting"
 }
@@ -431,7 +437,8 @@ func (s *Server) nodeset(a *answer, nodes, args []string, now time.Time) {
 			a.fail(fmt.Sprintf("Cannot find the OS image %s in the osimage table.", img))
 			return
 		}
-	} else if !slices.Contains([]string{"stat", "offline", "boot", "next", "shell", "standby"}, arg) {
+	} else if !slices.Contains([]string{"stat", "offline", "boot", "next", "shell", "standby"}, arg) &&
+		!strings.HasPrefix(arg, "runimage=") && !strings.HasPrefix(arg, "runcmd=") {
 		a.fail("Unsupported nodeset state: " + arg)
 		return
 	}

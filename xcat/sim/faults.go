@@ -31,6 +31,9 @@ const (
 	// refusal that concerns one node, as the simulator's answer for an unknown node in
 	// a stanza does, on a node that resolves.
 	FaultChDefNode
+	// FaultCleanFail makes the Nodes' runimages (cleaning) end with status failed,
+	// the node left on.
+	FaultCleanFail
 )
 
 // IPMITimeoutMessage is the node error a BMC timeout produces. A client classifies it

@@ -43,6 +43,9 @@ type Timeline struct {
 	Installing time.Duration `json:"installing" yaml:"installing"`
 	// Postbooting is the time in postbooting before booted (or failed).
 	Postbooting time.Duration `json:"postbooting" yaml:"postbooting"`
+	// Cleaning is how long a runimage (xcatbm's disk cleaning) runs in genesis
+	// before the node powers off; 0 is Installing.
+	Cleaning time.Duration `json:"cleaning,omitempty" yaml:"cleaning,omitempty"`
 }
 
 // DefaultTimeline is short, for tests.
@@ -162,6 +165,7 @@ type Server struct {
 	records []Record
 	// driveFetches are the config drives nodes fetched (configdrive.go).
 	driveFetches []ConfigDriveFetch
+	cleanings    []Cleaning
 
 	wg     sync.WaitGroup
 	ctx    context.Context
@@ -590,6 +594,19 @@ func (s *Server) advance(n *node, now time.Time) {
 	case run.shell:
 		n.install = nil
 		s.setStatus(n, "shell", run.start.Add(tl.PoweringOn))
+	case run.runImage != "":
+		cleaning := tl.Cleaning
+		if cleaning == 0 {
+			cleaning = tl.Installing
+		}
+		if el < tl.PoweringOn+cleaning {
+			if n.attrs["status"] != "configuring" {
+				s.setStatus(n, "configuring", run.start.Add(tl.PoweringOn))
+			}
+			return
+		}
+		n.install = nil
+		s.runImage(n, run.runImage, run.start.Add(tl.PoweringOn), run.start.Add(tl.PoweringOn+cleaning))
 	case s.faults.nodeHas(FaultInstallHang, n.name) || el < tl.PoweringOn+tl.Installing:
 		if n.attrs["status"] != "installing" {
 			s.setStatus(n, "installing", run.start.Add(tl.PoweringOn))
