@@ -5,7 +5,9 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -222,6 +224,13 @@ func serve(ctx context.Context, o options, lookup func(string) (string, bool), l
 	if o.powerSync == 0 {
 		cfg.PowerSyncInterval = -1
 	}
+	if cfg.WorkerID == "" {
+		// One name for the job leases and the nova-compute lease of this process.
+		h, _ := os.Hostname()
+		var b [4]byte
+		_, _ = rand.Read(b[:])
+		cfg.WorkerID = fmt.Sprintf("%s:%d:%s", h, os.Getpid(), hex.EncodeToString(b[:]))
+	}
 	st := store.New(db)
 	deps := worker.Deps{Store: st, XCAT: xc, AMQPURLs: urls, Log: log, Metrics: reg}
 	var novaConn *broker.Conn
@@ -229,7 +238,7 @@ func serve(ctx context.Context, o options, lookup func(string) (string, bool), l
 	if o.nova {
 		novaConn = broker.NewConn(broker.ConnConfig{URLs: urls, Name: "xcatbm-worker:" + o.computeHost + ":nova", Log: log,
 			Backoff: broker.Backoff{Min: 500 * time.Millisecond, Max: 30 * time.Second}})
-		novaSvc, err = nova.New(nova.Config{ComputeHost: o.computeHost, ServiceVersion: o.novaServiceVersion, HostIP: o.novaHostIP},
+		novaSvc, err = nova.New(nova.Config{ComputeHost: o.computeHost, ServiceVersion: o.novaServiceVersion, HostIP: o.novaHostIP, Holder: cfg.WorkerID},
 			nova.Deps{Conn: novaConn, Store: st, Placement: &nova.Placement{URL: o.placementURL, Token: o.placementToken}, Log: log})
 		if err != nil {
 			return err

@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"reflect"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -46,6 +48,15 @@ type Config struct {
 	RegistrationWait time.Duration
 	// Backoff paces retries of failed writes.
 	Backoff broker.Backoff
+	// Holder names this process when several workers serve one compute host: only
+	// the one holding the host's nova-compute lease (store.AcquireLease) registers
+	// the service, heartbeats it and syncs the nodes; the others perform queued
+	// writes only, and one of them takes the role over once the holder stops
+	// renewing. LeaseTTL is how long a holder keeps the role without renewing
+	// (default 20 s: well under nova's service_down_time of 60 s); it renews every
+	// LeaseTTL/4. Default holder: hostname:pid.
+	Holder   string
+	LeaseTTL time.Duration
 }
 
 // Deps are what the integration uses.
@@ -74,6 +85,9 @@ type Service struct {
 	nodes  map[string]*computeNode
 	kick   chan struct{}
 	ready  chan struct{}
+	// readyOnce closes ready; leading says this process holds the service role.
+	readyOnce sync.Once
+	leading   atomic.Bool
 }
 
 // computeNode is what is known of one node's compute node and resource provider.
@@ -101,6 +115,13 @@ func New(cfg Config, d Deps) (*Service, error) {
 	if cfg.SyncInterval <= 0 {
 		cfg.SyncInterval = 60 * time.Second
 	}
+	if cfg.LeaseTTL <= 0 {
+		cfg.LeaseTTL = 20 * time.Second
+	}
+	if cfg.Holder == "" {
+		h, _ := os.Hostname()
+		cfg.Holder = fmt.Sprintf("%s:%d", h, os.Getpid())
+	}
 	if cfg.OpsInterval <= 0 {
 		cfg.OpsInterval = 200 * time.Millisecond
 	}
@@ -122,9 +143,11 @@ func (s *Service) Conductor() *Conductor { return s.cond }
 // Ready is closed once the service record exists and the nodes were synced once.
 func (s *Service) Ready() <-chan struct{} { return s.ready }
 
-// Run registers the service, then heartbeats, syncs nodes and performs queued writes
-// until ctx ends. On return the heartbeat stops, so nova sees the service go down
-// after service_down_time.
+// Run serves the compute host until ctx ends: it performs the queued instance writes
+// and, while this process holds the host's nova-compute lease, registers the service,
+// heartbeats it and syncs the nodes. On return the heartbeat stops (nova sees the
+// service go down after service_down_time) and the lease is given up, so another
+// worker of the host takes the role over at once.
 func (s *Service) Run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { s.cond.Run(gctx); return nil })
@@ -132,30 +155,144 @@ func (s *Service) Run(ctx context.Context) error {
 		if err := s.cond.Ping(gctx); err != nil {
 			return nil
 		}
-		for attempt := 0; ; attempt++ {
-			err := s.register(gctx)
-			if err == nil {
-				break
-			}
-			if gctx.Err() != nil {
-				return nil
-			}
-			s.log.Warn().Err(err).Msg("registering nova-compute service failed; retrying")
+		g.Go(func() error {
 			select {
 			case <-gctx.Done():
 				return nil
-			case <-time.After(s.cfg.Backoff.Delay(attempt)):
+			case <-s.ready:
 			}
-		}
-		if _, err := s.syncNodes(gctx, nil); err != nil {
-			s.log.Warn().Err(err).Msg("first compute node sync failed")
-		}
-		close(s.ready)
-		g.Go(func() error { return s.heartbeat(gctx) })
-		g.Go(func() error { return s.syncLoop(gctx) })
-		return s.opsLoop(gctx)
+			return s.opsLoop(gctx)
+		})
+		return s.lead(gctx)
 	})
 	return g.Wait()
+}
+
+// leaseRole is the lease of a compute host's nova-compute role.
+func (s *Service) leaseRole() string { return "nova-compute:" + s.cfg.ComputeHost }
+
+// Leading reports whether this process holds the host's nova-compute role now.
+func (s *Service) Leading() bool { return s.leading.Load() }
+
+// lead keeps asking for the host's nova-compute lease until ctx ends. Holding it, it
+// registers the service, heartbeats and syncs; losing it (the database unreachable
+// past the lease's time), it stops doing so. Not holding it, it looks the service
+// record up so that the writes it performs can proceed.
+func (s *Service) lead(ctx context.Context) error {
+	var stop context.CancelFunc
+	var done chan struct{}
+	stopLeading := func(why string) {
+		if stop == nil {
+			return
+		}
+		stop()
+		<-done
+		stop, done = nil, nil
+		s.leading.Store(false)
+		s.log.Warn().Str("holder", s.cfg.Holder).Str("why", why).Msg("no longer the nova-compute service of this host")
+	}
+	defer func() {
+		stopLeading("stopping")
+		rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := s.store.ReleaseLease(rctx, s.leaseRole(), s.cfg.Holder); err != nil {
+			s.log.Warn().Err(err).Msg("releasing the nova-compute lease failed; it expires on its own")
+		}
+	}()
+	renew := time.NewTicker(s.cfg.LeaseTTL / 4)
+	defer renew.Stop()
+	held, lastHeld := false, time.Time{}
+	for {
+		got, err := s.store.AcquireLease(ctx, s.leaseRole(), s.cfg.Holder, s.cfg.LeaseTTL)
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case err != nil:
+			s.log.Warn().Err(err).Msg("nova-compute lease not renewed")
+			// Past the lease's time another worker may hold the role: stop.
+			if held && time.Since(lastHeld) > s.cfg.LeaseTTL*3/4 {
+				stopLeading("the lease could not be renewed in time")
+				held = false
+			}
+		case got:
+			lastHeld = time.Now()
+			if !held {
+				held = true
+				lctx, cancel := context.WithCancel(ctx)
+				stop, done = cancel, make(chan struct{})
+				s.leading.Store(true)
+				s.log.Info().Str("holder", s.cfg.Holder).Msg("this worker is the nova-compute service of its host")
+				go func() {
+					defer close(done)
+					s.serve(lctx)
+				}()
+			}
+		default:
+			if held {
+				stopLeading("another worker holds the lease")
+				held = false
+			}
+			s.follow(ctx)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-renew.C:
+		}
+	}
+}
+
+// serve is the holder's work: register the service, sync the nodes once, then
+// heartbeat and sync until ctx ends.
+func (s *Service) serve(ctx context.Context) {
+	for attempt := 0; ; attempt++ {
+		err := s.register(ctx)
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		s.log.Warn().Err(err).Msg("registering nova-compute service failed; retrying")
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(s.cfg.Backoff.Delay(attempt)):
+		}
+	}
+	if _, err := s.syncNodes(ctx, nil); err != nil {
+		s.log.Warn().Err(err).Msg("first compute node sync failed")
+	}
+	s.readyOnce.Do(func() { close(s.ready) })
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); _ = s.heartbeat(ctx) }()
+	go func() { defer wg.Done(); _ = s.syncLoop(ctx) }()
+	wg.Wait()
+}
+
+// follow looks up the service record another worker registered, once, so this one is
+// ready to perform writes.
+func (s *Service) follow(ctx context.Context) {
+	select {
+	case <-s.ready:
+		return
+	default:
+	}
+	res, err := s.cond.ObjectClassAction(ctx, "Service", "get_by_host_and_binary", []any{s.cfg.ComputeHost, "nova-compute"}, nil)
+	if err != nil || string(res) == "null" {
+		return // not registered yet: the holder is at it
+	}
+	svc, err := messages.DecodeObject(res)
+	if err != nil {
+		return
+	}
+	s.mu.Lock()
+	if s.svc == nil {
+		s.svc = svc
+	}
+	s.mu.Unlock()
+	s.readyOnce.Do(func() { close(s.ready) })
 }
 
 // register finds or creates the nova-compute service record of the host.
