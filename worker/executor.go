@@ -209,13 +209,14 @@ func (e *executor) step(ctx context.Context, jobs []*store.Job, cont []*run) []*
 		}
 		ts = append(ts, t)
 	}
-	lost, cancel := e.apply(ctx, ts)
-	// A job that ended, for good now, needs its tenant data no more.
+	// A job that ends needs its tenant data no more: the node fetched it during
+	// the install, or never will. It goes before the commit that ends the job, so
+	// nobody who sees the job ended finds the data still on disk; should the
+	// commit fail, the step that runs again (a status poll, an undo) needs none.
 	for _, r := range finished {
-		if !lost[r.job.ID] {
-			w.removeDrive(r.req.ConfigDrive)
-		}
+		w.removeDrive(r.req.ConfigDrive)
 	}
+	lost, cancel := e.apply(ctx, ts)
 	var out []*run
 	for _, r := range goOn {
 		if lost[r.job.ID] {
