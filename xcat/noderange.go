@@ -79,6 +79,7 @@ type UnknownNodesError struct {
 	Names []string
 }
 
+// Error names the nodes xCAT does not know.
 func (e *UnknownNodesError) Error() string {
 	return "Invalid nodes and/or groups in noderange: " + strings.Join(e.Names, ",")
 }
@@ -123,6 +124,7 @@ type NoderangeTooLargeError struct {
 	Max int
 }
 
+// Error says how many nodes the noderange holds and the bound it passes.
 func (e *NoderangeTooLargeError) Error() string {
 	nr := e.Noderange
 	if len(nr) > 80 {

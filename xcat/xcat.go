@@ -127,6 +127,7 @@ type CommandError struct {
 	Code     int
 }
 
+// Error is xcatd's message for the command, with the command named.
 func (e *CommandError) Error() string {
 	return fmt.Sprintf("%s: %s", e.Request.Command, strings.Join(e.Messages, "; "))
 }
@@ -141,6 +142,7 @@ type NodeError struct {
 	Transient bool
 }
 
+// Error names the node and what xcatd said about it.
 func (e *NodeError) Error() string {
 	return fmt.Sprintf("%s %s: %s", e.Command, e.Node, e.Message)
 }

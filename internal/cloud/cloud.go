@@ -283,6 +283,7 @@ type ServiceError struct {
 	Message string
 }
 
+// Error names the service, the request and the status it answered.
 func (e *ServiceError) Error() string {
 	return fmt.Sprintf("%s %s: HTTP %d: %s", e.Method, e.URL, e.Status, e.Message)
 }

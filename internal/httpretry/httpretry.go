@@ -123,6 +123,7 @@ type DroppedError struct {
 	Err error
 }
 
+// Error says which request the connection dropped and how.
 func (e *DroppedError) Error() string {
 	what := "connection closed before the answer; not resent, the server may have acted on it"
 	if e.Resendable {

@@ -62,6 +62,7 @@ type RemoteError struct {
 	Kwargs  map[string]any
 }
 
+// Error is the remote exception's class and message as the conductor sent them.
 func (e *RemoteError) Error() string {
 	return fmt.Sprintf("conductor: %s.%s: %s", e.Module, e.Class, e.Message)
 }

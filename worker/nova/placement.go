@@ -67,6 +67,7 @@ type HTTPError struct {
 	Body         string
 }
 
+// Error gives the request, placement's status and its message.
 func (e *HTTPError) Error() string {
 	return fmt.Sprintf("placement %s %s: %d %s", e.Method, e.Path, e.Status, strings.TrimSpace(e.Body))
 }
@@ -215,6 +216,7 @@ type ProviderError struct {
 	Err    error
 }
 
+// Error names the part of the resource provider that failed and why.
 func (e *ProviderError) Error() string { return e.Part + ": " + e.Err.Error() }
 
 // Unwrap returns the placement error.

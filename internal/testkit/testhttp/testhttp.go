@@ -43,6 +43,7 @@ const (
 	EOF
 )
 
+// String names the way the connection is closed.
 func (c Close) String() string {
 	if c == EOF {
 		return "eof"
@@ -82,6 +83,7 @@ type Request struct {
 	Dropped bool
 }
 
+// String is the request as a log line.
 func (r Request) String() string {
 	switch {
 	case r.Dropped:
