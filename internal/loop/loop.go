@@ -1,8 +1,9 @@
 // Package loop is the one shape of xcatbm's background work: a pass repeated on a
 // ticker or when poked, with backoff after a failed pass, started with a context and
 // stopped cleanly. The executor's claims, the outbox publisher and its purge, lease
-// renewal, the power sync, the gauges and the nova integration's loops are each a
-// Loop.
+// renewal, the power sync, the gauges and the nova integration's heartbeat, node
+// sync and queued writes are each a Loop. (The nova-compute lease, whose passes
+// start and stop the heartbeat and sync, keeps its own loop in worker/nova.)
 package loop
 
 import (

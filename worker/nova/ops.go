@@ -13,34 +13,24 @@ import (
 	"xcatbm/worker/store"
 )
 
-// opsLoop performs the queued writes, the oldest first per instance, marking each
-// done once nova took it and retrying failures with backoff.
-func (s *Service) opsLoop(ctx context.Context) error {
-	t := time.NewTicker(s.cfg.OpsInterval)
-	defer t.Stop()
-	for {
-		ops, err := s.store.ClaimNovaOps(ctx, s.cfg.ComputeHost, 64, 2*time.Minute)
-		if err != nil && ctx.Err() == nil {
-			s.log.Warn().Err(err).Msg("claiming nova writes failed")
-		}
-		var wg sync.WaitGroup
-		for _, op := range ops {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				s.performOne(ctx, op)
-			}()
-		}
-		wg.Wait()
-		if len(ops) > 0 {
-			continue // the next op of each instance may be due now
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
+// performDue performs the queued writes that are due, the oldest first per
+// instance, marking each done once nova took it and retrying failures with backoff.
+// more is true when it performed any: the next write of each instance may be due.
+func (s *Service) performDue(ctx context.Context) (bool, error) {
+	ops, err := s.store.ClaimNovaOps(ctx, s.cfg.ComputeHost, 64, 2*time.Minute)
+	if err != nil {
+		return false, fmt.Errorf("claiming nova writes: %w", err)
 	}
+	var wg sync.WaitGroup
+	for _, op := range ops {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.performOne(ctx, op)
+		}()
+	}
+	wg.Wait()
+	return len(ops) > 0, nil
 }
 
 func (s *Service) performOne(ctx context.Context, op store.PendingNovaOp) {

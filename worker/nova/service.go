@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"xcatbm/internal/broker"
+	"xcatbm/internal/loop"
 	"xcatbm/messages"
 	"xcatbm/worker/store"
 )
@@ -83,8 +84,11 @@ type Service struct {
 	mu     sync.Mutex
 	svc    *messages.Object
 	nodes  map[string]*computeNode
-	kick   chan struct{}
 	ready  chan struct{}
+	// syncer, beater and writer are the background passes: the node sync and the
+	// heartbeat while this process holds the service role, the queued nova writes
+	// always.
+	syncer, beater, writer *loop.Loop
 	// readyOnce closes ready; leading says this process holds the service role.
 	readyOnce sync.Once
 	leading   atomic.Bool
@@ -132,9 +136,14 @@ func New(cfg Config, d Deps) (*Service, error) {
 		cfg.Backoff = broker.Backoff{Min: time.Second, Max: 30 * time.Second}
 	}
 	log := d.Log.With().Str("component", "nova").Logger()
-	return &Service{cfg: cfg, place: d.Placement, store: d.Store, log: log, now: time.Now,
+	s := &Service{cfg: cfg, place: d.Placement, store: d.Store, log: log, now: time.Now,
 		cond:  NewConductor(ConductorConfig{Conn: d.Conn, Log: log, Backoff: cfg.Backoff}),
-		nodes: map[string]*computeNode{}, kick: make(chan struct{}, 1), ready: make(chan struct{})}, nil
+		nodes: map[string]*computeNode{}, ready: make(chan struct{})}
+	s.syncer = &loop.Loop{Name: "compute node sync", Interval: cfg.SyncInterval, Backoff: cfg.Backoff, Log: log,
+		Pass: func(ctx context.Context) (bool, error) { _, err := s.syncNodes(ctx, nil); return false, err }}
+	s.beater = &loop.Loop{Name: "heartbeat", Interval: cfg.HeartbeatInterval, Log: log, Pass: s.beat}
+	s.writer = &loop.Loop{Name: "nova writes", Interval: cfg.OpsInterval, Backoff: cfg.Backoff, Log: log, Pass: s.performDue}
+	return s, nil
 }
 
 // Conductor is the integration's conductor client.
@@ -161,7 +170,7 @@ func (s *Service) Run(ctx context.Context) error {
 				return nil
 			case <-s.ready:
 			}
-			return s.opsLoop(gctx)
+			return s.writer.Run(gctx)
 		})
 		return s.lead(gctx)
 	})
@@ -266,8 +275,8 @@ func (s *Service) serve(ctx context.Context) {
 	s.readyOnce.Do(func() { close(s.ready) })
 	var wg sync.WaitGroup
 	wg.Add(2)
-	go func() { defer wg.Done(); _ = s.heartbeat(ctx) }()
-	go func() { defer wg.Done(); _ = s.syncLoop(ctx) }()
+	go func() { defer wg.Done(); _ = s.beater.Run(ctx) }()
+	go func() { defer wg.Done(); _ = s.syncer.Run(ctx) }()
 	wg.Wait()
 }
 
@@ -341,37 +350,27 @@ func merge(obj *messages.Object, updates map[string]json.RawMessage) {
 	}
 }
 
-// heartbeat is report_state: Service.save with report_count incremented.
-func (s *Service) heartbeat(ctx context.Context) error {
-	t := time.NewTicker(s.cfg.HeartbeatInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-		s.mu.Lock()
-		svc := s.svc.Clone()
-		s.mu.Unlock()
-		n, _ := svc.Int("report_count")
-		_ = svc.Set("report_count", n+1)
-		svc.Changes = []string{"report_count"}
-		hctx, cancel := context.WithTimeout(ctx, s.cfg.HeartbeatInterval*3)
-		upd, _, err := s.cond.ObjectAction(hctx, svc, "save", nil, nil, nil)
-		cancel()
-		if err != nil {
-			if ctx.Err() == nil {
-				s.log.Warn().Err(err).Msg("heartbeat failed")
-			}
-			continue
-		}
-		merge(svc, upd)
-		svc.Changes = nil
-		s.mu.Lock()
-		s.svc = svc
-		s.mu.Unlock()
+// beat is one report_state: Service.save with report_count incremented. A failed
+// beat is tried again at the next interval, as nova-compute does.
+func (s *Service) beat(ctx context.Context) (bool, error) {
+	s.mu.Lock()
+	svc := s.svc.Clone()
+	s.mu.Unlock()
+	n, _ := svc.Int("report_count")
+	_ = svc.Set("report_count", n+1)
+	svc.Changes = []string{"report_count"}
+	hctx, cancel := context.WithTimeout(ctx, s.cfg.HeartbeatInterval*3)
+	defer cancel()
+	upd, _, err := s.cond.ObjectAction(hctx, svc, "save", nil, nil, nil)
+	if err != nil {
+		return false, err
 	}
+	merge(svc, upd)
+	svc.Changes = nil
+	s.mu.Lock()
+	s.svc = svc
+	s.mu.Unlock()
+	return false, nil
 }
 
 // NodesChanged asks for a node sync now (worker.NovaWriter).
@@ -412,28 +411,7 @@ func (s *Service) SyncNodes(ctx context.Context, names []string) map[string]stor
 }
 
 // Kick asks for a node sync now.
-func (s *Service) Kick() {
-	select {
-	case s.kick <- struct{}{}:
-	default:
-	}
-}
-
-func (s *Service) syncLoop(ctx context.Context) error {
-	t := time.NewTicker(s.cfg.SyncInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		case <-s.kick:
-		}
-		if _, err := s.syncNodes(ctx, nil); err != nil && ctx.Err() == nil {
-			s.log.Warn().Err(err).Msg("compute node sync failed")
-		}
-	}
-}
+func (s *Service) Kick() { s.syncer.Poke() }
 
 // nodeUUID is the compute node (and resource provider) uuid of a node: stable, derived
 // from the host and node names, as the ironic driver's node uuids are.
