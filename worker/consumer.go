@@ -87,7 +87,16 @@ func (w *Worker) topology(ch *amqp.Channel) ([]string, error) {
 	if err := ch.QueueBind(fanout, "compute", "compute_fanout", false, nil); err != nil {
 		return nil, fmt.Errorf("bind %s: %w", fanout, err)
 	}
-	if _, err := ch.QueueDeclare(w.cfg.DeadLetterQueue, true, false, false, false, nil); err != nil {
+	// The dead-letter queue is durable and, with quorum queues, a quorum queue too: a
+	// classic queue lives on the one broker node that first declared it, and while that
+	// node is down every declaration of it fails (404), which would stop this worker
+	// consuming on the surviving nodes of a cluster.
+	if _, err := ch.QueueDeclare(w.cfg.DeadLetterQueue, true, false, false, false, q.args(false)); err != nil {
+		var ae *amqp.Error
+		if errors.As(err, &ae) && ae.Code == amqp.PreconditionFailed {
+			return nil, fmt.Errorf("dead-letter queue %s exists with other arguments than this worker declares (%s): match --rabbit-quorum-queue and --rabbit-ha-queues to it, or move its messages away and delete it: %w",
+				w.cfg.DeadLetterQueue, ae.Reason, err)
+		}
 		return nil, fmt.Errorf("queue %s: %w", w.cfg.DeadLetterQueue, err)
 	}
 	return append(queues, fanout), nil

@@ -34,6 +34,8 @@ type env struct {
 	ch    *amqp.Channel
 	xc    xcat.Client
 	notes *noteLog
+	// urls are the broker URLs the workers are given; empty: the vhost's.
+	urls []string
 }
 
 func newEnv(t *testing.T, nodes ...sim.NodeSpec) *env {
@@ -103,7 +105,11 @@ func (e *env) startWorker(cfg worker.Config) (stop func()) {
 func (e *env) startWorkerWith(cfg worker.Config, nova worker.NovaWriter) (stop func()) {
 	e.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	w, err := worker.New(cfg, worker.Deps{Store: e.st, XCAT: e.xc, AMQPURLs: []string{e.vh.URL}, Nova: nova,
+	urls := e.urls
+	if len(urls) == 0 {
+		urls = []string{e.vh.URL}
+	}
+	w, err := worker.New(cfg, worker.Deps{Store: e.st, XCAT: e.xc, AMQPURLs: urls, Nova: nova,
 		Log: zerolog.New(zerolog.NewTestWriter(e.t)).Level(zerolog.InfoLevel)})
 	if err != nil {
 		e.t.Fatal(err)
@@ -184,11 +190,18 @@ type noteLog struct {
 
 func listen(t *testing.T, conn *amqp.Connection) *noteLog {
 	t.Helper()
+	return listenOn(t, conn, false)
+}
+
+// listenOn is listen where the exchange is declared durable or not, as the
+// workers declare it (durable with quorum or durable queues).
+func listenOn(t *testing.T, conn *amqp.Connection, durable bool) *noteLog {
+	t.Helper()
 	ch, err := conn.Channel()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := ch.ExchangeDeclare("nova", "topic", false, false, false, false, nil); err != nil {
+	if err := ch.ExchangeDeclare("nova", "topic", durable, false, false, false, nil); err != nil {
 		t.Fatal(err)
 	}
 	q, err := ch.QueueDeclare("", false, true, true, false, nil)
