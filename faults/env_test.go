@@ -162,15 +162,7 @@ func (e *env) start() {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	args := []string{"--compute-host", host, "--mgmt-node", "mn1",
-		"--database-url", e.db.URL, "--transport-url", e.vh.URL,
-		"--xcat-host", e.sim.Addr(), "--xcat-cred-dir", e.sim.CredDir(),
-		"--poll-interval", "50ms", "--power-poll-interval", "50ms", "--lease", "2s",
-		"--xcat-timeout", "5s", "--power-sync-interval", "0",
-		"--listen", "", "--log-format", "json", "--log-level", "info",
-		"--console-log-dir", e.t.TempDir(), "--install-dir", e.installDir}
-	args = append(args, e.extra...)
-	cmd := exec.Command(workerBin, args...)
+	cmd := exec.Command(workerBin, e.workerArgs()...)
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.Env = append(os.Environ(), "HOME="+e.t.TempDir())
 	began := time.Now()
@@ -196,6 +188,22 @@ func (e *env) start() {
 		go e.measureResume(began)
 	}
 }
+
+// workerArgs is the command line of a worker process of the scenario.
+func (e *env) workerArgs() []string {
+	args := []string{"--compute-host", host, "--mgmt-node", "mn1",
+		"--database-url", e.db.URL, "--transport-url", e.vh.URL,
+		"--xcat-host", e.sim.Addr(), "--xcat-cred-dir", e.sim.CredDir(),
+		"--poll-interval", "50ms", "--power-poll-interval", "50ms", "--lease", workerLease.String(),
+		"--xcat-timeout", "5s", "--power-sync-interval", "0",
+		"--listen", "", "--log-format", "json", "--log-level", "info",
+		"--console-log-dir", e.t.TempDir(), "--install-dir", e.installDir}
+	return append(args, e.extra...)
+}
+
+// workerLease is the job lease of the scenarios' workers: a job whose worker died is
+// taken over once it ran out.
+const workerLease = 2 * time.Second
 
 // measureResume records how long after began the first transition was recorded.
 func (e *env) measureResume(began time.Time) {

@@ -39,7 +39,8 @@ type Row struct {
 	// MissingNotes counts expected notifications never seen on the broker.
 	MissingNotes int
 	// Resume holds, per restart, the time from the new process's start to its first
-	// recorded transition.
+	// recorded transition; with several processes, per job of a killed one, the time
+	// from the kill to the job's first transition by another.
 	Resume []time.Duration
 }
 
@@ -101,7 +102,7 @@ func resumeText(ds []time.Duration) string {
 	s := append([]time.Duration(nil), ds...)
 	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
 	r := func(d time.Duration) string { return d.Round(10 * time.Millisecond).String() }
-	return fmt.Sprintf("%s / %s (%d restarts)", r(s[len(s)/2]), r(s[len(s)-1]), len(s))
+	return fmt.Sprintf("%s / %s (n=%d)", r(s[len(s)/2]), r(s[len(s)-1]), len(s))
 }
 
 // action is the notification action of a kind of job.
