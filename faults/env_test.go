@@ -16,6 +16,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"xcatbm/internal/testkit/rabbitcluster"
 	"xcatbm/internal/testkit/testamqp"
 	"xcatbm/internal/testkit/testdb"
 	"xcatbm/messages/novacast"
@@ -78,6 +79,7 @@ type env struct {
 	db      *testdb.DB
 	st      *store.Store
 	vh      *testamqp.Vhost
+	node    *rabbitcluster.Node // the private broker, when the scenario stops it
 	pub     *amqp.Connection
 	ch      *amqp.Channel
 	notes   *noteLog
@@ -97,6 +99,13 @@ type env struct {
 // newEnv starts the simulator with n IPMI nodes named n01.. and the canary as BMC
 // password, and prepares a schema and a vhost; the worker is not started.
 func newEnv(t *testing.T, n int, extra ...string) *env {
+	t.Helper()
+	return newEnvOn(t, nil, n, extra...)
+}
+
+// newEnvOn is newEnv with the worker, the casts and the notifications on node, a
+// private broker the scenario may stop, instead of a vhost of the shared one.
+func newEnvOn(t *testing.T, node *rabbitcluster.Node, n int, extra ...string) *env {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -120,7 +129,12 @@ func newEnv(t *testing.T, n int, extra ...string) *env {
 	}
 	t.Cleanup(func() { _ = srv.Close() })
 	fsys, dir := store.Migrations()
-	e := &env{t: t, sim: srv, db: testdb.New(t, fsys, dir), vh: testamqp.New(t), extra: extra, installDir: installDir}
+	e := &env{t: t, sim: srv, db: testdb.New(t, fsys, dir), extra: extra, installDir: installDir, node: node}
+	if node != nil {
+		e.vh = &testamqp.Vhost{Name: "/", URL: node.URL()}
+	} else {
+		e.vh = testamqp.New(t)
+	}
 	e.st = store.New(e.db.DB)
 	e.logPath = filepath.Join(t.TempDir(), "worker.log")
 	e.pub, err = amqp.Dial(e.vh.URL)
@@ -739,14 +753,19 @@ func (e *env) checkCanary(fault string) {
 	}
 }
 
-// restartBroker stops the broker's app, waits down for the given time, starts it and
+// restartBroker stops the private broker's app, waits down for the given time, starts it and
 // reopens the test's own publishing connection, which died with it.
 func (e *env) restartBroker(down time.Duration) {
 	e.t.Helper()
-	testamqp.Ctl(e.t, "stop_app")
+	ctl := func(cmd string) {
+		if out, err := e.node.Ctl(cmd); err != nil {
+			e.t.Fatalf("%v\n%s", err, out)
+		}
+	}
+	ctl("stop_app")
 	time.Sleep(down)
-	testamqp.Ctl(e.t, "start_app")
-	testamqp.Ctl(e.t, "await_startup")
+	ctl("start_app")
+	ctl("await_startup")
 	var err error
 	for k := 0; k < 50; k++ {
 		if e.pub, err = amqp.Dial(e.vh.URL); err == nil {

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"xcatbm/internal/testkit/rabbitcluster"
 	"xcatbm/internal/testkit/testamqp"
 	"xcatbm/xcat/sim"
 )
@@ -307,14 +308,12 @@ func TestStormRandomKills(t *testing.T) {
 	e.verify("storm of 200 spawns, random SIGKILL", kills, n, expect{}, 10*time.Minute)
 }
 
-// TestBrokerRestartDurable (full form) stops and starts the whole broker's app while
-// casts wait in durable queues: with --amqp-durable-queues they survive.
+// TestBrokerRestartDurable stops and starts a private broker's app while casts wait
+// in durable queues: with --amqp-durable-queues they survive.
 func TestBrokerRestartDurable(t *testing.T) {
-	if !full() {
-		t.Skip("full form only: stop_app affects the whole shared broker")
-	}
-	const n = 20
-	e := newEnv(t, n, "--amqp-durable-queues")
+	t.Parallel()
+	n := sized(8, 20)
+	e := newEnvOn(t, rabbitcluster.Start(t, 1).Nodes[0], n, "--amqp-durable-queues")
 	e.start()
 	e.kill() // casts wait in the queue while no worker consumes
 	for i := 1; i <= n; i++ {
@@ -325,18 +324,17 @@ func TestBrokerRestartDurable(t *testing.T) {
 	e.verify("broker stop_app/start_app, durable queues", 1, n, expect{}, 3*time.Minute)
 }
 
-// TestBrokerRestartMidStorm (full form) stops and starts the broker's app while a
-// worker runs a storm of spawns, with durable and with quorum queues: the worker
-// reconnects on its own, and every cast it had received (recorded in PostgreSQL) or
-// that waited in a queue finishes, with its notifications.
+// TestBrokerRestartMidStorm stops and starts a private broker's app while a worker
+// runs a storm of spawns, with durable and with quorum queues: the worker reconnects
+// on its own, and every cast it had received (recorded in PostgreSQL) or that waited
+// in a queue finishes, with its notifications.
 func TestBrokerRestartMidStorm(t *testing.T) {
-	if !full() {
-		t.Skip("full form only: stop_app affects the whole shared broker")
-	}
+	t.Parallel()
 	for _, q := range []struct{ name, flag string }{{"durable", "--amqp-durable-queues"}, {"quorum", "--rabbit-quorum-queue"}} {
 		t.Run(q.name, func(t *testing.T) {
-			const n = 40
-			e := newEnv(t, n, q.flag)
+			t.Parallel()
+			n := sized(12, 40)
+			e := newEnvOn(t, rabbitcluster.Start(t, 1).Nodes[0], n, q.flag)
 			e.start()
 			for i := 1; i <= n; i++ {
 				e.cast(spawnCast(i))
