@@ -88,7 +88,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.logLevel, "log-level", "warn", "worker log `level` (logs go to stderr)")
 	fs.DurationVar(&o.rowTimeout, "row-timeout", 15*time.Minute, "give up on a row after `duration`")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to `file` (go tool pprof)")
-	fs.StringVar(&o.only, "rows", "", "run only the rows whose names contain one of these comma-separated `words` (ceiling, spawn,\ncontrol, scale, latency; latency reports on the rows run before it)")
+	fs.StringVar(&o.only, "rows", "", "run only the rows whose names contain one of these comma-separated `words` (ceiling, spawn,\ncontrol, scale (both scale rows), scale-out, latency; latency reports on the rows run before it)")
 	fs.DurationVar(&o.coalesce, "coalesce-window", 20*time.Millisecond, "xCAT request coalescing window of the rows' workers (the spawn storm also runs with it off)")
 	fs.Usage = config.Usage(fs, synopsis, "")
 	if err := config.Parse(fs, args, os.LookupEnv); err != nil {
@@ -140,6 +140,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		{"spawn storm", b.rowSpawnStorm},
 		{"control-plane rate", b.rowControlPlane},
 		{"scale", b.rowScale},
+		{"scale-out", b.rowScaleOut},
 		{"notification latency", b.rowLatency},
 	}
 	failed := false
