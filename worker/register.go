@@ -53,8 +53,9 @@ type registrationXCAT interface {
 	LsDefOSImages(ctx context.Context, names []string, attrs ...string) (map[string]xcat.Attrs, error)
 }
 
-// progressEvery is how many items a registration job handles between two progress
-// notifications.
+// progressEvery is the least number of items a registration job handles between two
+// progress notifications; a job of more than 100×progressEvery items reports every
+// hundredth of its items, so a job sends at most about 100 progress notifications.
 const progressEvery = 25
 
 // ErrWrongHost is the error of a registration job for another compute host.
@@ -94,24 +95,27 @@ func summary(res []messages.JobItemResult) string {
 }
 
 // progress is the reporter of one registration job: it collects item results and
-// publishes an xcatbm.job.progress notification every progressEvery items.
+// publishes an xcatbm.job.progress notification every max(progressEvery, total/100)
+// items. A progress notification carries the results since the previous one (and
+// the count of all), so a job's notifications grow linearly with its items; the end
+// notification carries every result.
 type progress struct {
 	w     *Worker
 	r     *run
 	total int
-	since int
+	every int // items between two progress notifications
+	sent  int // results carried by progress notifications so far
 }
 
 func (w *Worker) newProgress(r *run, total int) *progress {
 	r.data.Results = nil
-	return &progress{w: w, r: r, total: total}
+	return &progress{w: w, r: r, total: total, every: max(progressEvery, total/100)}
 }
 
 // add records one item's result.
 func (p *progress) add(ctx context.Context, name, status, msg string) {
 	p.r.data.Results = append(p.r.data.Results, messages.JobItemResult{Name: name, Status: status, Message: msg})
-	p.since++
-	if p.since >= progressEvery && len(p.r.data.Results) < p.total {
+	if n := len(p.r.data.Results); n-p.sent >= p.every && n < p.total {
 		p.flush(ctx)
 	}
 }
@@ -119,8 +123,9 @@ func (p *progress) add(ctx context.Context, name, status, msg string) {
 // flush publishes a progress notification now (through the outbox table). A failure
 // to record it is logged: progress is advisory, the end notification is not.
 func (p *progress) flush(ctx context.Context) {
-	p.since = 0
-	m, err := p.w.notify.jobProgress(p.r, false, p.r.data.Results, p.total)
+	fresh := p.r.data.Results[p.sent:]
+	p.sent = len(p.r.data.Results)
+	m, err := p.w.notify.jobProgress(p.r, false, fresh, p.sent, p.total)
 	if err == nil {
 		_, err = p.w.store.RecordMessage(ctx, "", []store.OutboxMessage{m})
 	}
