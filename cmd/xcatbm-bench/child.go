@@ -36,6 +36,8 @@ type childSpec struct {
 	Poll        time.Duration `json:"poll"`
 	Coalesce    time.Duration `json:"coalesce"`
 	LogLevel    string        `json:"log_level"`
+	// DBConns bounds the worker's database pool (default 32).
+	DBConns int `json:"db_conns"`
 }
 
 // runChild runs the worker of spec until stdin closes; it prints "ready" on stdout
@@ -57,8 +59,12 @@ func runChild(ctx context.Context, raw string, stdin io.Reader, stdout, stderr i
 		return 1
 	}
 	defer db.Close()
-	db.SetMaxOpenConns(32)
-	db.SetMaxIdleConns(32)
+	conns := spec.DBConns
+	if conns <= 0 {
+		conns = 32
+	}
+	db.SetMaxOpenConns(conns)
+	db.SetMaxIdleConns(conns)
 	nat, err := xcat.NewNative(xcat.NativeConfig{Addr: spec.XCATAddr, CredDir: spec.XCATCredDir})
 	if err != nil {
 		fmt.Fprintln(stderr, "xcatbm-bench worker:", err)

@@ -22,6 +22,11 @@ import (
 // share the scale-out row's nodes, database and broker.
 const scaleOutHosts = 10
 
+// scaleOutConns is each scale-out worker's database pool. Ten workers with
+// xcatbm-worker's default pool (--database-max-conns 16) need 160 connections, more
+// than PostgreSQL's default max_connections (100) leaves; the row runs them with 5.
+const scaleOutConns = 5
+
 // rowScaleOut is row 6: 100,000 nodes (at scale 1) across ten compute hosts, one
 // worker process each, one database and one broker. Each host registers its tenth of
 // the nodes through a register_nodes job, takes a storm of spawns, and sweeps its
@@ -49,7 +54,7 @@ func (b *bench) rowScaleOut(ctx context.Context) error {
 	for h := range hosts {
 		hosts[h] = fmt.Sprintf("bench-out-%02d", h+1)
 		c, err := startChildWorker(ctx, childSpec{DatabaseURL: dbURL, AMQPURL: b.env.amqpURL, XCATAddr: srv.Addr(), XCATCredDir: srv.CredDir(),
-			Host: hosts[h], Poll: time.Second, Coalesce: b.o.coalesce, LogLevel: b.o.logLevel}, b.errw)
+			Host: hosts[h], Poll: time.Second, Coalesce: b.o.coalesce, LogLevel: b.o.logLevel, DBConns: scaleOutConns}, b.errw)
 		if err != nil {
 			return fmt.Errorf("worker for %s: %w", hosts[h], err)
 		}

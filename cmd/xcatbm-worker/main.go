@@ -56,6 +56,7 @@ func main() {
 
 type options struct {
 	computeHost, mgmtNode, workerID string
+	databaseConns                   int
 	transportURL, databaseURL       config.Secret
 	xcatBackend, xcatHost           string
 	xcatCredDir, xcatCLIDir         string
@@ -94,6 +95,7 @@ func flags(fs *flag.FlagSet, o *options) {
 	fs.StringVar(&o.workerID, "worker-id", "", "`name` for this process in job leases (default hostname:pid:random)")
 	fs.Var(&o.transportURL, "transport-url", "oslo transport `url`, rabbit://user:pass@host:5672[,user:pass@host2:5672]/vhost\n(default rabbit://guest:guest@127.0.0.1:5672/)")
 	fs.Var(&o.databaseURL, "database-url", "PostgreSQL `url` (default postgres://xcatbm@127.0.0.1:5432/xcatbm?sslmode=disable)")
+	fs.IntVar(&o.databaseConns, "database-max-conns", 16, "most database `connections` this process opens (0: no bound); every worker of a database\ncounts against PostgreSQL's max_connections (100 by default)")
 	fs.StringVar(&o.xcatBackend, "xcat-backend", "native", "how to reach xCAT: native (xcatd's XML protocol over TLS) or cli (xCAT-client commands)")
 	fs.StringVar(&o.xcatHost, "xcat-host", "", "xcatd `host:port` for the native backend (default $XCATHOST, else localhost:3001)")
 	fs.StringVar(&o.xcatCredDir, "xcat-cred-dir", "", "`dir` with ca.pem and client-cred.pem for xcatd (default ~/.xcat)")
@@ -190,7 +192,7 @@ func serve(ctx context.Context, o options, lookup func(string) (string, bool), l
 		return fmt.Errorf("database %s: %w", config.RedactURL(dbURL), err)
 	}
 	defer db.Close()
-	db.SetMaxOpenConns(16)
+	db.SetMaxOpenConns(o.databaseConns)
 	if err := waitDB(ctx, db, log); err != nil {
 		return err
 	}
