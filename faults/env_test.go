@@ -289,6 +289,7 @@ func tail(path string) string {
 type cast struct {
 	file, node, uuid string
 	ip               string // tenant IP (spawn), in 192.168.0.0/16
+	image            string // xcat_image_name of a spawn ("" is the scenarios' image)
 	uniqueID         string
 	version, method  string
 	mutate           func(msg map[string]any)
@@ -298,7 +299,11 @@ type cast struct {
 // auth token and admin password.
 func castBody(t *testing.T, c cast) []byte {
 	t.Helper()
-	spec := novacast.Spec{Node: c.node, UUID: c.uuid, Hostname: "h-" + c.node, Image: image, Method: c.method,
+	img := image
+	if c.image != "" {
+		img = c.image
+	}
+	spec := novacast.Spec{Node: c.node, UUID: c.uuid, Hostname: "h-" + c.node, Image: img, Method: c.method,
 		Version: c.version, UniqueID: c.uniqueID, AuthToken: Canary, AdminPassword: Canary}
 	if c.ip != "" {
 		spec.IP, spec.CIDR = c.ip, "192.168.0.0/16"
