@@ -88,6 +88,9 @@ type env struct {
 	// installDir is the install directory the worker writes tenant data to and
 	// the simulator's nodes fetch it from.
 	installDir string
+	// before holds every node's lsdef attributes (but residueIgnored) as the
+	// scenario began: what a node of a deleted or failed instance must be again.
+	before map[string]map[string]string
 
 	mu      sync.Mutex
 	proc    *exec.Cmd
@@ -129,7 +132,11 @@ func newEnvOn(t *testing.T, node *rabbitcluster.Node, n int, extra ...string) *e
 	}
 	t.Cleanup(func() { _ = srv.Close() })
 	fsys, dir := store.Migrations()
-	e := &env{t: t, sim: srv, db: testdb.New(t, fsys, dir), extra: extra, installDir: installDir, node: node}
+	e := &env{t: t, sim: srv, db: testdb.New(t, fsys, dir), extra: extra, installDir: installDir, node: node,
+		before: map[string]map[string]string{}}
+	for i := 1; i <= n; i++ {
+		e.before[nodeName(i)] = e.lsdef(nodeName(i))
+	}
 	if node != nil {
 		e.vh = &testamqp.Vhost{Name: "/", URL: node.URL()}
 	} else {
@@ -639,6 +646,7 @@ func (e *env) verify(fault string, runs, wantJobs int, want expect, within time.
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	row.Residue, row.ResidueChecked = e.checkResidue(fault, goneNodes(jobs)), true
 	e.checkCanary(fault)
 	e.mu.Lock()
 	row.Resume = append(row.Resume, e.resumes...)

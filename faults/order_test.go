@@ -44,7 +44,7 @@ type planned struct {
 	image  string
 	steps  []castStep
 	rpower []string
-	// gone: the instance ends deleted or failed, so its node must show no residue.
+	// gone: the instance ends deleted or failed (verify checks its node for residue).
 	gone bool
 }
 
@@ -73,7 +73,6 @@ func TestOrderUnderFaults(t *testing.T) {
 	}
 	plan = append(plan, planned{i: pairs + walks + 1, image: badImage, steps: []castStep{spawnStep}, gone: true})
 	e := newEnv(t, len(plan))
-	before := e.lsdefAll(len(plan))
 	e.start()
 	// The casts of all instances interleaved, as nova sends them: step k of every
 	// instance, then step k+1.
@@ -140,8 +139,13 @@ func TestOrderUnderFaults(t *testing.T) {
 	}
 	row := e.verify(fmt.Sprintf("order storm: %d spawn+destroy pairs, %d spawn→stop→start→reboot, 1 failed spawn; pg_terminate_backend + close_all_connections", pairs, walks),
 		pgRounds+amqpRounds, casts, want, 2*time.Minute)
-	table.Add(Row{Fault: row.Fault, Reordered: e.checkOrder(plan), Residue: e.checkResidue(plan, before),
-		OrderChecked: true, ResidueChecked: true})
+	gone := goneNodes(jobs)
+	for _, p := range plan {
+		if _, ok := gone[nodeName(p.i)]; p.gone && !ok {
+			t.Errorf("instance %s on %s did not end deleted or failed", instanceUUID(p.i), nodeName(p.i))
+		}
+	}
+	table.Add(Row{Fault: row.Fault, Reordered: e.checkOrder(plan), OrderChecked: true})
 }
 
 // terminateBackends ends every PostgreSQL session of the scenario's worker (the test's
@@ -182,24 +186,20 @@ func (e *env) redial() {
 	}
 }
 
-// lsdefAll returns the lsdef attributes of nodes n01..n<n>, without residueIgnored.
-func (e *env) lsdefAll(n int) map[string]map[string]string {
+// lsdef returns the lsdef attributes of node, without residueIgnored.
+func (e *env) lsdef(node string) map[string]string {
 	e.t.Helper()
-	out := map[string]map[string]string{}
-	for i := 1; i <= n; i++ {
-		ns, ok := e.sim.Node(nodeName(i))
-		if !ok {
-			e.t.Fatalf("no simulated node %s", nodeName(i))
-		}
-		a := map[string]string{}
-		for k, v := range ns.Attrs {
-			if !residueIgnored[k] {
-				a[k] = v
-			}
-		}
-		out[nodeName(i)] = a
+	ns, ok := e.sim.Node(node)
+	if !ok {
+		e.t.Fatalf("no simulated node %s", node)
 	}
-	return out
+	a := map[string]string{}
+	for k, v := range ns.Attrs {
+		if !residueIgnored[k] {
+			a[k] = v
+		}
+	}
+	return a
 }
 
 // checkOrder counts the instances of plan whose jobs were recorded or run out of
@@ -358,28 +358,47 @@ func callKind(r sim.Record) string {
 	return ""
 }
 
-// checkResidue counts the nodes of plan's deleted or failed instances that kept
-// something of them: an lsdef attribute other than before the spawn, a
-// config_ops_bmnode postbootscript, power on, or a binding in xcatbm's nodes table;
+// goneNodes returns, for the instances whose last job (by id) is a done destroy or a
+// spawn that failed or was cancelled, their node and uuid.
+func goneNodes(jobs []jobRow) map[string]string {
+	last := map[string]jobRow{}
+	for _, j := range jobs {
+		if j.UUID != "" && j.Kind != "clean" {
+			last[j.UUID] = j
+		}
+	}
+	out := map[string]string{}
+	for u, j := range last {
+		if j.Node != "" && (j.Kind == "destroy" && j.State == "done" || j.Kind == "spawn" && (j.State == "failed" || j.State == "cancelled")) {
+			out[j.Node] = u
+		}
+	}
+	return out
+}
+
+// checkResidue counts the nodes of deleted or failed instances (gone: node → instance)
+// that kept something of them: an lsdef attribute other than when the scenario began,
+// a config_ops_bmnode postbootscript, power on, or a binding in xcatbm's nodes table;
 // and tenant data trees left in the install directory (every job has ended, so no
 // tree may remain).
-func (e *env) checkResidue(plan []planned, before map[string]map[string]string) int {
+func (e *env) checkResidue(fault string, gone map[string]string) int {
 	e.t.Helper()
 	residue := 0
-	after := e.lsdefAll(len(before))
-	for _, p := range plan {
-		if !p.gone {
-			continue
-		}
-		node := nodeName(p.i)
+	nodes := make([]string, 0, len(gone))
+	for n := range gone {
+		nodes = append(nodes, n)
+	}
+	slices.Sort(nodes)
+	for _, node := range nodes {
 		var problems []string
-		for k, v := range before[node] {
-			if after[node][k] != v {
-				problems = append(problems, fmt.Sprintf("%s=%q (was %q)", k, after[node][k], v))
+		after := e.lsdef(node)
+		for k, v := range e.before[node] {
+			if after[k] != v {
+				problems = append(problems, fmt.Sprintf("%s=%q (was %q)", k, after[k], v))
 			}
 		}
-		for k, v := range after[node] {
-			if _, ok := before[node][k]; !ok {
+		for k, v := range after {
+			if _, ok := e.before[node][k]; !ok {
 				problems = append(problems, fmt.Sprintf("%s=%q (was unset)", k, v))
 			}
 		}
@@ -399,7 +418,7 @@ func (e *env) checkResidue(plan []planned, before map[string]map[string]string) 
 		if len(problems) > 0 {
 			residue++
 			slices.Sort(problems)
-			e.t.Errorf("residue on %s after instance %s ended: %s", node, instanceUUID(p.i), strings.Join(problems, "; "))
+			e.t.Errorf("%s: residue on %s after instance %s ended: %s", fault, node, gone[node], strings.Join(problems, "; "))
 		}
 	}
 	trees, err := os.ReadDir(filepath.Join(e.installDir, "xcatbm"))
@@ -411,7 +430,7 @@ func (e *env) checkResidue(plan []planned, before map[string]map[string]string) 
 			continue // not a tree: the cleaning images live here too
 		}
 		residue++
-		e.t.Errorf("tenant data left in the install directory: xcatbm/%s", d.Name())
+		e.t.Errorf("%s: tenant data left in the install directory: xcatbm/%s", fault, d.Name())
 	}
 	return residue
 }
