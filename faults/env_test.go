@@ -114,6 +114,8 @@ func newEnvOn(t *testing.T, node *rabbitcluster.Node, n int, extra ...string) *e
 	t.Cleanup(cancel)
 	cl := sim.GenerateCluster("n", n, "mn1")
 	cl.Passwd["ipmi"] = sim.PasswdEntry{Username: "ADMIN", Password: Canary}
+	cl.OSImages[rescueImage] = map[string]string{"profile": "compute", "imagetype": "linux", "provmethod": "netboot",
+		"osname": "Linux", "osvers": "rescue", "osarch": "x86_64"}
 	for i := range cl.Nodes {
 		cl.Nodes[i].Name = nodeName(i + 1)
 		cl.Nodes[i].Attrs["bmcpassword"] = Canary
