@@ -88,6 +88,9 @@ type env struct {
 	// installDir is the install directory the worker writes tenant data to and
 	// the simulator's nodes fetch it from.
 	installDir string
+	// before holds every node's lsdef attributes (but residueIgnored) as the
+	// scenario began: what a node of a deleted or failed instance must be again.
+	before map[string]map[string]string
 
 	mu      sync.Mutex
 	proc    *exec.Cmd
@@ -111,6 +114,8 @@ func newEnvOn(t *testing.T, node *rabbitcluster.Node, n int, extra ...string) *e
 	t.Cleanup(cancel)
 	cl := sim.GenerateCluster("n", n, "mn1")
 	cl.Passwd["ipmi"] = sim.PasswdEntry{Username: "ADMIN", Password: Canary}
+	cl.OSImages[rescueImage] = map[string]string{"profile": "compute", "imagetype": "linux", "provmethod": "netboot",
+		"osname": "Linux", "osvers": "rescue", "osarch": "x86_64"}
 	for i := range cl.Nodes {
 		cl.Nodes[i].Name = nodeName(i + 1)
 		cl.Nodes[i].Attrs["bmcpassword"] = Canary
@@ -129,7 +134,11 @@ func newEnvOn(t *testing.T, node *rabbitcluster.Node, n int, extra ...string) *e
 	}
 	t.Cleanup(func() { _ = srv.Close() })
 	fsys, dir := store.Migrations()
-	e := &env{t: t, sim: srv, db: testdb.New(t, fsys, dir), extra: extra, installDir: installDir, node: node}
+	e := &env{t: t, sim: srv, db: testdb.New(t, fsys, dir), extra: extra, installDir: installDir, node: node,
+		before: map[string]map[string]string{}}
+	for i := 1; i <= n; i++ {
+		e.before[nodeName(i)] = e.lsdef(nodeName(i))
+	}
 	if node != nil {
 		e.vh = &testamqp.Vhost{Name: "/", URL: node.URL()}
 	} else {
@@ -289,6 +298,7 @@ func tail(path string) string {
 type cast struct {
 	file, node, uuid string
 	ip               string // tenant IP (spawn), in 192.168.0.0/16
+	image            string // xcat_image_name of a spawn ("" is the scenarios' image)
 	uniqueID         string
 	version, method  string
 	mutate           func(msg map[string]any)
@@ -298,7 +308,11 @@ type cast struct {
 // auth token and admin password.
 func castBody(t *testing.T, c cast) []byte {
 	t.Helper()
-	spec := novacast.Spec{Node: c.node, UUID: c.uuid, Hostname: "h-" + c.node, Image: image, Method: c.method,
+	img := image
+	if c.image != "" {
+		img = c.image
+	}
+	spec := novacast.Spec{Node: c.node, UUID: c.uuid, Hostname: "h-" + c.node, Image: img, Method: c.method,
 		Version: c.version, UniqueID: c.uniqueID, AuthToken: Canary, AdminPassword: Canary}
 	if c.ip != "" {
 		spec.IP, spec.CIDR = c.ip, "192.168.0.0/16"
@@ -634,6 +648,7 @@ func (e *env) verify(fault string, runs, wantJobs int, want expect, within time.
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	row.Residue, row.ResidueChecked = e.checkResidue(fault, goneNodes(jobs)), true
 	e.checkCanary(fault)
 	e.mu.Lock()
 	row.Resume = append(row.Resume, e.resumes...)

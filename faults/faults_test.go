@@ -226,13 +226,7 @@ func TestDatabaseConnectionsTerminated(t *testing.T) {
 	storm(t, "database: pg_terminate_backend mid-storm", n, func(e *env) {
 		terminated := 0
 		for k := 0; k < 3; k++ {
-			var killed int
-			// The test's own pool may lose a connection too: ask twice.
-			q := `SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1 AND pid <> pg_backend_pid()`
-			err := e.db.QueryRow(q, e.db.Schema).Scan(&killed)
-			if err != nil {
-				err = e.db.QueryRow(q, e.db.Schema).Scan(&killed)
-			}
+			killed, err := e.terminateBackends()
 			if err != nil {
 				t.Logf("terminate: %v", err)
 			}

@@ -38,6 +38,16 @@ type Row struct {
 	HarmfulRepeats int
 	// MissingNotes counts expected notifications never seen on the broker.
 	MissingNotes int
+	// Reordered counts instances whose jobs were recorded or ran, or whose xCAT
+	// calls reached the node, out of nova's cast order; Residue counts nodes that
+	// kept something of a deleted or failed instance (lsdef attributes, the
+	// postscript entry, power, the binding, tenant data trees). OrderChecked and
+	// ResidueChecked say whether the scenario checked them at all.
+	Reordered, Residue           int
+	OrderChecked, ResidueChecked bool
+	// Canary counts places a secret was found (log, notifications, schema,
+	// dead-letter queue, the simulator's request record).
+	Canary int
 	// Resume holds, per restart, the time from the new process's start to its first
 	// recorded transition; with several processes, per job of a killed one, the time
 	// from the kill to the job's first transition by another.
@@ -70,6 +80,11 @@ func (t *Table) Add(r Row) {
 	x.WronglyFailed += r.WronglyFailed
 	x.HarmfulRepeats += r.HarmfulRepeats
 	x.MissingNotes += r.MissingNotes
+	x.Reordered += r.Reordered
+	x.Residue += r.Residue
+	x.OrderChecked = x.OrderChecked || r.OrderChecked
+	x.ResidueChecked = x.ResidueChecked || r.ResidueChecked
+	x.Canary += r.Canary
 	x.Resume = append(x.Resume, r.Resume...)
 }
 
@@ -86,13 +101,22 @@ func (t *Table) Write(w io.Writer) {
 	defer t.mu.Unlock()
 	names := append([]string(nil), t.order...)
 	sort.Strings(names)
-	fmt.Fprintln(w, "| fault | runs | jobs | lost | wrongly failed | harmful repeats | missing notifications | time to resume (median / max) |")
-	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---|")
+	fmt.Fprintln(w, "| fault | runs | jobs | lost | wrongly failed | harmful repeats | reordered | residue | canary | missing notifications | time to resume (median / max) |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
 	for _, n := range names {
 		r := t.rows[n]
-		fmt.Fprintf(w, "| %s | %d | %d | %d | %d | %d | %d | %s |\n", r.Fault, r.Runs, r.Jobs, r.Lost, r.WronglyFailed,
-			r.HarmfulRepeats, r.MissingNotes, resumeText(r.Resume))
+		fmt.Fprintf(w, "| %s | %d | %d | %d | %d | %d | %s | %s | %d | %d | %s |\n", r.Fault, r.Runs, r.Jobs, r.Lost, r.WronglyFailed,
+			r.HarmfulRepeats, checked(r.OrderChecked, r.Reordered), checked(r.ResidueChecked, r.Residue), r.Canary,
+			r.MissingNotes, resumeText(r.Resume))
 	}
+}
+
+// checked prints a count, or "–" when the scenario did not check it.
+func checked(ok bool, n int) string {
+	if !ok {
+		return "–"
+	}
+	return fmt.Sprint(n)
 }
 
 func resumeText(ds []time.Duration) string {
