@@ -229,7 +229,7 @@ mapfile -t vars < <(grep -E '^#XCATBM_[A-Z0-9_]+=' /etc/xcatbm/example.env | gre
 	grep -v '^#XCATBM_COMPUTE_HOST=' | sed 's/^#//; s/="\(.*\)"$/=\1/')
 out=$(env -i PATH=/usr/bin:/bin "${vars[@]}" /usr/bin/xcatbm-worker 2>&1)
 rc=$?
-if ((rc == 1)) && grep -q -- '--compute-host is required' <<<"$out"; then
+if ((rc == 2)) && grep -q -- '--compute-host (or XCATBM_COMPUTE_HOST) is required' <<<"$out"; then
 	pass "every example.env value parses (${#vars[@]} settings)"
 else
 	fail "example.env values do not parse (rc $rc): $out"

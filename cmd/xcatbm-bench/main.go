@@ -78,7 +78,6 @@ type row struct {
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("xcatbm-bench", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	var o options
 	fs.Float64Var(&o.scale, "scale", 1, "scale every count and the simulated install time by `factor` (0 < factor <= 1)")
 	fs.StringVar(&o.dbURL, "test-database-url", "postgres://postgres@127.0.0.1:5432/test?sslmode=disable",
@@ -91,20 +90,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.only, "rows", "", "run only the rows whose names contain one of these comma-separated `words` (ceiling, spawn,\ncontrol, scale (both scale rows), scale-out, latency; latency reports on the rows run before it)")
 	fs.DurationVar(&o.coalesce, "coalesce-window", 20*time.Millisecond, "xCAT request coalescing window of the rows' workers (the spawn storm also runs with it off)")
 	fs.Usage = config.Usage(fs, synopsis, "")
-	if err := config.Parse(fs, args, os.LookupEnv); err != nil {
-		if err == flag.ErrHelp {
-			return 0
-		}
-		return 2
+	if code, done := config.ParseCommandLine(fs, args, os.LookupEnv, stdout, stderr); done {
+		return code
 	}
 	if o.scale <= 0 || o.scale > 1 {
-		fmt.Fprintln(stderr, "xcatbm-bench: --scale must be in (0, 1]")
-		return 2
+		return config.UsageError(stderr, "xcatbm-bench", "--scale %v: want a factor in (0, 1]", o.scale)
 	}
 	lvl, err := zerolog.ParseLevel(o.logLevel)
 	if err != nil {
-		fmt.Fprintf(stderr, "xcatbm-bench: --log-level: %v\n", err)
-		return 2
+		return config.UsageError(stderr, "xcatbm-bench", "--log-level: %v", err)
 	}
 	if o.cpuProfile != "" {
 		f, err := os.Create(o.cpuProfile)

@@ -29,6 +29,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"xcatbm/internal/broker"
+	"xcatbm/internal/config"
 	"xcatbm/messages"
 	"xcatbm/messages/novacast"
 	"xcatbm/worker"
@@ -45,10 +46,56 @@ const (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
-		fmt.Fprintln(os.Stderr, "xcatbm-demo:", err)
-		os.Exit(1)
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// options are the demo's flags.
+type options struct {
+	nodes          int
+	dbURL, amqpURL string
+	install        time.Duration
+	verbose        bool
+	novaMode       string
+}
+
+const synopsis = `usage: xcatbm-demo [flags]
+
+Runs xcatbm's main job on this machine: a simulated xCAT management node, a worker on
+the local RabbitMQ and PostgreSQL, and nova's casts spawning, powering and deleting
+every node, each node's progress shown as it happens. With nova's packages installed
+(scripts/openstack/plane.sh install) the casts come from a real nova control plane.
+Exits 0 when every job ended as it should.`
+
+// run parses args, runs the demo and returns the exit code: 0 after --help or a demo
+// that ended as it should, 1 when it did not, 2 for a usage error.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("xcatbm-demo", flag.ContinueOnError)
+	var o options
+	fs.IntVar(&o.nodes, "nodes", 4, "number of simulated nodes to deploy")
+	fs.StringVar(&o.dbURL, "database-url", "postgres://postgres@127.0.0.1:5432/test?sslmode=disable", "PostgreSQL server to use (a schema of its own is created and dropped)")
+	fs.StringVar(&o.amqpURL, "amqp-url", "amqp://guest:guest@127.0.0.1:5672/", "RabbitMQ server to use (a vhost of its own is created and deleted with rabbitmqctl)")
+	fs.DurationVar(&o.install, "install-time", 4*time.Second, "simulated OS install time per node")
+	fs.BoolVar(&o.verbose, "verbose", false, "show the worker's log lines")
+	fs.StringVar(&o.novaMode, "nova", "auto", "drive the worker from a real nova control plane (scripts/openstack/plane.sh): on, off, or auto (on when nova's packages are installed)")
+	fs.Usage = config.Usage(fs, synopsis, "")
+	if code, done := config.ParseCommandLine(fs, args, os.LookupEnv, stdout, stderr); done {
+		return code
 	}
+	if fs.NArg() != 0 {
+		return config.UsageError(stderr, "xcatbm-demo", "unexpected argument %q", fs.Arg(0))
+	}
+	if o.nodes < 1 {
+		return config.UsageError(stderr, "xcatbm-demo", "--nodes %d: want at least 1", o.nodes)
+	}
+	withNova, err := useNova(o.novaMode)
+	if err != nil {
+		return config.UsageError(stderr, "xcatbm-demo", "%v", err)
+	}
+	if err := runDemo(ctx, o, withNova, stdout); err != nil {
+		fmt.Fprintln(stderr, "xcatbm-demo:", err)
+		return 1
+	}
+	return 0
 }
 
 // demo is what both paths share: the worker's store, the simulated management node
@@ -65,21 +112,9 @@ type demo struct {
 	logOut  io.Writer
 }
 
-func run(ctx context.Context, args []string, out io.Writer) error {
-	fs := flag.NewFlagSet("xcatbm-demo", flag.ContinueOnError)
-	nodes := fs.Int("nodes", 4, "number of simulated nodes to deploy")
-	dbURL := fs.String("database-url", "postgres://postgres@127.0.0.1:5432/test?sslmode=disable", "PostgreSQL server to use (a schema of its own is created and dropped)")
-	amqpURL := fs.String("amqp-url", "amqp://guest:guest@127.0.0.1:5672/", "RabbitMQ server to use (a vhost of its own is created and deleted with rabbitmqctl)")
-	install := fs.Duration("install-time", 4*time.Second, "simulated OS install time per node")
-	verbose := fs.Bool("verbose", false, "show the worker's log lines")
-	novaMode := fs.String("nova", "auto", "drive the worker from a real nova control plane (scripts/openstack/plane.sh): on, off, or auto (on when nova's packages are installed)")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	withNova, err := useNova(*novaMode)
-	if err != nil {
-		return err
-	}
+// runDemo runs the demo with o, on the path with nova when withNova is set.
+func runDemo(ctx context.Context, o options, withNova bool, out io.Writer) error {
+	nodes, dbURL, amqpURL, install, verbose := &o.nodes, &o.dbURL, &o.amqpURL, &o.install, &o.verbose
 	began := time.Now()
 	limit := 3 * time.Minute
 	if withNova {

@@ -26,6 +26,7 @@ import (
 	"syscall"
 	"time"
 
+	"xcatbm/internal/config"
 	"xcatbm/xcat"
 	"xcatbm/xcat/sim"
 )
@@ -44,7 +45,7 @@ func main() {
 		os.Exit(runClient(name, withNR, os.Args[1:], os.Stdout, os.Stderr))
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := runServer(ctx, os.Args[1:], os.Stderr)
+	code := runServer(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
 }
@@ -98,10 +99,12 @@ Without --cluster: 10 IPMI nodes node01..node10 in groups all and compute, with
 BMC, MAC, IP, CPU, memory and disk, managed by mn1.
 `
 
+// noEnv is the simulator's environment for its flags: they take no XCATBM_ variables.
+func noEnv(string) (string, bool) { return "", false }
+
 // runServer serves until ctx ends.
-func runServer(ctx context.Context, args []string, stderr io.Writer) int {
+func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("xcatbm-sim", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	clusterPath := fs.String("cluster", "", "cluster description, YAML or JSON (see below); empty: 10 generated nodes")
 	listen := fs.String("listen", "127.0.0.1:3001", "listen address")
 	credDir := fs.String("cred-dir", "", "directory to write ca.pem and client-cred.pem into (default: a new temporary directory)")
@@ -109,15 +112,15 @@ func runServer(ctx context.Context, args []string, stderr io.Writer) int {
 	shuffle := fs.Bool("shuffle", false, "answer rpower's nodes in a random (completion) order and nodels' tables in a random order, as xcatd may")
 	closeKept := fs.String("close-kept", "", "close kept connections as xcatd does: \"xcatd\" (0.12s..0.19s after serverdone) or MIN..MAX (e.g. 0s..5ms); empty: keep them")
 	fs.Usage = func() {
-		fmt.Fprint(stderr, usageHead)
+		fmt.Fprint(fs.Output(), usageHead)
 		fs.PrintDefaults()
-		fmt.Fprint(stderr, usageTail)
+		fmt.Fprint(fs.Output(), usageTail)
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, done := config.ParseCommandLine(fs, args, noEnv, stdout, stderr); done {
+		return code
+	}
+	if fs.NArg() != 0 {
+		return config.UsageError(stderr, "xcatbm-sim", "unexpected argument %q", fs.Arg(0))
 	}
 	kept, err := parseKeptClose(*closeKept)
 	if err != nil {

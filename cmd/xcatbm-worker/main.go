@@ -51,7 +51,7 @@ the database answers).`
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	os.Exit(run(ctx, os.Args[1:], os.Stderr, os.LookupEnv))
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.LookupEnv))
 }
 
 type options struct {
@@ -146,23 +146,25 @@ func flags(fs *flag.FlagSet, o *options) {
 	fs.StringVar(&o.logLevel, "log-level", "info", "trace, debug, info, warn or error")
 }
 
-func run(ctx context.Context, args []string, stderr io.Writer, lookup func(string) (string, bool)) int {
+// run runs the worker until ctx ends or it fails, and returns the exit code: 0 after
+// --help or a clean stop, 1 when the worker failed, 2 for a usage error.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, lookup func(string) (string, bool)) int {
 	fs := flag.NewFlagSet("xcatbm-worker", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	var o options
 	flags(fs, &o)
 	fs.Usage = config.Usage(fs, synopsis, footer)
-	if err := config.Parse(fs, args, lookup); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		fmt.Fprintln(stderr, "xcatbm-worker:", err)
-		return 2
+	if code, done := config.ParseCommandLine(fs, args, lookup, stdout, stderr); done {
+		return code
 	}
-	log, err := logging.New(os.Stderr, "xcatbm-worker", logging.Options{Format: o.logFormat, Level: o.logLevel})
+	if fs.NArg() != 0 {
+		return config.UsageError(stderr, "xcatbm-worker", "unexpected argument %q", fs.Arg(0))
+	}
+	if o.computeHost == "" {
+		return config.UsageError(stderr, "xcatbm-worker", "--compute-host (or %s) is required", config.EnvName("compute-host"))
+	}
+	log, err := logging.New(stderr, "xcatbm-worker", logging.Options{Format: o.logFormat, Level: o.logLevel})
 	if err != nil {
-		fmt.Fprintln(stderr, "xcatbm-worker:", err)
-		return 2
+		return config.UsageError(stderr, "xcatbm-worker", "%v", err)
 	}
 	if err := serve(ctx, o, lookup, log); err != nil {
 		log.Error().Err(err).Msg("worker failed")
@@ -172,9 +174,6 @@ func run(ctx context.Context, args []string, stderr io.Writer, lookup func(strin
 }
 
 func serve(ctx context.Context, o options, lookup func(string) (string, bool), log zerolog.Logger) error {
-	if o.computeHost == "" {
-		return errors.New("--compute-host is required")
-	}
 	transport := o.transportURL.Reveal()
 	if transport == "" {
 		transport = "rabbit://guest:guest@127.0.0.1:5672/"

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -232,8 +231,7 @@ func init() {
 }
 
 func runSetup(ctx context.Context, env *environment, args []string) int {
-	fs := flag.NewFlagSet("setup", flag.ContinueOnError)
-	fs.SetOutput(env.stderr)
+	fs := flag.NewFlagSet("xcatbm setup", flag.ContinueOnError)
 	check := fs.Bool("check", false, "change nothing: only report what is ready and what is not")
 	dir := fs.String("dir", postscripts.DefaultDir, "directory the postscripts must be installed in")
 	addr := fs.String("xcatd", "", "xcatd address host:port (default $XCATHOST, else "+xcat.DefaultAddr+")")
@@ -244,16 +242,11 @@ func runSetup(ctx context.Context, env *environment, args []string) int {
 		"Sets site.sshbetweennodes=NOGROUPS, checks that the postscripts are installed, lists\n"+
 		"the osimages and the nodes this management node owns, and prints one table of what\n"+
 		"is ready. Exits 0 when everything is ready, 1 otherwise.", "")
-	if err := config.Parse(fs, args, env.getenv); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		fmt.Fprintln(env.stderr, "xcatbm setup:", err)
-		return 2
+	if code, done := config.ParseCommandLine(fs, args, env.getenv, env.stdout, env.stderr); done {
+		return code
 	}
 	if fs.NArg() != 0 {
-		fmt.Fprintf(env.stderr, "xcatbm setup: unexpected argument %q\n", fs.Arg(0))
-		return 2
+		return config.UsageError(env.stderr, "xcatbm setup", "unexpected argument %q", fs.Arg(0))
 	}
 	if *addr == "" {
 		*addr, _ = env.getenv("XCATHOST")

@@ -47,24 +47,18 @@ With --backend cli the command <cli-dir>/<command> runs with the process's envir
 
 func runXCAT(ctx context.Context, env *environment, args []string) int {
 	fs := flag.NewFlagSet("xcatbm xcat", flag.ContinueOnError)
-	fs.SetOutput(env.stderr)
 	backend := fs.String("backend", "native", "how to reach xCAT: native (xcatd's XML over TLS) or cli (run xCAT-client commands)")
 	host := fs.String("host", "", "xcatd host:port for the native backend (default $XCATHOST, else localhost:3001)")
 	credDir := fs.String("cred-dir", "", "directory holding client-cred.pem and ca.pem (default ~/.xcat)")
 	cliDir := fs.String("cli-dir", "/opt/xcat/bin", "directory holding the xCAT-client commands for the cli backend")
 	maxNodes := fs.Int("max-nodes", xcat.DefaultMaxNodes, "refuse, before sending, a noderange naming more than this many nodes (0: no limit)")
 	fs.Usage = config.Usage(fs, xcatSynopsis, xcatFooter)
-	if err := config.Parse(fs, args, env.getenv); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		fmt.Fprintln(env.stderr, "xcatbm xcat:", err)
-		return 2
+	if code, done := config.ParseCommandLine(fs, args, env.getenv, env.stdout, env.stderr); done {
+		return code
 	}
 	rest := fs.Args()
 	if len(rest) == 0 {
-		fmt.Fprintln(env.stderr, "xcatbm xcat: no command given (see --help)")
-		return 2
+		return config.UsageError(env.stderr, "xcatbm xcat", "no xCAT command given")
 	}
 	req := xcat.Request{Command: rest[0]}
 	for i, a := range rest[1:] {
