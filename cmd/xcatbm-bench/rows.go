@@ -531,6 +531,8 @@ func (b *bench) rowScale(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// Every xCAT request of the run counts, the worker's start included.
+	all := newTally()
 	began := time.Now()
 	if err := publishCasts(ctx, ch, "compute."+host, bodies); err != nil {
 		return err
@@ -546,7 +548,7 @@ func (b *bench) rowScale(ctx context.Context) error {
 			return ctx.Err()
 		case <-time.After(500 * time.Millisecond):
 		}
-		srv.ResetRequests() // the simulator's request log is not the worker's memory
+		all.add(srv.TakeRequests()) // counted, not kept: the record would grow for the row's whole run
 		if err := st.DB().QueryRowContext(ctx, `SELECT count(*) FROM jobs WHERE state = 'wait_booted' AND finished_at IS NULL`).Scan(&waiting); err != nil {
 			return err
 		}
@@ -564,7 +566,75 @@ func (b *bench) rowScale(ctx context.Context) error {
 	}
 	b.add(row{n: "4a", measure: fmt.Sprintf("%d spawns in flight (in wait_booted after %.1f s); the worker's own process: RSS idle %.0f MB, now %.0f MB, peak (VmHWM)",
 		m, reached.Seconds(), mb(idle), mb(rss)), value: fmt.Sprintf("%.0f MB", mb(hwm)), target: targetRSS.String(), result: b.check(targetRSS, mb(hwm))})
+	all.add(srv.TakeRequests())
+	if served := srv.Served(); served != all.requests {
+		return fmt.Errorf("row 4c counted %d xCAT requests, the simulator served %d", all.requests, served)
+	}
+	b.add(row{n: "4c", measure: fmt.Sprintf("xCAT requests of the whole %d-spawn run, every one counted (%s)", m, all.commands()),
+		value: fmt.Sprintf("%d requests, %.2f per 100 nodes", all.requests, float64(all.requests)/(float64(m)/100))})
+	for _, c := range coalescedSteps {
+		reqs, nodes := all.step(c.label)
+		per := 0.0
+		if nodes > 0 {
+			per = float64(reqs) / (float64(nodes) / 100)
+		}
+		result := b.check(targetXCATPer100, per)
+		if nodes == 0 {
+			result = b.passFail(false)
+		}
+		b.add(row{n: "4c", measure: fmt.Sprintf("  %s: %d requests over %d node-operations", c.label, reqs, nodes),
+			value: fmt.Sprintf("%.2f req/100 nodes", per), target: targetXCATPer100.String(), result: result})
+	}
 	return nil
+}
+
+// coalescedSteps are the xCAT requests the coalescer merges across jobs, counted per
+// 100 node-operations (for nodels, which is polled, per 100 node-polls).
+var coalescedSteps = []struct{ label, cmd, arg string }{
+	{"nodeset", "nodeset", ""}, {"rpower boot", "rpower", "boot"}, {"rsetboot", "rsetboot", ""}, {"chdef", "chdef", ""}, {"nodels", "nodels", ""},
+}
+
+// tally counts xCAT requests taken from the simulator over a run, without keeping
+// them.
+type tally struct {
+	requests int
+	byCmd    map[string]int
+	steps    map[string][2]int // label -> requests, node-operations
+}
+
+func newTally() *tally { return &tally{byCmd: map[string]int{}, steps: map[string][2]int{}} }
+
+func (t *tally) add(recs []sim.Record) {
+	for _, r := range recs {
+		t.requests++
+		t.byCmd[r.Command]++
+		for _, c := range coalescedSteps {
+			if r.Command == c.cmd && (c.arg == "" || slices.Contains(r.Args, c.arg)) {
+				v := t.steps[c.label]
+				v[0]++
+				v[1] += len(r.Nodes)
+				t.steps[c.label] = v
+			}
+		}
+	}
+}
+
+func (t *tally) step(label string) (requests, nodes int) {
+	v := t.steps[label]
+	return v[0], v[1]
+}
+
+func (t *tally) commands() string {
+	keys := make([]string, 0, len(t.byCmd))
+	for k := range t.byCmd {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s %d", k, t.byCmd[k])
+	}
+	return strings.Join(parts, ", ")
 }
 
 // ms is a latency in milliseconds for a target; rows never published make it
