@@ -36,8 +36,9 @@ type childSpec struct {
 	Poll        time.Duration `json:"poll"`
 	Coalesce    time.Duration `json:"coalesce"`
 	LogLevel    string        `json:"log_level"`
-	// DBConns bounds the worker's database pool (default 32).
-	DBConns int `json:"db_conns"`
+	// MaxConns bounds the worker's database pool (0: 32). Ten workers of the
+	// scale-out row share one PostgreSQL, whose max_connections is 100 by default.
+	MaxConns int `json:"max_conns"`
 }
 
 // runChild runs the worker of spec until stdin closes; it prints "ready" on stdout
@@ -59,7 +60,7 @@ func runChild(ctx context.Context, raw string, stdin io.Reader, stdout, stderr i
 		return 1
 	}
 	defer db.Close()
-	conns := spec.DBConns
+	conns := spec.MaxConns
 	if conns <= 0 {
 		conns = 32
 	}
