@@ -60,7 +60,7 @@ func TestOpenStackServiceTakeover(t *testing.T) {
 			"--database-url", db.URL, "--transport-url", p.AMQPURL,
 			"--xcat-host", srv.Addr(), "--xcat-cred-dir", srv.CredDir(),
 			"--nova", "--placement-url", p.PlacementURL, "--placement-token", testopenstack.Token,
-			"--power-sync-interval", "0", "--listen", "", "--log-format", "json",
+			"--power-sync-interval", "0", "--listen", "", "--log-format", "json", "--database-max-conns", "4",
 			"--console-log-dir", t.TempDir(), "--install-dir", t.TempDir())
 		cmd.Stdout, cmd.Stderr = f, f
 		cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
