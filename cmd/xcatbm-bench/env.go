@@ -80,6 +80,9 @@ func (e *env) schemaURL(ctx context.Context, tag string) (*store.Store, string, 
 	}
 	db.SetMaxOpenConns(32)
 	db.SetMaxIdleConns(32)
+	// A finished row's pool gives its connections back, so that later rows (ten
+	// scale-out workers) find PostgreSQL's max_connections not taken by idle ones.
+	db.SetConnMaxIdleTime(5 * time.Second)
 	e.pools = append(e.pools, db)
 	if _, err := store.Migrate(ctx, db); err != nil {
 		return nil, "", err
