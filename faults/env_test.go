@@ -96,6 +96,7 @@ type env struct {
 	proc    *exec.Cmd
 	exited  chan struct{}
 	starts  int
+	killed  int // worker processes SIGKILLed
 	resumes []time.Duration
 }
 
@@ -256,6 +257,7 @@ func (e *env) kill() {
 	_ = e.proc.Process.Signal(syscall.SIGKILL)
 	<-e.exited
 	e.proc = nil
+	e.killed++
 }
 
 // restart kills the worker and starts a new one.

@@ -509,7 +509,27 @@ func (e *env) checkResidue(fault string, gone map[string]string) int {
 			e.t.Errorf("%s: residue on %s after instance %s ended: %s", fault, node, gone[node], strings.Join(problems, "; "))
 		}
 	}
-	trees, err := os.ReadDir(filepath.Join(e.installDir, "xcatbm"))
+	// Trees: one a job names (every job has ended) should have gone with its job.
+	// One no job names was written for a cast whose worker died before recording
+	// it: when the scenario SIGKILLed a worker, that is the sweeper's to remove
+	// (DriveSweepAge, an hour), and it is only logged; otherwise it is residue too.
+	named := map[string]bool{}
+	rows, err := e.db.Query(`SELECT request->>'config_drive' FROM jobs WHERE request ? 'config_drive'`)
+	if err != nil {
+		e.t.Errorf("%s: tenant data of the jobs: %v", fault, err)
+	} else {
+		for rows.Next() {
+			var p string
+			if rows.Scan(&p) == nil {
+				named[strings.TrimPrefix(p, configdrive.StoreDir+"/")] = true
+			}
+		}
+		_ = rows.Close()
+	}
+	e.mu.Lock()
+	killed := e.killed
+	e.mu.Unlock()
+	trees, err := os.ReadDir(filepath.Join(e.installDir, configdrive.StoreDir))
 	if err != nil && !os.IsNotExist(err) {
 		e.t.Errorf("read the tenant data store: %v", err)
 	}
@@ -517,8 +537,12 @@ func (e *env) checkResidue(fault string, gone map[string]string) int {
 		if _, err := configdrive.ParseLocation(d.Name()); err != nil {
 			continue // not a tree: the cleaning images live here too
 		}
+		if !named[d.Name()] && killed > 0 {
+			e.t.Logf("%s: tenant data of a cast never recorded before a SIGKILL, left to the sweeper: xcatbm/%s", fault, d.Name())
+			continue
+		}
 		residue++
-		e.t.Errorf("%s: tenant data left in the install directory: xcatbm/%s", fault, d.Name())
+		e.t.Errorf("%s: tenant data left in the install directory: xcatbm/%s (named by a job: %v)", fault, d.Name(), named[d.Name()])
 	}
 	return residue
 }
