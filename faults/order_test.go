@@ -546,3 +546,59 @@ func (e *env) checkResidue(fault string, gone map[string]string) int {
 	}
 	return residue
 }
+
+// TestFailedBatchKeepsOrder is the requeue-reorder case made deterministic: the casts
+// of several instances (spawn → stop → start → reboot each, interleaved) wait in the
+// queue while no worker runs, so the worker's first batches hold many of them; a
+// trigger fails the first three transactions that record a stop (a sequence counts
+// across rollbacks). Each failed batch goes back to the queue with everything
+// prefetched behind it, and every instance's jobs must still be recorded and run in
+// nova's order.
+func TestFailedBatchKeepsOrder(t *testing.T) {
+	t.Parallel()
+	const fails = 3
+	n := sized(4, 10)
+	var plan []planned
+	for i := 1; i <= n; i++ {
+		plan = append(plan, planned{i: i, steps: []castStep{spawnStep, stopStep, startStep, rebootStep},
+			rpower: []string{"boot", "off", "on", "boot"}})
+	}
+	e := newEnv(t, n)
+	q := fmt.Sprintf(`CREATE SEQUENCE %[1]q.faults_failed_batches;
+		CREATE FUNCTION %[1]q.faults_fail_batch() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN
+			IF nextval('%[1]s.faults_failed_batches') <= %[2]d THEN
+				RAISE EXCEPTION 'fault harness: this batch fails';
+			END IF;
+			RETURN NEW;
+		END $$;
+		CREATE TRIGGER faults_fail_batch BEFORE INSERT ON %[1]q.jobs FOR EACH ROW
+			WHEN (NEW.kind = 'power_off') EXECUTE FUNCTION %[1]q.faults_fail_batch();`, e.db.Schema, fails)
+	if _, err := e.db.Exec(q); err != nil {
+		t.Fatalf("install the failing trigger: %v", err)
+	}
+	e.start()
+	e.kill() // the queues exist; the casts wait in them while no worker runs
+	casts := 0
+	for k := 0; k < 4; k++ {
+		for _, p := range plan {
+			c := spawnCast(p.i)
+			c.file = p.steps[k].file
+			if k > 0 {
+				c.ip = ""
+			}
+			e.cast(c)
+			casts++
+		}
+	}
+	e.start()
+	row := e.verify("failed batch commit with later casts prefetched", fails, casts, expect{}, 2*time.Minute)
+	var calls int64
+	if err := e.db.QueryRow(fmt.Sprintf(`SELECT last_value FROM %q.faults_failed_batches`, e.db.Schema)).Scan(&calls); err != nil {
+		t.Fatalf("read the trigger's count: %v", err)
+	}
+	if calls <= fails {
+		t.Errorf("the trigger ran %d times: the batches never failed %d times", calls, fails)
+	}
+	table.Add(Row{Fault: row.Fault, Reordered: e.checkOrder(plan), OrderChecked: true})
+}
