@@ -96,6 +96,7 @@ type env struct {
 	proc    *exec.Cmd
 	exited  chan struct{}
 	starts  int
+	killed  int // worker processes SIGKILLed
 	resumes []time.Duration
 }
 
@@ -256,6 +257,7 @@ func (e *env) kill() {
 	_ = e.proc.Process.Signal(syscall.SIGKILL)
 	<-e.exited
 	e.proc = nil
+	e.killed++
 }
 
 // restart kills the worker and starts a new one.
@@ -313,7 +315,8 @@ func castBody(t *testing.T, c cast) []byte {
 		img = c.image
 	}
 	spec := novacast.Spec{Node: c.node, UUID: c.uuid, Hostname: "h-" + c.node, Image: img, Method: c.method,
-		Version: c.version, UniqueID: c.uniqueID, AuthToken: Canary, AdminPassword: Canary}
+		Version: c.version, UniqueID: c.uniqueID, AuthToken: Canary, AdminPassword: Canary,
+		UserData: SecretForms[1]}
 	if c.ip != "" {
 		spec.IP, spec.CIDR = c.ip, "192.168.0.0/16"
 	}
@@ -649,7 +652,7 @@ func (e *env) verify(fault string, runs, wantJobs int, want expect, within time.
 		time.Sleep(100 * time.Millisecond)
 	}
 	row.Residue, row.ResidueChecked = e.checkResidue(fault, goneNodes(jobs)), true
-	e.checkCanary(fault)
+	row.Canary = e.checkCanary(fault)
 	e.mu.Lock()
 	row.Resume = append(row.Resume, e.resumes...)
 	for _, d := range e.resumes {
@@ -708,16 +711,21 @@ func (e *env) harmfulRepeats(fault string) int {
 	return n
 }
 
-// checkCanary looks for the canary in the worker's log, the notifications and every
-// text column of the schema except nodes.bmc_password (where the credential belongs).
-func (e *env) checkCanary(fault string) {
+// checkCanary looks for the secrets (SecretForms) everywhere a message or a record
+// can rest: the worker's log, the notifications (nova's and xcatbm's own), every text
+// column of the schema except nodes.bmc_password (where the credential belongs), the
+// dead-letter queue (bodies and headers, read without taking them), and the
+// simulator's record of the requests xCAT received. It returns the places found.
+func (e *env) checkCanary(fault string) int {
 	e.t.Helper()
+	found := 0
 	f, err := os.Open(e.logPath)
 	if err == nil {
 		sc := bufio.NewScanner(f)
 		sc.Buffer(make([]byte, 1<<20), 1<<24)
 		for sc.Scan() {
 			if ContainsCanary(sc.Text()) {
+				found++
 				e.t.Errorf("%s: canary in the worker log: %.300s", fault, sc.Text())
 				break
 			}
@@ -727,15 +735,29 @@ func (e *env) checkCanary(fault string) {
 	e.notes.mu.Lock()
 	for _, r := range e.notes.raw {
 		if ContainsCanary(r) {
+			found++
 			e.t.Errorf("%s: canary in a notification: %.300s", fault, r)
 			break
 		}
 	}
 	e.notes.mu.Unlock()
+	for _, d := range e.peekDeadLetters() {
+		if ContainsCanary(string(d.Body)) || ContainsCanary(fmt.Sprint(d.Headers)) {
+			found++
+			e.t.Errorf("%s: canary in a dead-lettered message: headers %v body %.300s", fault, d.Headers, d.Body)
+		}
+	}
+	for _, r := range e.sim.Requests() {
+		if ContainsCanary(fmt.Sprint(r.Args, r.Env, r.Stdin, r.Noderange)) {
+			found++
+			e.t.Errorf("%s: canary in a request to xCAT: %s %v", fault, r.Command, r.Args)
+			break
+		}
+	}
 	rows, err := e.db.Query(`SELECT table_name, column_name, data_type FROM information_schema.columns WHERE table_schema = $1 AND data_type IN ('text','jsonb','json','bytea','character varying')`, e.db.Schema)
 	if err != nil {
 		e.t.Errorf("list columns: %v", err)
-		return
+		return found + 1
 	}
 	type col struct{ table, name, typ string }
 	var cols []col
@@ -757,14 +779,46 @@ func (e *env) checkCanary(fault string) {
 		if c.typ == "bytea" {
 			expr = fmt.Sprintf(`convert_from(%q, 'UTF8')`, c.name)
 		}
-		var n int
-		if err := e.db.QueryRow(fmt.Sprintf(`SELECT count(*) FROM %q WHERE strpos(%s, $1) > 0`, c.table, expr), Canary).Scan(&n); err != nil {
-			e.t.Errorf("search %s.%s: %v", c.table, c.name, err)
-			continue
+		for _, form := range SecretForms {
+			var n int
+			if err := e.db.QueryRow(fmt.Sprintf(`SELECT count(*) FROM %q WHERE strpos(%s, $1) > 0`, c.table, expr), form).Scan(&n); err != nil {
+				e.t.Errorf("search %s.%s: %v", c.table, c.name, err)
+				continue
+			}
+			if n > 0 {
+				found++
+				e.t.Errorf("%s: canary in %d rows of %s.%s", fault, n, c.table, c.name)
+			}
 		}
-		if n > 0 {
-			e.t.Errorf("%s: canary in %d rows of %s.%s", fault, n, c.table, c.name)
+	}
+	return found
+}
+
+// peekDeadLetters reads the dead-letter queue without taking its messages: they are
+// fetched unacknowledged and go back to the queue when the channel closes.
+func (e *env) peekDeadLetters() []amqp.Delivery {
+	e.t.Helper()
+	e.redial()
+	ch, err := e.pub.Channel()
+	if err != nil {
+		e.t.Errorf("peek the dead-letter queue: %v", err)
+		return nil
+	}
+	defer ch.Close()
+	var out []amqp.Delivery
+	for {
+		d, ok, err := ch.Get("xcatbm.dead_letter", false)
+		if err != nil {
+			// No dead-letter queue yet is no dead letter; anything else is an error.
+			if !strings.Contains(err.Error(), "NOT_FOUND") {
+				e.t.Errorf("peek the dead-letter queue: %v", err)
+			}
+			return out
 		}
+		if !ok {
+			return out
+		}
+		out = append(out, d)
 	}
 }
 

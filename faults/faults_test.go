@@ -9,6 +9,7 @@ import (
 
 	"xcatbm/internal/testkit/rabbitcluster"
 	"xcatbm/internal/testkit/testamqp"
+	"xcatbm/messages/novacast"
 	"xcatbm/xcat/sim"
 )
 
@@ -159,6 +160,11 @@ func TestPoisonInput(t *testing.T) {
 		"unknown method":      castBody(t, cast{file: "cast-stop_instance.json", node: "n01", uuid: instanceUUID(901), method: "frobnicate_instance"}),
 		"unsupported version": castBody(t, cast{file: "cast-stop_instance.json", node: "n01", uuid: instanceUUID(902), version: "99.0"}),
 		"not an envelope":     []byte(`{"oslo.version": "2.0", "oslo.message": 7}`),
+		// Casts carrying every secret nova sends (auth token, user data, admin, new and
+		// rescue passwords), in a version the worker refuses: dead-lettered whole.
+		"build, unsupported version":   castBody(t, cast{file: "cast-build_and_run_instance.json", node: "n01", uuid: instanceUUID(903), version: "99.0"}),
+		"rebuild, unsupported version": castBody(t, cast{file: novacast.TenantRebuild, node: "n01", uuid: instanceUUID(904), version: "99.0"}),
+		"rescue, unsupported version":  castBody(t, cast{file: novacast.TenantRescue, node: "n01", uuid: instanceUUID(905), version: "99.0"}),
 	}
 	for _, b := range poison {
 		e.publish(b)
@@ -166,12 +172,21 @@ func TestPoisonInput(t *testing.T) {
 	e.publish(good)
 	row := e.verify("poison input", len(poison), 1, expect{}, 30*time.Second)
 	var dl []string
+	leaks := 0
 	deadline := time.Now().Add(10 * time.Second)
 	for len(dl) < len(poison) && time.Now().Before(deadline) {
 		for _, d := range e.deadLetters() {
 			reason, _ := d.Headers["x-xcatbm-reason"].(string)
 			if reason == "" {
 				t.Errorf("dead letter without x-xcatbm-reason: %.200s", d.Body)
+			}
+			if ContainsCanary(string(d.Body)) || ContainsCanary(fmt.Sprint(d.Headers)) {
+				leaks++
+				t.Errorf("a secret in a dead-lettered message (%s): %s", reason, d.Body)
+			}
+			// What an operator needs stays: a refused version keeps its method.
+			if strings.Contains(reason, "version") && !strings.Contains(string(d.Body), "_instance") {
+				t.Errorf("dead-lettered cast (%s) lost its method: %.300s", reason, d.Body)
 			}
 			dl = append(dl, reason)
 		}
@@ -186,6 +201,7 @@ func TestPoisonInput(t *testing.T) {
 	if row.Jobs != 1 {
 		t.Errorf("%d jobs, want only the good cast's", row.Jobs)
 	}
+	table.Add(Row{Fault: row.Fault, Canary: leaks})
 }
 
 // storm spawns n instances and injects a fault while they run.

@@ -9,6 +9,7 @@
 package faults
 
 import (
+	"encoding/base64"
 	"fmt"
 	"io"
 	"sort"
@@ -160,5 +161,20 @@ func ExpectedEvents(kind, state string) []string {
 	return out
 }
 
-// ContainsCanary reports whether s holds the canary.
-func ContainsCanary(s string) bool { return strings.Contains(s, Canary) }
+// UserData is the tenant user data every cast carries (base64 in the cast, as nova
+// sends it): a secret of the tenant's, with the canary inside.
+const UserData = "#!/bin/sh\n# " + Canary + "\necho tenant-user-data\n"
+
+// SecretForms are the forms in which a secret of the scenarios can travel: the canary
+// itself (token, passwords, decoded user data) and the user data as nova encodes it.
+var SecretForms = []string{Canary, base64.StdEncoding.EncodeToString([]byte(UserData))}
+
+// ContainsCanary reports whether s holds a secret in any of SecretForms.
+func ContainsCanary(s string) bool {
+	for _, f := range SecretForms {
+		if strings.Contains(s, f) {
+			return true
+		}
+	}
+	return false
+}

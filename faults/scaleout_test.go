@@ -107,6 +107,9 @@ func TestKillOneOfThreeWorkers(t *testing.T) {
 	}
 	_ = victim.cmd.Process.Signal(syscall.SIGKILL)
 	<-victim.exited
+	e.mu.Lock()
+	e.killed++
+	e.mu.Unlock()
 	killed := time.Now()
 	var held []int64
 	rows, err := e.db.Query(`SELECT id FROM jobs WHERE locked_by = $1 AND finished_at IS NULL ORDER BY id`, victim.id)

@@ -11,10 +11,11 @@ import (
 
 // Secret-bearing members of a message, by name: any member whose lower-cased name
 // contains one of secretWords (auth and service tokens, admin and rescue passwords,
-// credentials, ...), and the members in secretNames (a tenant's user data).
+// credentials, ...), and the members in secretNames (a tenant's user data, and the
+// passwords whose names say only "pass": a rebuild's new_pass, the API's adminPass).
 var (
 	secretWords = []string{"password", "passwd", "token", "secret", "credential", "private_key"}
-	secretNames = map[string]bool{"user_data": true, "userdata": true, "injected_files": true}
+	secretNames = map[string]bool{"user_data": true, "userdata": true, "injected_files": true, "new_pass": true, "adminpass": true}
 )
 
 // IsSecretName reports whether a message member of this name carries a secret, by
@@ -109,7 +110,11 @@ func redactValue(v any) {
 // it; otherwise it says what was withheld.
 func redactOpaque(b []byte) []byte {
 	lower := strings.ToLower(string(b))
-	for _, w := range append(secretWords, "user_data", "userdata") {
+	words := append([]string(nil), secretWords...)
+	for n := range secretNames {
+		words = append(words, n)
+	}
+	for _, w := range words {
 		if strings.Contains(lower, w) {
 			note, _ := json.Marshal(map[string]string{"xcatbm.redacted": fmt.Sprintf("a body of %d bytes that is not JSON and may hold a secret (%q) was withheld", len(b), w)})
 			return note
