@@ -281,7 +281,7 @@ func (d *demo) runNova(ctx context.Context, suffix string, verbose bool) (err er
 	if err != nil {
 		return err
 	}
-	if _, err := api.do(ctx, http.MethodPost, api.nova+"/os-keypairs", map[string]any{"keypair": map[string]any{"name": "demo-key", "public_key": key}}, 200); err != nil {
+	if _, err := api.do(ctx, http.MethodPost, api.nova+"/os-keypairs", map[string]any{"keypair": map[string]any{"name": "demo-key", "public_key": key}}, 200, 201); err != nil {
 		return err
 	}
 	fp, err := fingerprint(key)
