@@ -283,7 +283,7 @@ func TestOpenStackTenant(t *testing.T) {
 		t.Helper()
 		fetches := e.sim.ConfigDriveFetches(node)
 		if len(fetches) != n || fetches[n-1].Err != "" {
-			t.Fatalf("%s: %s fetched %d config drives (last error %q), want %d", step, node, len(fetches), fetches[len(fetches)-1].Err, n)
+			t.Fatalf("%s: %s fetched %d config drives, want %d without error: %+v", step, node, len(fetches), n, fetches)
 		}
 		f := fetches[n-1]
 		v := driveView(t, f)
