@@ -283,7 +283,11 @@ func TestOpenStackTenant(t *testing.T) {
 		t.Helper()
 		fetches := e.sim.ConfigDriveFetches(node)
 		if len(fetches) != n || fetches[n-1].Err != "" {
-			t.Fatalf("%s: %s fetched %d config drives, want %d without error: %+v", step, node, len(fetches), n, fetches)
+			var errs []string
+			for _, f := range fetches {
+				errs = append(errs, f.Location+": "+f.Err)
+			}
+			t.Fatalf("%s: %s fetched %d config drives, want %d without error: %q", step, node, len(fetches), n, errs)
 		}
 		f := fetches[n-1]
 		v := driveView(t, f)
