@@ -110,6 +110,8 @@ type demo struct {
 	names   []string
 	install time.Duration
 	logOut  io.Writer
+	// installDir is the simulated management node's install directory.
+	installDir string
 }
 
 // runDemo runs the demo with o, on the path with nova when withNova is set.
@@ -159,8 +161,15 @@ func runDemo(ctx context.Context, o options, withNova bool, out io.Writer) error
 			"arch": "x86_64", "cpucount": "32", "memory": "131072MB", "disksize": "sda:480GB", "servicenode": "mn1", "xcatmaster": "mn1"}})
 	}
 	step := *install / 8
+	// The management node's install directory: the worker writes each server's
+	// config drive there, the simulated node fetches it (tenant.go).
+	installDir, err := os.MkdirTemp("", "xcatbm-demo-install-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(installDir)
 	srv, err := sim.Start(ctx, sim.Config{Cluster: sim.NewCluster(specs...), Latency: sim.Latency{Fixed: 20 * time.Millisecond},
-		Timeline: sim.Timeline{PoweringOn: step, Installing: 6 * step, Postbooting: step}})
+		Timeline: sim.Timeline{PoweringOn: step, Installing: 6 * step, Postbooting: step}, InstallDir: installDir})
 	if err != nil {
 		return err
 	}
@@ -175,7 +184,7 @@ func runDemo(ctx context.Context, o options, withNova bool, out io.Writer) error
 	if *verbose {
 		logOut = zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: time.TimeOnly}
 	}
-	d := &demo{out: out, began: began, db: db, st: store.New(db), srv: srv, nat: nat, names: names, install: *install, logOut: logOut}
+	d := &demo{out: out, began: began, db: db, st: store.New(db), srv: srv, nat: nat, names: names, install: *install, logOut: logOut, installDir: installDir}
 	if withNova {
 		err = d.runNova(ctx, suffix, *verbose)
 	} else {
@@ -207,7 +216,7 @@ func (d *demo) runCasts(ctx context.Context, amqpURL, suffix string) error {
 	// The worker.
 	w, err := worker.New(worker.Config{ComputeHost: host, MgmtNode: "mn1", PollInterval: 200 * time.Millisecond,
 		PowerPollInterval: 200 * time.Millisecond, ClaimInterval: 100 * time.Millisecond, PowerSyncInterval: -1,
-		Backoff: broker.Backoff{Min: 100 * time.Millisecond, Max: time.Second}},
+		Backoff: broker.Backoff{Min: 100 * time.Millisecond, Max: time.Second}, InstallDir: d.installDir},
 		worker.Deps{Store: st, XCAT: xcat.NewClient(d.nat), AMQPURLs: []string{vhostURL}, Log: zerolog.New(d.logOut)})
 	if err != nil {
 		return err
@@ -258,7 +267,10 @@ func (d *demo) runCasts(ctx context.Context, amqpURL, suffix string) error {
 		}
 		return follow(ctx, out, st, srv, targets, uuids, kind)
 	}
-	if err := phase("spawn", novacast.Build, names, worker.KindSpawn); err != nil {
+	if err := phase("spawn", novacast.TenantBuild, names, worker.KindSpawn); err != nil {
+		return err
+	}
+	if err := d.showKeys(names); err != nil {
 		return err
 	}
 	if err := phase("power off", novacast.Stop, names[:1], worker.KindPowerOff); err != nil {

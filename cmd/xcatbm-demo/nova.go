@@ -202,7 +202,8 @@ func (d *demo) runNova(ctx context.Context, suffix string, verbose bool) (err er
 	}
 	w, err := worker.New(worker.Config{ComputeHost: host, MgmtNode: "mn1", PollInterval: 200 * time.Millisecond,
 		PowerPollInterval: 200 * time.Millisecond, ClaimInterval: 100 * time.Millisecond, PowerSyncInterval: -1,
-		Backoff: broker.Backoff{Min: 100 * time.Millisecond, Max: time.Second}, ConsoleLogDir: p.dir, CloudsFile: clouds},
+		Backoff: broker.Backoff{Min: 100 * time.Millisecond, Max: time.Second}, ConsoleLogDir: p.dir, CloudsFile: clouds,
+		InstallDir: d.installDir},
 		worker.Deps{Store: d.st, XCAT: xcat.NewClient(d.nat), AMQPURLs: []string{amqpURL}, Log: log, Nova: svc})
 	if err != nil {
 		return err
@@ -287,13 +288,27 @@ func (d *demo) runNova(ctx context.Context, suffix string, verbose bool) (err er
 	}
 	fmt.Fprintf(out, "  flavor baremetal-demo: resources:%s=1, VCPU/MEMORY_MB/DISK_GB 0\n\n", rc)
 
+	// The tenant's key pair, which nova hands to the worker with each server.
+	key, err := demoKey("demo-tenant")
+	if err != nil {
+		return err
+	}
+	if _, err := api.do(ctx, http.MethodPost, api.nova+"/os-keypairs", map[string]any{"keypair": map[string]any{"name": "demo-key", "public_key": key}}, 200, 201); err != nil {
+		return err
+	}
+	fp, err := fingerprint(key)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "  key pair demo-key: %s\n\n", fp)
+
 	// Servers through nova's REST API.
 	sv := &servers{d: d, api: api, ids: map[string]string{}, node: map[string]string{}}
 	var all []string
 	for i := range d.names {
 		name := fmt.Sprintf("tenant-%02d", i+1)
 		s, err := api.do(ctx, http.MethodPost, api.nova+"/servers", map[string]any{"server": map[string]any{
-			"name": name, "flavorRef": flavor, "imageRef": imageID, "networks": "none"}}, 202)
+			"name": name, "flavorRef": flavor, "imageRef": imageID, "networks": "none", "key_name": "demo-key"}}, 202)
 		if err != nil {
 			return err
 		}
@@ -302,6 +317,13 @@ func (d *demo) runNova(ctx context.Context, suffix string, verbose bool) (err er
 	}
 	fmt.Fprintf(out, "== spawn: POST /servers for %s\n", strings.Join(all, ","))
 	if err := sv.wait(ctx, all, "ACTIVE"); err != nil {
+		return err
+	}
+	var spawned []string
+	for _, name := range all {
+		spawned = append(spawned, sv.node[name])
+	}
+	if err := d.showKeys(spawned); err != nil {
 		return err
 	}
 	first := all[:1]

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -82,23 +83,30 @@ func (c cli) run(args ...string) string {
 	return stdout.String()
 }
 
-// waitStatus polls `openstack server show` until the server's status is want (the
-// client has no --wait for rescue and unrescue).
+// waitStatus polls `openstack server show` until the server's status is want with no
+// task under way (the client has no --wait for rescue and unrescue; nova shows
+// RESCUE as soon as the API has set task_state rescuing).
 func (c cli) waitStatus(server, want string, within time.Duration) {
 	c.t.Helper()
 	deadline := time.Now().Add(within)
-	last := ""
+	var last struct {
+		Status string  `json:"status"`
+		Task   *string `json:"OS-EXT-STS:task_state"`
+	}
 	for time.Now().Before(deadline) {
-		last = strings.TrimSpace(c.run("server", "show", "-f", "value", "-c", "status", server))
-		if last == want {
+		out := c.run("server", "show", "-f", "json", "-c", "status", "-c", "OS-EXT-STS:task_state", server)
+		if err := json.Unmarshal([]byte(out), &last); err != nil {
+			c.t.Fatalf("server show: %v: %s", err, out)
+		}
+		if last.Status == want && (last.Task == nil || *last.Task == "" || *last.Task == "None") {
 			return
 		}
-		if last == "ERROR" {
+		if last.Status == "ERROR" {
 			c.t.Fatalf("server %s went ERROR waiting for %s: %s", server, want, c.run("server", "show", "-f", "value", "-c", "fault", server))
 		}
 		time.Sleep(time.Second)
 	}
-	c.t.Fatalf("server %s is %s after %s, want %s", server, last, within, want)
+	c.t.Fatalf("server %s is %s (task %v) after %s, want %s", server, last.Status, last.Task, within, want)
 }
 
 // leftOnManagementNode lists what the store directory under the install directory
@@ -275,7 +283,11 @@ func TestOpenStackTenant(t *testing.T) {
 		t.Helper()
 		fetches := e.sim.ConfigDriveFetches(node)
 		if len(fetches) != n || fetches[n-1].Err != "" {
-			t.Fatalf("%s: %s fetched %d config drives (last error %q), want %d", step, node, len(fetches), fetches[len(fetches)-1].Err, n)
+			var errs []string
+			for _, f := range fetches {
+				errs = append(errs, f.Location+": "+f.Err)
+			}
+			t.Fatalf("%s: %s fetched %d config drives, want %d without error: %q", step, node, len(fetches), n, errs)
 		}
 		f := fetches[n-1]
 		v := driveView(t, f)
