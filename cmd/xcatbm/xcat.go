@@ -69,6 +69,14 @@ func runXCAT(ctx context.Context, env *environment, args []string) int {
 		}
 		req.Args = append(req.Args, a)
 	}
+	// A noderange of plain names, ranges and groups is checked here, so a mistake in
+	// it is named (xcatd only answers "Invalid nodes and/or groups"); regexes,
+	// selectors and ^files are xcatd's to judge.
+	if req.Noderange != "" && !strings.ContainsAny(req.Noderange, "/=~^") && xcat.ValidateNoderange(req.Noderange) == nil {
+		if _, err := xcat.ExpandNoderange(ctx, req.Noderange, nil); errors.Is(err, xcat.ErrInvalidInput) {
+			return config.UsageError(env.stderr, "xcatbm xcat", "%v", err)
+		}
+	}
 
 	var b xcat.Backend
 	switch *backend {
@@ -92,7 +100,14 @@ func runXCAT(ctx context.Context, env *environment, args []string) int {
 	}
 
 	resp, err := xcat.NewClient(b, xcat.WithMaxNodes(*maxNodes)).Raw(ctx, req)
-	return printAnswer(env.stdout, env.stderr, req, resp, err)
+	code := printAnswer(env.stdout, env.stderr, req, resp, err)
+	if resp.Unsupported() {
+		// xCAT's client prints only the line above and exits 0; a script deserves
+		// to know which word xcatd did not take.
+		fmt.Fprintf(env.stderr, "xcatbm xcat: xcatd has no command %q (see 'xcatbm xcat --help')\n", req.Command)
+		return 1
+	}
+	return code
 }
 
 // printAnswer prints what xcatd answered as xCAT's client does and returns the exit
