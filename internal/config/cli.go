@@ -53,5 +53,12 @@ func flagError(err error) string {
 	if name, ok := strings.CutPrefix(msg, "flag needs an argument: -"); ok {
 		return "flag " + dash(name) + " needs a value"
 	}
+	if rest, ok := strings.CutPrefix(msg, "invalid value "); ok {
+		if value, flagAndWhy, ok := strings.Cut(rest, " for flag -"); ok {
+			if name, why, ok := strings.Cut(flagAndWhy, ": "); ok {
+				return dash(name) + " " + value + ": " + why
+			}
+		}
+	}
 	return msg
 }
