@@ -322,15 +322,15 @@ print(*[x.getsockname()[1] for x in s])')
 	YAML
 	chmod 0644 "$work/cluster.yaml"
 	setpriv --reuid=xcatbm --regid=xcatbm --init-groups -- /usr/bin/xcatbm-sim --cluster "$work/cluster.yaml" \
-		--listen "127.0.0.1:$simport" --cred-dir "$work/xcat" >"$work/sim.log" 2>&1 &
+		--listen "127.0.0.1:$simport" --xcat-cred-dir "$work/xcat" >"$work/sim.log" 2>&1 &
 	simpid=$!
 	local i
 	for ((i = 0; i < 100; i++)); do
-		[[ -s $work/xcat/client-cred.pem ]] && /usr/bin/xcatbm xcat --host "127.0.0.1:$simport" --cred-dir "$work/xcat" \
+		[[ -s $work/xcat/client-cred.pem ]] && /usr/bin/xcatbm xcat --xcat-host "127.0.0.1:$simport" --xcat-cred-dir "$work/xcat" \
 			nodels node01 >/dev/null 2>&1 && break
 		sleep 0.1
 	done
-	check "xcatbm-sim answers the installed xcatbm CLI" /usr/bin/xcatbm xcat --host "127.0.0.1:$simport" --cred-dir "$work/xcat" nodels all
+	check "xcatbm-sim answers the installed xcatbm CLI" /usr/bin/xcatbm xcat --xcat-host "127.0.0.1:$simport" --xcat-cred-dir "$work/xcat" nodels all
 
 	# A database and a vhost of the test's own.
 	if psql -h 127.0.0.1 -U postgres -qc "CREATE DATABASE $pgdb" >"$work/psql.log" 2>&1; then made_db=1; fi
@@ -445,7 +445,7 @@ PY
 		tail -20 "$work/worker.log"
 	fi
 	equal "xCAT status of $node" "$node: booted" \
-		"$(/usr/bin/xcatbm xcat --host "127.0.0.1:$simport" --cred-dir "$work/xcat" nodels "$node" nodelist.status 2>&1)"
+		"$(/usr/bin/xcatbm xcat --xcat-host "127.0.0.1:$simport" --xcat-cred-dir "$work/xcat" nodels "$node" nodelist.status 2>&1)"
 	equal "the spawn job in PostgreSQL" "spawn|$node|done|$host" \
 		"$(psql -h 127.0.0.1 -U postgres -d "$pgdb" -tAc "SELECT kind, node, state, compute_host FROM jobs WHERE instance_uuid = '$uuid'" 2>&1)"
 	check "the worker logged no error" bash -c '! grep -q "\"level\":\"error\"" "$1"' _ "$work/worker.log"

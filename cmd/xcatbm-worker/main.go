@@ -57,8 +57,7 @@ func main() {
 type options struct {
 	computeHost, mgmtNode, workerID string
 	transportURL, databaseURL       config.Secret
-	xcatBackend, xcatHost           string
-	xcatCredDir, xcatCLIDir         string
+	xcat                            config.XCAT
 	exchange, notifications         string
 	deadLetter, consoleDir          string
 	durable, quorum, ha, autoDel    bool
@@ -94,10 +93,7 @@ func flags(fs *flag.FlagSet, o *options) {
 	fs.StringVar(&o.workerID, "worker-id", "", "`name` for this process in job leases (default hostname:pid:random)")
 	fs.Var(&o.transportURL, "transport-url", "oslo transport `url`, rabbit://user:pass@host:5672[,user:pass@host2:5672]/vhost\n(default rabbit://guest:guest@127.0.0.1:5672/)")
 	fs.Var(&o.databaseURL, "database-url", "PostgreSQL `url` (default postgres://xcatbm@127.0.0.1:5432/xcatbm?sslmode=disable)")
-	fs.StringVar(&o.xcatBackend, "xcat-backend", "native", "how to reach xCAT: native (xcatd's XML protocol over TLS) or cli (xCAT-client commands)")
-	fs.StringVar(&o.xcatHost, "xcat-host", "", "xcatd `host:port` for the native backend (default $XCATHOST, else localhost:3001)")
-	fs.StringVar(&o.xcatCredDir, "xcat-cred-dir", "", "`dir` with ca.pem and client-cred.pem for xcatd (default ~/.xcat)")
-	fs.StringVar(&o.xcatCLIDir, "xcat-cli-dir", "/opt/xcat/bin", "`dir` of the xCAT-client commands for the cli backend")
+	config.BindXCAT(fs, &o.xcat)
 	fs.DurationVar(&o.xcatTimeout, "xcat-timeout", 2*time.Minute, "bound on one xCAT request")
 	fs.DurationVar(&o.xcatOutage, "xcat-outage-after", time.Minute, "report not ready on /readyz once no xCAT request has reached xcatd for this long")
 	fs.IntVar(&o.xcatParallel, "xcat-parallel", 16, "per-node xCAT requests one step may run at once")
@@ -249,7 +245,7 @@ func serve(ctx context.Context, o options, lookup func(string) (string, bool), l
 		return err
 	}
 	log.Info().Str("transport_url", config.RedactURL(transport)).Str("database", config.RedactURL(dbURL)).
-		Str("xcat_backend", o.xcatBackend).Msg("configured")
+		Str("xcat_backend", o.xcat.Backend).Msg("configured")
 	if o.listen != "" {
 		srv := &http.Server{Addr: o.listen, Handler: endpoints(reg, db, w, health), ReadHeaderTimeout: 5 * time.Second}
 		go func() {
@@ -293,21 +289,21 @@ func waitDB(ctx context.Context, db *sql.DB, log zerolog.Logger) error {
 }
 
 func xcatClient(o options, lookup func(string) (string, bool), reg prometheus.Registerer, health *worker.XCATHealth) (xcat.Client, error) {
-	switch o.xcatBackend {
+	switch o.xcat.Backend {
 	case "native":
-		host := o.xcatHost
+		host := o.xcat.Host
 		if host == "" {
 			host, _ = lookup("XCATHOST")
 		}
-		n, err := xcat.NewNative(xcat.NativeConfig{Addr: host, CredDir: o.xcatCredDir, ReuseIdle: o.xcatReuse})
+		n, err := xcat.NewNative(xcat.NativeConfig{Addr: host, CredDir: o.xcat.CredDir, ReuseIdle: o.xcatReuse})
 		if err != nil {
 			return nil, fmt.Errorf("xcat native backend: %w", err)
 		}
 		return xcat.NewClient(coalesce(health.Watch(worker.InstrumentXCAT(n, reg)), o), xcat.WithMaxNodes(o.xcatMaxNodes)), nil
 	case "cli":
-		return xcat.NewClient(coalesce(health.Watch(worker.InstrumentXCAT(xcat.NewCLI(xcat.CLIConfig{Dir: o.xcatCLIDir}), reg)), o), xcat.WithMaxNodes(o.xcatMaxNodes)), nil
+		return xcat.NewClient(coalesce(health.Watch(worker.InstrumentXCAT(xcat.NewCLI(xcat.CLIConfig{Dir: o.xcat.CLIDir}), reg)), o), xcat.WithMaxNodes(o.xcatMaxNodes)), nil
 	default:
-		return nil, fmt.Errorf("--xcat-backend %q: want native or cli", o.xcatBackend)
+		return nil, fmt.Errorf("--xcat-backend %q: want native or cli", o.xcat.Backend)
 	}
 }
 

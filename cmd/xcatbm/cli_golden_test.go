@@ -33,6 +33,9 @@ func TestCLIGolden(t *testing.T) {
 		"cleaning-retry-no-range":   {"xcatbm", "cleaning", "retry"},
 		"setup-extra-argument":      {"xcatbm", "setup", "now"},
 		"install-postscripts-extra": {"xcatbm", "install-postscripts", "x"},
+		// The names of earlier releases still work, and say they are going.
+		"xcat-deprecated-names":  {"xcatbm", "xcat", "--host", "127.0.0.1:1", "--cred-dir", "/nonexistent-xcatbm", "nodels", "all"},
+		"setup-deprecated-names": {"xcatbm", "setup", "--xcatd", "127.0.0.1:1", "--xcat-cred", "/nonexistent-xcatbm/c.pem", "--check"},
 	}
 	for _, name := range subcommandNames() {
 		tests["help-"+name] = []string{"xcatbm", name, "--help"}

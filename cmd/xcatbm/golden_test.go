@@ -224,7 +224,7 @@ func TestXCATGoldenTranscripts(t *testing.T) {
 		}
 		var stdout, stderr bytes.Buffer
 		env := &environment{stdout: &stdout, stderr: &stderr, getenv: func(string) (string, bool) { return "", false }}
-		code := run(context.Background(), env, append([]string{"xcatbm", "xcat", "--host", srv.addr, "--cred-dir", srv.credDir}, argv...))
+		code := run(context.Background(), env, append([]string{"xcatbm", "xcat", "--xcat-host", srv.addr, "--xcat-cred-dir", srv.credDir}, argv...))
 		if stdout.String() != tr.stdout || stderr.String() != tr.stderr || code != tr.code {
 			t.Errorf("%s: stdout %q stderr %q exit %d\nxCAT's client: stdout %q stderr %q exit %d",
 				d.Name(), stdout.String(), stderr.String(), code, tr.stdout, tr.stderr, tr.code)
@@ -268,7 +268,7 @@ func TestXCATRefusesBeforeSending(t *testing.T) {
 	for _, tt := range tests {
 		var stdout, stderr bytes.Buffer
 		env := &environment{stdout: &stdout, stderr: &stderr, getenv: func(string) (string, bool) { return "", false }}
-		code := run(context.Background(), env, append([]string{"xcatbm", "xcat", "--host", srv.addr, "--cred-dir", srv.credDir}, tt.args...))
+		code := run(context.Background(), env, append([]string{"xcatbm", "xcat", "--xcat-host", srv.addr, "--xcat-cred-dir", srv.credDir}, tt.args...))
 		if code != 1 || !strings.Contains(stderr.String(), tt.want) || stdout.Len() != 0 {
 			t.Errorf("%q: exit %d stdout %q stderr %q; want exit 1 and %q", tt.args, code, stdout.String(), stderr.String(), tt.want)
 		}
@@ -278,7 +278,7 @@ func TestXCATRefusesBeforeSending(t *testing.T) {
 	}
 	var stdout, stderr bytes.Buffer
 	env := &environment{stdout: &stdout, stderr: &stderr, getenv: func(string) (string, bool) { return "", false }}
-	if code := run(context.Background(), env, []string{"xcatbm", "xcat", "--host", srv.addr, "--cred-dir", srv.credDir, "--max-nodes", "0", "rpower", "n[1-10001]", "stat"}); code != 0 {
+	if code := run(context.Background(), env, []string{"xcatbm", "xcat", "--xcat-host", srv.addr, "--xcat-cred-dir", srv.credDir, "--max-nodes", "0", "rpower", "n[1-10001]", "stat"}); code != 0 {
 		t.Errorf("--max-nodes 0: exit %d, stderr %q", code, stderr.String())
 	}
 	if reqs := srv.takeRequests(); len(reqs) != 1 {
