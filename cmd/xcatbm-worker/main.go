@@ -280,7 +280,7 @@ func waitDB(ctx context.Context, db *sql.DB, log zerolog.Logger) error {
 			return fmt.Errorf("database: %w", err)
 		}
 		d := b.Delay(i)
-		log.Warn().Err(err).Dur("retry_in", d).Msg("database not answering")
+		log.Warn().Err(err).Stringer("retry_in", d).Msg("database not answering")
 		select {
 		case <-ctx.Done():
 		case <-time.After(d):
