@@ -48,8 +48,8 @@ func TestSuperviseBackoff(t *testing.T) {
 			var delays []float64
 			for _, line := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
 				var e struct {
-					Msg     string  `json:"message"`
-					Err     string  `json:"error"`
+					Msg     string `json:"message"`
+					Err     string `json:"error"`
 					RetryIn string `json:"retry_in"`
 				}
 				if err := json.Unmarshal([]byte(line), &e); err != nil {
