@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/sys/unix"
 
 	"xcatbm/internal/broker"
 	"xcatbm/internal/config"
@@ -49,9 +50,33 @@ Endpoints on --listen: /metrics (Prometheus), /healthz (alive), /readyz (consumi
 the database answers).`
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.LookupEnv))
+	ctx, stop := signalContext()
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.LookupEnv)
+	stop()
+	os.Exit(code)
+}
+
+// signalContext returns a context canceled by SIGINT or SIGTERM, with the signal as
+// its cause, so the worker's last line says why it stopped. A second signal kills
+// the process as usual.
+func signalContext() (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case s := <-sigs:
+			signal.Stop(sigs)
+			cancel(fmt.Errorf("received signal %s", unix.SignalName(s.(syscall.Signal))))
+		case <-done:
+		}
+	}()
+	return ctx, func() {
+		signal.Stop(sigs)
+		close(done)
+		cancel(nil)
+	}
 }
 
 type options struct {
@@ -160,10 +185,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, lookup fu
 	if err != nil {
 		return config.UsageError(stderr, "xcatbm-worker", "%v", err)
 	}
-	if err := serve(ctx, o, lookup, log); err != nil {
-		log.Error().Err(err).Msg("worker failed")
+	err = serve(ctx, o, lookup, log)
+	var perr *permanentError
+	switch {
+	case errors.As(err, &perr):
+		log.Error().Err(perr.err).Str("fix", perr.fix).Msg("worker stopped: " + perr.fix)
+		return exitConfig
+	case err != nil:
+		log.Error().Err(err).Msg("worker stopped: failed")
 		return 1
 	}
+	reason := "its context ended"
+	if cause := context.Cause(ctx); cause != nil {
+		reason = cause.Error()
+	}
+	log.Info().Str("reason", reason).Msg("worker stopped")
 	return 0
 }
 
@@ -186,7 +222,9 @@ func serve(ctx context.Context, o options, lookup func(string) (string, bool), l
 	}
 	defer db.Close()
 	db.SetMaxOpenConns(16)
-	if err := waitDB(ctx, db, log); err != nil {
+	// Start-up in a fixed order, each step's first error saying what to fix:
+	// configuration (above), database, broker, xcatd, then OpenStack.
+	if err := waitDB(ctx, db, dbURL, log); err != nil {
 		return err
 	}
 	applied, err := store.Migrate(ctx, db)
@@ -195,6 +233,9 @@ func serve(ctx context.Context, o options, lookup func(string) (string, bool), l
 	}
 	if len(applied) > 0 {
 		log.Info().Strs("migrations", applied).Msg("database migrated")
+	}
+	if err := waitBroker(ctx, urls, log); err != nil {
+		return err
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -269,25 +310,6 @@ func serve(ctx context.Context, o options, lookup func(string) (string, bool), l
 	return g.Wait()
 }
 
-func waitDB(ctx context.Context, db *sql.DB, log zerolog.Logger) error {
-	b := broker.Backoff{Min: 200 * time.Millisecond, Max: 5 * time.Second}
-	for i := 0; ; i++ {
-		err := db.PingContext(ctx)
-		if err == nil {
-			return nil
-		}
-		if ctx.Err() != nil {
-			return fmt.Errorf("database: %w", err)
-		}
-		d := b.Delay(i)
-		log.Warn().Err(err).Stringer("retry_in", d).Msg("database not answering")
-		select {
-		case <-ctx.Done():
-		case <-time.After(d):
-		}
-	}
-}
-
 func xcatClient(o options, lookup func(string) (string, bool), reg prometheus.Registerer, health *worker.XCATHealth) (xcat.Client, error) {
 	switch o.xcat.Backend {
 	case "native":
@@ -297,7 +319,8 @@ func xcatClient(o options, lookup func(string) (string, bool), reg prometheus.Re
 		}
 		n, err := xcat.NewNative(xcat.NativeConfig{Addr: host, CredDir: o.xcat.CredDir, ReuseIdle: o.xcatReuse})
 		if err != nil {
-			return nil, fmt.Errorf("xcat native backend: %w", err)
+			return nil, &permanentError{fix: fmt.Sprintf("xcatd's client credentials are not usable: copy ca.pem and client-cred.pem of an xCAT user (~/.xcat on the management node) into --xcat-cred-dir (%s)",
+				config.EnvName("xcat-cred-dir")), err: err}
 		}
 		return xcat.NewClient(coalesce(health.Watch(worker.InstrumentXCAT(n, reg)), o), xcat.WithMaxNodes(o.xcatMaxNodes)), nil
 	case "cli":
