@@ -34,7 +34,7 @@ func TestDeadLetteredCastFailsItsInstance(t *testing.T) {
 	c := castSpec{file: "cast-build_and_run_instance.json", node: "n01", uuid: uuid, hostname: "tenant-a", image: image,
 		version: "7.1", uniqueID: "0badcafe0badcafe0badcafe0badcafe"}
 	e.cast(c)
-	e.cast(c) // delivered twice, refused once
+	e.cast(c)                                                                         // delivered twice, refused once
 	e.cast(castSpec{file: "cast-start_instance.json", method: "frobnicate_instance"}) // names no instance of ours
 
 	type row struct {
