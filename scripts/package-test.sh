@@ -113,11 +113,14 @@ files="/etc/xcatbm/example.env
 /usr/share/man/man1/opsaddimage.1.gz
 /usr/share/man/man8/xcatbm-worker.8.gz
 /usr/share/man/man8/xcatbm.8.gz
+/usr/share/xcatbm/monitoring/xcatbm-alerts.yml
+/usr/share/xcatbm/monitoring/xcatbm-dashboard.json
 /usr/share/xcatbm/postscripts/config_ops_bmnode
 /usr/share/xcatbm/postscripts/deconfig_ops_bmnode"
 dirs="/etc/xcatbm
 /etc/xcatbm/secrets
 /usr/share/xcatbm
+/usr/share/xcatbm/monitoring
 /usr/share/xcatbm/postscripts"
 
 # --- the .rpm, inspected ---------------------------------------------------------------
@@ -200,7 +203,7 @@ else
 	skip "systemd-analyze not available; the unit is checked only by its keys"
 fi
 for key in "User=xcatbm" "Group=xcatbm" "EnvironmentFile=/etc/xcatbm/%i.env" \
-	"ExecStart=/usr/bin/xcatbm-worker --compute-host %i" "Restart=on-failure" \
+	"ExecStart=/usr/bin/xcatbm-worker --compute-host %i" "Restart=on-failure" "RestartPreventExitStatus=78 2" \
 	NoNewPrivileges=yes ProtectSystem=strict ProtectHome=yes PrivateTmp=yes PrivateDevices=yes \
 	ProtectKernelTunables=yes ProtectKernelModules=yes ProtectKernelLogs=yes ProtectControlGroups=yes \
 	"RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX" RestrictNamespaces=yes LockPersonality=yes \
