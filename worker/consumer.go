@@ -175,13 +175,15 @@ func (w *Worker) handle(ctx context.Context, batch []amqp.Delivery) error {
 		for i, in := range ins {
 			l := w.log.Info()
 			if in.Duplicate {
+				// No job was written: the line names the message, not a job id.
 				w.dropDrives(drives[i : i+1])
 				w.metrics.duplicates.Inc()
-				l = w.log.Info().Bool("duplicate", true)
+				l = l.Bool("duplicate", true)
 			} else {
 				w.metrics.jobsAccepted.WithLabelValues(jobs[i].Kind).Inc()
+				l = l.Int64(logging.FieldJob, in.ID)
 			}
-			l.Int64(logging.FieldJob, in.ID).Str("kind", jobs[i].Kind).Str(logging.FieldInstance, jobs[i].InstanceUUID).
+			l.Str("kind", jobs[i].Kind).Str(logging.FieldInstance, jobs[i].InstanceUUID).
 				Str(logging.FieldNode, jobs[i].Node).Str("unique_id", jobs[i].MessageID).Msg("cast received")
 		}
 		w.exec.poke()
