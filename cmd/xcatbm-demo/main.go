@@ -77,8 +77,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&o.install, "install-time", 4*time.Second, "simulated OS install time per node")
 	fs.BoolVar(&o.verbose, "verbose", false, "show the worker's log lines")
 	fs.StringVar(&o.novaMode, "nova", "auto", "drive the worker from a real nova control plane (scripts/openstack/plane.sh): on, off, or auto (on when nova's packages are installed)")
-	fs.Usage = config.Usage(fs, synopsis, "")
-	if code, done := config.ParseCommandLine(fs, args, os.LookupEnv, stdout, stderr); done {
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "%s\n\nFlags:\n", synopsis)
+		fs.PrintDefaults()
+	}
+	// The demo reads no XCATBM_ variables: those of an installed worker must not
+	// point it at the worker's database or broker.
+	noEnv := func(string) (string, bool) { return "", false }
+	if code, done := config.ParseCommandLine(fs, args, noEnv, stdout, stderr); done {
 		return code
 	}
 	if fs.NArg() != 0 {

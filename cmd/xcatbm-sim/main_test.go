@@ -78,7 +78,7 @@ func TestServerHelpDescribesClusterFile(t *testing.T) {
 		t.Errorf("--help exit %d", code)
 	}
 	for _, want := range []string{"Cluster file (--cluster", "nodes:", "groups:", "attrs:", "cpucount", "memory", "disksize",
-		"osimages:", "passwd:", "timeline:", "latency:", "fault:", "--cred-dir", "never give it a real ~/.xcat", "-close-kept", "-shuffle", "-cred-dir"} {
+		"osimages:", "passwd:", "timeline:", "latency:", "fault:", "--xcat-cred-dir", "never give it a real ~/.xcat", "-close-kept", "-shuffle", "-xcat-cred-dir", "deprecated name of --xcat-cred-dir"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("help lacks %q", want)
 		}

@@ -72,7 +72,7 @@ func runCleaning(ctx context.Context, env *environment, args []string) int {
 	case len(pos) == 1:
 		var err error
 		if names, err = xcat.ExpandNoderange(ctx, pos[0], nil); err != nil {
-			return usageErr(env, cmd, "noderange %q: %v", pos[0], err)
+			return usageErr(env, cmd, "%v", err)
 		}
 	case verb != "list":
 		return usageErr(env, cmd, "%s needs a noderange", verb)

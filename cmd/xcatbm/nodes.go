@@ -99,7 +99,7 @@ func runNodes(ctx context.Context, env *environment, args []string) int {
 	case 1:
 		var err error
 		if names, err = xcat.ExpandNoderange(ctx, pos[0], nil); err != nil {
-			return usageErr(env, cmd, "noderange %q: %v", pos[0], err)
+			return usageErr(env, cmd, "%v", err)
 		}
 	default:
 		return usageErr(env, cmd, "want at most one noderange, got %d arguments", len(pos))

@@ -287,7 +287,7 @@ func parseNodeJob(env *environment, cmd string, page manPage, args []string, hos
 		return j, usageErr(env, cmd, "-s <compute_host> is required"), false
 	}
 	if err := checkNoderange(pos[0], j.flags.maxNodes); err != nil {
-		return j, usageErr(env, cmd, "noderange %q: %v", pos[0], err), false
+		return j, usageErr(env, cmd, "%v", err), false
 	}
 	j.host, j.noderange = *host, pos[0]
 	return j, 0, true

@@ -234,9 +234,14 @@ func runSetup(ctx context.Context, env *environment, args []string) int {
 	fs := flag.NewFlagSet("xcatbm setup", flag.ContinueOnError)
 	check := fs.Bool("check", false, "change nothing: only report what is ready and what is not")
 	dir := fs.String("dir", postscripts.DefaultDir, "directory the postscripts must be installed in")
-	addr := fs.String("xcatd", "", "xcatd address host:port (default $XCATHOST, else "+xcat.DefaultAddr+")")
-	cred := fs.String("xcat-cred", "", "client key and certificate, PEM (default ~/.xcat/client-cred.pem)")
-	ca := fs.String("xcat-ca", "", "CA certificate of xcatd (default ~/.xcat/ca.pem)")
+	var x config.XCAT
+	config.BindXCAT(fs, &x)
+	config.Alias(fs, "xcatd", "xcat-host") // the name of earlier releases
+	addr := &x.Host
+	cred := fs.String("xcat-cred", "", "client key and certificate, PEM (default <xcat-cred-dir>/client-cred.pem)")
+	ca := fs.String("xcat-ca", "", "CA certificate of xcatd (default <xcat-cred-dir>/ca.pem)")
+	config.Deprecate(fs, "xcat-cred", "--xcat-cred-dir")
+	config.Deprecate(fs, "xcat-ca", "--xcat-cred-dir")
 	mgmt := fs.String("mgmt-names", "", "comma-separated names and addresses this management node has in\nnoderes.xcatmaster/servicenode, besides site.master")
 	fs.Usage = config.Usage(fs, "usage: xcatbm setup [--check] [flags]\n\n"+
 		"Sets site.sshbetweennodes=NOGROUPS, checks that the postscripts are installed, lists\n"+
@@ -251,10 +256,20 @@ func runSetup(ctx context.Context, env *environment, args []string) int {
 	if *addr == "" {
 		*addr, _ = env.getenv("XCATHOST")
 	}
-	backend, err := xcat.NewNative(xcat.NativeConfig{Addr: *addr, CredFile: *cred, CAFile: *ca})
-	if err != nil {
-		fmt.Fprintln(env.stderr, "xcatbm setup:", err)
-		return 1
+	var backend xcat.Backend
+	switch x.Backend {
+	case "native":
+		n, err := xcat.NewNative(xcat.NativeConfig{Addr: *addr, CredDir: x.CredDir, CredFile: *cred, CAFile: *ca})
+		if err != nil {
+			fmt.Fprintln(env.stderr, "xcatbm setup:", err)
+			return 1
+		}
+		defer n.Close()
+		backend = n
+	case "cli":
+		backend = xcat.NewCLI(xcat.CLIConfig{Dir: x.CLIDir})
+	default:
+		return config.UsageError(env.stderr, "xcatbm setup", "--xcat-backend %q: want native or cli", x.Backend)
 	}
 	opts := setupOptions{dir: *dir, check: *check}
 	for _, n := range strings.Split(*mgmt, ",") {

@@ -413,7 +413,7 @@ func TestCLIPersonality(t *testing.T) {
 	}
 	run := func(name string, args ...string) (string, string, int) {
 		cmd := exec.Command(filepath.Join(dir, name), args...)
-		cmd.Env = append(os.Environ(), "XCATHOST="+srv.Addr(), "XCATBM_SIM_CRED_DIR="+srv.CredDir())
+		cmd.Env = append(os.Environ(), "XCATHOST="+srv.Addr(), "XCATBM_XCAT_CRED_DIR="+srv.CredDir())
 		var stdout, stderr bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr
 		err := cmd.Run()
