@@ -240,7 +240,7 @@ func serve(ctx context.Context, o options, lookup func(string) (string, bool), l
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	health := worker.NewXCATHealth(reg, log, o.xcatOutage)
-	xc, err := xcatClient(o, lookup, reg, health)
+	xc, err := xcatClient(ctx, o, lookup, reg, health, log)
 	if err != nil {
 		return err
 	}
@@ -310,7 +310,7 @@ func serve(ctx context.Context, o options, lookup func(string) (string, bool), l
 	return g.Wait()
 }
 
-func xcatClient(o options, lookup func(string) (string, bool), reg prometheus.Registerer, health *worker.XCATHealth) (xcat.Client, error) {
+func xcatClient(ctx context.Context, o options, lookup func(string) (string, bool), reg prometheus.Registerer, health *worker.XCATHealth, log zerolog.Logger) (xcat.Client, error) {
 	switch o.xcat.Backend {
 	case "native":
 		host := o.xcat.Host
@@ -321,6 +321,9 @@ func xcatClient(o options, lookup func(string) (string, bool), reg prometheus.Re
 		if err != nil {
 			return nil, &permanentError{fix: fmt.Sprintf("xcatd's client credentials are not usable: copy ca.pem and client-cred.pem of an xCAT user (~/.xcat on the management node) into --xcat-cred-dir (%s)",
 				config.EnvName("xcat-cred-dir")), err: err}
+		}
+		if err := probeXCAT(ctx, n, log); err != nil {
+			return nil, err
 		}
 		return xcat.NewClient(coalesce(health.Watch(worker.InstrumentXCAT(n, reg)), o), xcat.WithMaxNodes(o.xcatMaxNodes)), nil
 	case "cli":
