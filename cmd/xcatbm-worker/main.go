@@ -283,7 +283,8 @@ func serve(ctx context.Context, o options, lookup func(string) (string, bool), l
 	}
 	w, err := worker.New(cfg, deps)
 	if err != nil {
-		return err
+		// worker.New only checks the settings it was given.
+		return &permanentError{fix: "a setting is not usable", err: err}
 	}
 	log.Info().Str("transport_url", config.RedactURL(transport)).Str("database", config.RedactURL(dbURL)).
 		Str("xcat_backend", o.xcat.Backend).Msg("configured")

@@ -93,6 +93,9 @@ func TestStartupPermanentErrors(t *testing.T) {
 		{"xcat CA wrong", []string{"XCATBM_DATABASE_URL=" + db.URL, "XCATBM_TRANSPORT_URL=" + good,
 			"XCATBM_XCAT_HOST=" + srv.Addr(), "XCATBM_XCAT_CRED_DIR=" + other.CredDir()},
 			[]string{"xcatd's certificate is not signed by ca.pem"}},
+		{"install directory missing", []string{"XCATBM_DATABASE_URL=" + db.URL, "XCATBM_TRANSPORT_URL=" + good,
+			"XCATBM_XCAT_HOST=" + srv.Addr(), "XCATBM_XCAT_CRED_DIR=" + srv.CredDir(), "XCATBM_INSTALL_DIR=/nonexistent-xcatbm"},
+			[]string{"a setting is not usable", "install directory /nonexistent-xcatbm"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
