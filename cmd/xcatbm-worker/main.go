@@ -181,6 +181,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, lookup fu
 	if o.computeHost == "" {
 		return config.UsageError(stderr, "xcatbm-worker", "--compute-host (or %s) is required", config.EnvName("compute-host"))
 	}
+	if t := o.transportURL.Reveal(); t != "" {
+		if _, err := broker.ParseTransportURL(t); err != nil {
+			return config.UsageError(stderr, "xcatbm-worker", "--transport-url: %v", err) // the error shows the URL redacted
+		}
+	}
 	log, err := logging.New(stderr, "xcatbm-worker", logging.Options{Format: o.logFormat, Level: o.logLevel})
 	if err != nil {
 		return config.UsageError(stderr, "xcatbm-worker", "%v", err)
