@@ -3,6 +3,7 @@ package worker_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -44,6 +45,16 @@ func TestSpawnFailures(t *testing.T) {
 	}
 	if n := e.sim.CountRequests("rpower", "boot"); n != 1 {
 		t.Errorf("rpower boot sent %d times; only n01's install should have booted", n)
+	}
+	// One lsdef learns that a node is unknown; asking again would learn nothing.
+	lsdefs := 0
+	for _, r := range e.sim.Requests() {
+		if r.Command == "lsdef" && slices.Contains(r.Args, "nosuch") { // lsdef -o nosuch
+			lsdefs++
+		}
+	}
+	if lsdefs != 1 {
+		t.Errorf("lsdef sent %d times for the unknown node, want 1", lsdefs)
 	}
 	// n01's failed install was undone: powered off, its postscript entry gone, its
 	// boot state offline, and the node free again.

@@ -163,6 +163,17 @@ func TestMonitoringFiles(t *testing.T) {
 		}
 	}
 
+	// Both files are in the package, where the man page says.
+	nfpm, err := os.ReadFile("../packaging/nfpm.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"xcatbm-alerts.yml", "xcatbm-dashboard.json"} {
+		if !strings.Contains(string(nfpm), "src: packaging/monitoring/"+name+"\n    dst: /usr/share/xcatbm/monitoring/"+name+"\n") {
+			t.Errorf("packaging/nfpm.yaml does not ship %s to /usr/share/xcatbm/monitoring", name)
+		}
+	}
+
 	b, err = os.ReadFile("../packaging/monitoring/xcatbm-dashboard.json")
 	if err != nil {
 		t.Fatal(err)

@@ -378,6 +378,10 @@ func (w *Worker) lsdefEach(ctx context.Context, nodes []string) (map[string]xcat
 	if err == nil || !errors.As(err, &cmdErr) {
 		return attrs, err
 	}
+	if len(nodes) == 1 {
+		// The refusal was about this node alone: asking again would get it again.
+		return map[string]xcat.Attrs{}, nil
+	}
 	out := map[string]xcat.Attrs{}
 	var mu sync.Mutex
 	var lastErr error

@@ -18,6 +18,7 @@ func TestCLIGolden(t *testing.T) {
 		"unknown-flag":        {"--nosuch"},
 		"unexpected-argument": {"--compute-host", "h", "extra"},
 		"bad-log-format":      {"--compute-host", "h", "--log-format", "xml"},
+		"bad-transport-url":   {"--compute-host", "h", "--transport-url", "rabbit//guest:secret@host"},
 		"bad-duration":        {"--compute-host", "h", "--lease", "ten"},
 	} {
 		t.Run(name, func(t *testing.T) {

@@ -183,6 +183,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, lookup fu
 	if o.computeHost == "" {
 		return config.UsageError(stderr, "xcatbm-worker", "--compute-host (or %s) is required", config.EnvName("compute-host"))
 	}
+	if t := o.transportURL.Reveal(); t != "" {
+		if _, err := broker.ParseTransportURL(t); err != nil {
+			return config.UsageError(stderr, "xcatbm-worker", "--transport-url: %v", err) // the error shows the URL redacted
+		}
+	}
 	log, err := logging.New(stderr, "xcatbm-worker", logging.Options{Format: o.logFormat, Level: o.logLevel})
 	if err != nil {
 		return config.UsageError(stderr, "xcatbm-worker", "%v", err)
@@ -242,7 +247,7 @@ func serve(ctx context.Context, o options, lookup func(string) (string, bool), l
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	health := worker.NewXCATHealth(reg, log, o.xcatOutage)
-	xc, err := xcatClient(o, lookup, reg, health)
+	xc, err := xcatClient(ctx, o, lookup, reg, health, log)
 	if err != nil {
 		return err
 	}
@@ -285,7 +290,8 @@ func serve(ctx context.Context, o options, lookup func(string) (string, bool), l
 	}
 	w, err := worker.New(cfg, deps)
 	if err != nil {
-		return err
+		// worker.New only checks the settings it was given.
+		return &permanentError{fix: "a setting is not usable", err: err}
 	}
 	log.Info().Str("transport_url", config.RedactURL(transport)).Str("database", config.RedactURL(dbURL)).
 		Str("xcat_backend", o.xcat.Backend).Msg("configured")
@@ -312,7 +318,7 @@ func serve(ctx context.Context, o options, lookup func(string) (string, bool), l
 	return g.Wait()
 }
 
-func xcatClient(o options, lookup func(string) (string, bool), reg prometheus.Registerer, health *worker.XCATHealth) (xcat.Client, error) {
+func xcatClient(ctx context.Context, o options, lookup func(string) (string, bool), reg prometheus.Registerer, health *worker.XCATHealth, log zerolog.Logger) (xcat.Client, error) {
 	switch o.xcat.Backend {
 	case "native":
 		host := o.xcat.Host
@@ -323,6 +329,9 @@ func xcatClient(o options, lookup func(string) (string, bool), reg prometheus.Re
 		if err != nil {
 			return nil, &permanentError{fix: fmt.Sprintf("xcatd's client credentials are not usable: copy ca.pem and client-cred.pem of an xCAT user (~/.xcat on the management node) into --xcat-cred-dir (%s)",
 				config.EnvName("xcat-cred-dir")), err: err}
+		}
+		if err := probeXCAT(ctx, n, log); err != nil {
+			return nil, err
 		}
 		return xcat.NewClient(coalesce(health.Watch(worker.InstrumentXCAT(n, reg)), o), xcat.WithMaxNodes(o.xcatMaxNodes)), nil
 	case "cli":

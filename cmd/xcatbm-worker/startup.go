@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -15,6 +17,7 @@ import (
 
 	"xcatbm/internal/broker"
 	"xcatbm/internal/config"
+	"xcatbm/xcat"
 )
 
 // exitConfig is the exit code of a permanent start-up error (sysexits' EX_CONFIG):
@@ -144,4 +147,26 @@ func waitBroker(ctx context.Context, urls []string, log zerolog.Logger) error {
 		case <-time.After(d):
 		}
 	}
+}
+
+// probeXCAT asks xcatd for its version once: a client certificate xcatd refuses is a
+// *permanentError; an xcatd that does not answer is only logged, since the worker
+// rides out xcatd outages (its jobs wait, /readyz says why).
+func probeXCAT(ctx context.Context, n *xcat.Native, log zerolog.Logger) error {
+	pctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	_, err := n.Do(pctx, xcat.Request{Command: "lsxcatd", Args: []string{"-v"}})
+	var ce *xcat.CommandError
+	switch {
+	case err == nil, errors.As(err, &ce):
+		return nil // xcatd answered
+	case errors.As(err, new(x509.UnknownAuthorityError)), errors.As(err, new(*tls.CertificateVerificationError)):
+		return &permanentError{fix: fmt.Sprintf("xcatd's certificate is not signed by ca.pem in --xcat-cred-dir (%s): copy ca.pem from ~/.xcat on the management node",
+			config.EnvName("xcat-cred-dir")), err: err}
+	case errors.Is(err, xcat.ErrCertificateRejected):
+		return &permanentError{fix: fmt.Sprintf("xcatd rejected the client certificate in --xcat-cred-dir (%s): copy client-cred.pem of an xCAT user signed by xcatd's CA (~/.xcat on the management node), and its ca.pem",
+			config.EnvName("xcat-cred-dir")), err: err}
+	}
+	log.Warn().Err(err).Msg("xcatd not answering at start; jobs wait until it does")
+	return nil
 }

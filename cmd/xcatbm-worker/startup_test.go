@@ -46,6 +46,29 @@ func TestStartupPermanentErrors(t *testing.T) {
 	testamqp.Ctl(t, "add_vhost", closed) // no permissions granted on it
 	t.Cleanup(func() { testamqp.Ctl(t, "delete_vhost", closed) })
 	base := strings.TrimSuffix(testdb.ServerURL(), "/test?sslmode=disable")
+	// An xcatd, and credentials it refuses: its CA, another CA's client certificate.
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	srv, err := sim.Start(ctx, sim.Config{Cluster: sim.NewCluster()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Close() })
+	other, err := sim.Start(ctx, sim.Config{Cluster: sim.NewCluster()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = other.Close() })
+	foreign := t.TempDir()
+	for src, name := range map[string]string{filepath.Join(srv.CredDir(), "ca.pem"): "ca.pem", filepath.Join(other.CredDir(), "client-cred.pem"): "client-cred.pem"} {
+		b, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(foreign, name), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 	good := rabbitURL(vh.URL)
 	tests := []struct {
 		name string
@@ -64,6 +87,15 @@ func TestStartupPermanentErrors(t *testing.T) {
 			[]string{`RabbitMQ refuses vhost \"xcatbm-nosuchvhost\" to user \"guest\"`, "rabbitmqctl add_vhost xcatbm-nosuchvhost"}},
 		{"xcat credentials missing", []string{"XCATBM_DATABASE_URL=" + db.URL, "XCATBM_TRANSPORT_URL=" + good, "XCATBM_XCAT_CRED_DIR=/nonexistent-xcatbm"},
 			[]string{"copy ca.pem and client-cred.pem", "/nonexistent-xcatbm/client-cred.pem"}},
+		{"xcat certificate rejected", []string{"XCATBM_DATABASE_URL=" + db.URL, "XCATBM_TRANSPORT_URL=" + good,
+			"XCATBM_XCAT_HOST=" + srv.Addr(), "XCATBM_XCAT_CRED_DIR=" + foreign},
+			[]string{"xcatd rejected the client certificate", "certificate not accepted by xcatd"}},
+		{"xcat CA wrong", []string{"XCATBM_DATABASE_URL=" + db.URL, "XCATBM_TRANSPORT_URL=" + good,
+			"XCATBM_XCAT_HOST=" + srv.Addr(), "XCATBM_XCAT_CRED_DIR=" + other.CredDir()},
+			[]string{"xcatd's certificate is not signed by ca.pem"}},
+		{"install directory missing", []string{"XCATBM_DATABASE_URL=" + db.URL, "XCATBM_TRANSPORT_URL=" + good,
+			"XCATBM_XCAT_HOST=" + srv.Addr(), "XCATBM_XCAT_CRED_DIR=" + srv.CredDir(), "XCATBM_INSTALL_DIR=/nonexistent-xcatbm"},
+			[]string{"a setting is not usable", "install directory /nonexistent-xcatbm"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
