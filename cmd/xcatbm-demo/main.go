@@ -41,6 +41,8 @@ import (
 const (
 	host  = "xcat-mn1"
 	image = "rhels7.5-x86_64-install-compute"
+	// rebuildImage is the osimage of the demo's rebuild.
+	rebuildImage = "rocky9.4-x86_64-install-compute"
 )
 
 func main() {
@@ -174,7 +176,11 @@ func runDemo(ctx context.Context, o options, withNova bool, out io.Writer) error
 		return err
 	}
 	defer os.RemoveAll(installDir)
-	srv, err := sim.Start(ctx, sim.Config{Cluster: sim.NewCluster(specs...), Latency: sim.Latency{Fixed: 20 * time.Millisecond},
+	cluster := sim.NewCluster(specs...)
+	// The osimage the demo's rebuild reinstalls the first server with.
+	cluster.OSImages[rebuildImage] = map[string]string{"profile": "compute", "imagetype": "linux", "provmethod": "install",
+		"osname": "Linux", "osvers": "rocky9.4", "osarch": "x86_64"}
+	srv, err := sim.Start(ctx, sim.Config{Cluster: cluster, Latency: sim.Latency{Fixed: 20 * time.Millisecond},
 		Timeline: sim.Timeline{PoweringOn: step, Installing: 6 * step, Postbooting: step}, InstallDir: installDir})
 	if err != nil {
 		return err
@@ -257,7 +263,11 @@ func (d *demo) runCasts(ctx context.Context, amqpURL, suffix string) error {
 		uuids[n] = fmt.Sprintf("0b7a9b1c-3f3e-4c55-9d3a-%012d", i+1)
 	}
 	send := func(file, node string) error {
-		body, err := novacast.Body(file, novacast.Spec{Node: node, UUID: uuids[node], Hostname: "tenant-" + node, Image: image})
+		img := image
+		if file == novacast.TenantRebuild {
+			img = rebuildImage
+		}
+		body, err := novacast.Body(file, novacast.Spec{Node: node, UUID: uuids[node], Hostname: "tenant-" + node, Image: img})
 		if err != nil {
 			return err
 		}
@@ -283,6 +293,12 @@ func (d *demo) runCasts(ctx context.Context, amqpURL, suffix string) error {
 		return err
 	}
 	if err := phase("power on", novacast.Start, names[:1], worker.KindPowerOn); err != nil {
+		return err
+	}
+	if err := phase("rebuild on "+rebuildImage, novacast.TenantRebuild, names[:1], worker.KindRebuild); err != nil {
+		return err
+	}
+	if err := d.showKeys(names[:1]); err != nil {
 		return err
 	}
 	if err := phase("delete", novacast.Terminate, names, worker.KindDestroy); err != nil {

@@ -45,7 +45,7 @@ func fingerprint(line string) (string, error) {
 }
 
 // deliveredKeys says which keys node fetched in its newest config drive, as one
-// line: "node02 fetched its config drive (45 files): key SHA256:... (comment)".
+// line: "node02 fetched its config drive (delivery 1, 45 files): key SHA256:... (comment)".
 func deliveredKeys(srv *sim.Server, node string) (string, error) {
 	fetches := srv.ConfigDriveFetches(node)
 	if len(fetches) == 0 {
@@ -72,7 +72,7 @@ func deliveredKeys(srv *sim.Server, node string) (string, error) {
 	if len(keys) == 0 {
 		return "", fmt.Errorf("%s's config drive holds no public key", node)
 	}
-	return fmt.Sprintf("%s fetched its config drive (%d files): key %s", node, len(f.Files), strings.Join(keys, ", ")), nil
+	return fmt.Sprintf("%s fetched its config drive (delivery %d, %d files): key %s", node, len(fetches), len(f.Files), strings.Join(keys, ", ")), nil
 }
 
 // showKeys prints, for each node, the key its config drive delivered.
