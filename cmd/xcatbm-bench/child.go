@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -101,6 +102,7 @@ type childWorker struct {
 	cmd   *exec.Cmd
 	stdin io.WriteCloser
 	done  chan error
+	once  sync.Once
 }
 
 // startChildWorker starts the bench's executable as a worker for spec and waits until
@@ -162,13 +164,15 @@ func (c *childWorker) status(field string) int64 {
 
 // stop closes the child's stdin (a clean stop) and waits for it, killing it after 30 s.
 func (c *childWorker) stop() {
-	_ = c.stdin.Close()
-	select {
-	case <-c.done:
-	case <-time.After(30 * time.Second):
-		_ = c.cmd.Process.Kill()
-		<-c.done
-	}
+	c.once.Do(func() {
+		_ = c.stdin.Close()
+		select {
+		case <-c.done:
+		case <-time.After(30 * time.Second):
+			_ = c.cmd.Process.Kill()
+			<-c.done
+		}
+	})
 }
 
 // procStatusOf reads a kB field of /proc/<pid>/status, in bytes (0 when unreadable).

@@ -167,6 +167,22 @@ func (b *bench) rowScaleOut(ctx context.Context) error {
 	b.add(row{n: "6b", measure: fmt.Sprintf("scale-out spawn storm: %d spawns, %d per host, install 1s, xCAT %v/request + %v/node (%s)", want, spawnsPer, xcatLatency.Fixed, xcatLatency.PerNode, jobStates(ctx, st)),
 		value: fmt.Sprintf("%.1f s, %.0f spawns/s", took.Seconds(), float64(want)/took.Seconds())})
 
+	// Memory of every worker, read before they stop: the sweeps need no broker and
+	// run in this process, and ten idle workers' database connections would count
+	// against PostgreSQL's max_connections, shared with the whole machine.
+	var hwm []string
+	var top int64
+	for _, c := range children {
+		v := c.status("VmHWM")
+		top = max(top, v)
+		hwm = append(hwm, fmt.Sprintf("%.0f", float64(v)/(1<<20)))
+	}
+	b.add(row{n: "6d", measure: fmt.Sprintf("scale-out worker peak RSS (VmHWM) of the %d processes, MB: %s", scaleOutHosts, strings.Join(hwm, " ")),
+		value: fmt.Sprintf("max %.0f MB", float64(top)/(1<<20)), target: targetRSS.String(), result: b.check(targetRSS, float64(top)/(1<<20))})
+	for _, c := range children {
+		c.stop()
+	}
+
 	// A power sweep per host, all hosts at once, by workers in this process (sweeps
 	// need no broker).
 	sweeps := make([]time.Duration, scaleOutHosts)
@@ -198,16 +214,7 @@ func (b *bench) rowScaleOut(ctx context.Context) error {
 	b.add(row{n: "6c", measure: fmt.Sprintf("scale-out power sweep: every host sweeps its %d nodes at once", per),
 		value: fmt.Sprintf("%.1f s in all, slowest host %.1f s", took.Seconds(), slowest.Seconds())})
 
-	// Memory of every worker, and the database.
-	var hwm []string
-	var top int64
-	for _, c := range children {
-		v := c.status("VmHWM")
-		top = max(top, v)
-		hwm = append(hwm, fmt.Sprintf("%.0f", float64(v)/(1<<20)))
-	}
-	b.add(row{n: "6d", measure: fmt.Sprintf("scale-out worker peak RSS (VmHWM) of the %d processes, MB: %s", scaleOutHosts, strings.Join(hwm, " ")),
-		value: fmt.Sprintf("max %.0f MB", float64(top)/(1<<20)), target: targetRSS.String(), result: b.check(targetRSS, float64(top)/(1<<20))})
+	// The database.
 	size, err := schemaSize(ctx, st)
 	if err != nil {
 		return err
