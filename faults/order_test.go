@@ -547,13 +547,14 @@ func (e *env) checkResidue(fault string, gone map[string]string) int {
 	return residue
 }
 
-// TestFailedBatchKeepsOrder is the requeue-reorder case made deterministic: the casts
-// of several instances (spawn → stop → start → reboot each, interleaved) wait in the
-// queue while no worker runs, so the worker's first batches hold many of them; a
-// trigger fails the first three transactions that record a stop (a sequence counts
-// across rollbacks). Each failed batch goes back to the queue with everything
-// prefetched behind it, and every instance's jobs must still be recorded and run in
-// nova's order.
+// TestFailedBatchKeepsOrder is the requeue-reorder case made deterministic: a
+// trigger makes the first three transactions that record a spawn wait 300 ms and fail
+// (a sequence counts across rollbacks). The spawns of several instances are cast
+// first; their stop → start → reboot casts follow while the failing batch is in its
+// transaction, so the worker has them prefetched behind it. Each failed batch must go
+// back to the queue with everything behind it, and every instance's jobs must be
+// recorded and run in nova's order. (With the old reject-only requeue, the prefetched
+// stops were recorded before their spawns: this test failed on it.)
 func TestFailedBatchKeepsOrder(t *testing.T) {
 	t.Parallel()
 	const fails = 3
@@ -568,17 +569,17 @@ func TestFailedBatchKeepsOrder(t *testing.T) {
 		CREATE FUNCTION %[1]q.faults_fail_batch() RETURNS trigger LANGUAGE plpgsql AS $$
 		BEGIN
 			IF nextval('%[1]s.faults_failed_batches') <= %[2]d THEN
+				PERFORM pg_sleep(0.3);
 				RAISE EXCEPTION 'fault harness: this batch fails';
 			END IF;
 			RETURN NEW;
 		END $$;
 		CREATE TRIGGER faults_fail_batch BEFORE INSERT ON %[1]q.jobs FOR EACH ROW
-			WHEN (NEW.kind = 'power_off') EXECUTE FUNCTION %[1]q.faults_fail_batch();`, e.db.Schema, fails)
+			WHEN (NEW.kind = 'spawn') EXECUTE FUNCTION %[1]q.faults_fail_batch();`, e.db.Schema, fails)
 	if _, err := e.db.Exec(q); err != nil {
 		t.Fatalf("install the failing trigger: %v", err)
 	}
 	e.start()
-	e.kill() // the queues exist; the casts wait in them while no worker runs
 	casts := 0
 	for k := 0; k < 4; k++ {
 		for _, p := range plan {
@@ -590,8 +591,10 @@ func TestFailedBatchKeepsOrder(t *testing.T) {
 			e.cast(c)
 			casts++
 		}
+		if k == 0 {
+			time.Sleep(100 * time.Millisecond) // the spawns' batch is in its transaction
+		}
 	}
-	e.start()
 	row := e.verify("failed batch commit with later casts prefetched", fails, casts, expect{}, 2*time.Minute)
 	var calls int64
 	if err := e.db.QueryRow(fmt.Sprintf(`SELECT last_value FROM %q.faults_failed_batches`, e.db.Schema)).Scan(&calls); err != nil {
