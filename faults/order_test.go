@@ -446,6 +446,23 @@ func callKind(r sim.Record) string {
 	return ""
 }
 
+// logWorkerLines logs (up to 60) lines of the worker's log that hold any of words:
+// what a residue of tenant data needs to be explained.
+func (e *env) logWorkerLines(words ...string) {
+	b, err := os.ReadFile(e.logPath)
+	if err != nil {
+		e.t.Logf("worker log: %v", err)
+		return
+	}
+	n := 0
+	for _, l := range strings.Split(string(b), "\n") {
+		if n < 60 && slices.ContainsFunc(words, func(w string) bool { return strings.Contains(l, w) }) {
+			e.t.Logf("worker log: %.400s", l)
+			n++
+		}
+	}
+}
+
 // goneNodes returns, for the instances whose last job (by id) is a done destroy or a
 // spawn that failed or was cancelled, their node and uuid.
 func goneNodes(jobs []jobRow) map[string]string {
@@ -540,6 +557,9 @@ func (e *env) checkResidue(fault string, gone map[string]string) int {
 		if !named[d.Name()] && killed > 0 {
 			e.t.Logf("%s: tenant data of a cast never recorded before a SIGKILL, left to the sweeper: xcatbm/%s", fault, d.Name())
 			continue
+		}
+		if residue == 0 {
+			e.logWorkerLines("batch", "tenant data", "duplicate", `"level":"warn"`, `"level":"error"`)
 		}
 		residue++
 		e.t.Errorf("%s: tenant data left in the install directory: xcatbm/%s (named by a job: %v)", fault, d.Name(), named[d.Name()])
