@@ -57,9 +57,10 @@ bench: services
 ## bench-short: the same rows at 5% scale, well under the full run's time
 bench-short: services
 	$(GO) run ./cmd/xcatbm-bench --scale 0.05
-## faults: the fault harness's full form (kills, storms, broker and database faults)
+## faults: the fault harness's full form (kills, storms, broker and database faults, a RabbitMQ cluster node stopped)
 faults: services
 	XCATBM_FAULTS=full go test -count=1 -timeout 60m -v ./faults/
+	XCATBM_FAULTS=full go test -count=1 -timeout 20m -v -run TestClusterLeaderStopMidStorm ./worker/
 
 ## package: build the xcatbm .deb and .rpm (and xcatbm-sim's) into dist/ with nfpm; VERSION=... to override
 package:

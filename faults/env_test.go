@@ -220,7 +220,7 @@ func (e *env) workerArgs() []string {
 		"--xcat-host", e.sim.Addr(), "--xcat-cred-dir", e.sim.CredDir(),
 		"--poll-interval", "50ms", "--power-poll-interval", "50ms", "--lease", workerLease.String(),
 		"--xcat-timeout", "5s", "--power-sync-interval", "0",
-		"--listen", "", "--log-format", "json", "--log-level", "info",
+		"--listen", "", "--log-format", "json", "--log-level", "info", "--database-max-conns", "4",
 		"--console-log-dir", e.t.TempDir(), "--install-dir", e.installDir}
 	return append(args, e.extra...)
 }

@@ -61,6 +61,11 @@ func checkEnvelopeVersion(ver string) error {
 // decodeObject parses data as a JSON object. Errors are *FieldError with an empty
 // Field, to be re-rooted by the caller.
 func decodeObject(data []byte) (map[string]json.RawMessage, error) {
+	if json.Valid(data) {
+		if m, ok := splitObject(data); ok {
+			return m, nil
+		}
+	}
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(data, &m); err != nil {
 		return nil, fieldErr("", "not a JSON object", err)

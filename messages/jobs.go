@@ -190,8 +190,10 @@ type JobItemResult struct {
 
 // JobPayload is the payload of xcatbm.job.progress and xcatbm.job.end.
 type JobPayload struct {
-	JobID   string          `json:"job_id"`
-	Kind    string          `json:"kind"` // the job method, e.g. register_nodes
+	JobID string `json:"job_id"`
+	Kind  string `json:"kind"` // the job method, e.g. register_nodes
+	// Results of xcatbm.job.end are every item's; those of xcatbm.job.progress the
+	// items done since the job's previous progress notification.
 	Results []JobItemResult `json:"results"`
 	Done    int             `json:"done"`
 	Total   int             `json:"total"`

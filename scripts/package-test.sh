@@ -113,11 +113,14 @@ files="/etc/xcatbm/example.env
 /usr/share/man/man1/opsaddimage.1.gz
 /usr/share/man/man8/xcatbm-worker.8.gz
 /usr/share/man/man8/xcatbm.8.gz
+/usr/share/xcatbm/monitoring/xcatbm-alerts.yml
+/usr/share/xcatbm/monitoring/xcatbm-dashboard.json
 /usr/share/xcatbm/postscripts/config_ops_bmnode
 /usr/share/xcatbm/postscripts/deconfig_ops_bmnode"
 dirs="/etc/xcatbm
 /etc/xcatbm/secrets
 /usr/share/xcatbm
+/usr/share/xcatbm/monitoring
 /usr/share/xcatbm/postscripts"
 
 # --- the .rpm, inspected ---------------------------------------------------------------
@@ -200,7 +203,7 @@ else
 	skip "systemd-analyze not available; the unit is checked only by its keys"
 fi
 for key in "User=xcatbm" "Group=xcatbm" "EnvironmentFile=/etc/xcatbm/%i.env" \
-	"ExecStart=/usr/bin/xcatbm-worker --compute-host %i" "Restart=on-failure" \
+	"ExecStart=/usr/bin/xcatbm-worker --compute-host %i" "Restart=on-failure" "RestartPreventExitStatus=78 2" \
 	NoNewPrivileges=yes ProtectSystem=strict ProtectHome=yes PrivateTmp=yes PrivateDevices=yes \
 	ProtectKernelTunables=yes ProtectKernelModules=yes ProtectKernelLogs=yes ProtectControlGroups=yes \
 	"RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX" RestrictNamespaces=yes LockPersonality=yes \
@@ -229,7 +232,7 @@ mapfile -t vars < <(grep -E '^#XCATBM_[A-Z0-9_]+=' /etc/xcatbm/example.env | gre
 	grep -v '^#XCATBM_COMPUTE_HOST=' | sed 's/^#//; s/="\(.*\)"$/=\1/')
 out=$(env -i PATH=/usr/bin:/bin "${vars[@]}" /usr/bin/xcatbm-worker 2>&1)
 rc=$?
-if ((rc == 1)) && grep -q -- '--compute-host is required' <<<"$out"; then
+if ((rc == 2)) && grep -q -- '--compute-host (or XCATBM_COMPUTE_HOST) is required' <<<"$out"; then
 	pass "every example.env value parses (${#vars[@]} settings)"
 else
 	fail "example.env values do not parse (rc $rc): $out"
@@ -322,15 +325,15 @@ print(*[x.getsockname()[1] for x in s])')
 	YAML
 	chmod 0644 "$work/cluster.yaml"
 	setpriv --reuid=xcatbm --regid=xcatbm --init-groups -- /usr/bin/xcatbm-sim --cluster "$work/cluster.yaml" \
-		--listen "127.0.0.1:$simport" --cred-dir "$work/xcat" >"$work/sim.log" 2>&1 &
+		--listen "127.0.0.1:$simport" --xcat-cred-dir "$work/xcat" >"$work/sim.log" 2>&1 &
 	simpid=$!
 	local i
 	for ((i = 0; i < 100; i++)); do
-		[[ -s $work/xcat/client-cred.pem ]] && /usr/bin/xcatbm xcat --host "127.0.0.1:$simport" --cred-dir "$work/xcat" \
+		[[ -s $work/xcat/client-cred.pem ]] && /usr/bin/xcatbm xcat --xcat-host "127.0.0.1:$simport" --xcat-cred-dir "$work/xcat" \
 			nodels node01 >/dev/null 2>&1 && break
 		sleep 0.1
 	done
-	check "xcatbm-sim answers the installed xcatbm CLI" /usr/bin/xcatbm xcat --host "127.0.0.1:$simport" --cred-dir "$work/xcat" nodels all
+	check "xcatbm-sim answers the installed xcatbm CLI" /usr/bin/xcatbm xcat --xcat-host "127.0.0.1:$simport" --xcat-cred-dir "$work/xcat" nodels all
 
 	# A database and a vhost of the test's own.
 	if psql -h 127.0.0.1 -U postgres -qc "CREATE DATABASE $pgdb" >"$work/psql.log" 2>&1; then made_db=1; fi
@@ -445,7 +448,7 @@ PY
 		tail -20 "$work/worker.log"
 	fi
 	equal "xCAT status of $node" "$node: booted" \
-		"$(/usr/bin/xcatbm xcat --host "127.0.0.1:$simport" --cred-dir "$work/xcat" nodels "$node" nodelist.status 2>&1)"
+		"$(/usr/bin/xcatbm xcat --xcat-host "127.0.0.1:$simport" --xcat-cred-dir "$work/xcat" nodels "$node" nodelist.status 2>&1)"
 	equal "the spawn job in PostgreSQL" "spawn|$node|done|$host" \
 		"$(psql -h 127.0.0.1 -U postgres -d "$pgdb" -tAc "SELECT kind, node, state, compute_host FROM jobs WHERE instance_uuid = '$uuid'" 2>&1)"
 	check "the worker logged no error" bash -c '! grep -q "\"level\":\"error\"" "$1"' _ "$work/worker.log"

@@ -175,13 +175,15 @@ func (w *Worker) handle(ctx context.Context, batch []amqp.Delivery) error {
 		for i, in := range ins {
 			l := w.log.Info()
 			if in.Duplicate {
+				// No job was written: the line names the message, not a job id.
 				w.dropDrives(drives[i : i+1])
 				w.metrics.duplicates.Inc()
-				l = w.log.Info().Bool("duplicate", true)
+				l = l.Bool("duplicate", true)
 			} else {
 				w.metrics.jobsAccepted.WithLabelValues(jobs[i].Kind).Inc()
+				l = l.Int64(logging.FieldJob, in.ID)
 			}
-			l.Int64(logging.FieldJob, in.ID).Str("kind", jobs[i].Kind).Str(logging.FieldInstance, jobs[i].InstanceUUID).
+			l.Str("kind", jobs[i].Kind).Str(logging.FieldInstance, jobs[i].InstanceUUID).
 				Str(logging.FieldNode, jobs[i].Node).Str("unique_id", jobs[i].MessageID).Msg("cast received")
 		}
 		w.exec.poke()
@@ -247,6 +249,7 @@ type deadLetter struct {
 	reason   string
 	uniqueID string
 	outbox   []store.OutboxMessage // error notifications, when it names an instance
+	nova     []store.NovaOp        // the instance put in ERROR, with the nova integration
 }
 
 // decide classifies one delivery: a job to record, an immediate reply, or a dead
@@ -271,7 +274,8 @@ func (w *Worker) decideOne(ctx context.Context, d amqp.Delivery) (*store.NewJob,
 			log.Warn().Str("failure", f.Error()).Msg("call refused")
 			return nil, "", w.failureReply(req, f), nil, nil
 		}
-		return nil, "", nil, &deadLetter{d: d, reason: f.Error(), uniqueID: req.UniqueID, outbox: w.notify.rejected(req, f)}, nil
+		return nil, "", nil, &deadLetter{d: d, reason: f.Error(), uniqueID: req.UniqueID, outbox: w.notify.rejected(req, f),
+			nova: w.novaRejected(req, f)}, nil
 	}
 	key := castKey{req.Namespace, req.Method}
 	_, isAnswer := answers[key]
@@ -447,8 +451,8 @@ func (w *Worker) consoleOutput(inst *messages.Instance, tail *int) (string, *mes
 // deadLetter records a rejected message (and its error notifications) and puts it on
 // the dead-letter queue with the reason in its headers.
 func (w *Worker) deadLetter(ctx context.Context, dl deadLetter) error {
-	if dl.uniqueID != "" || len(dl.outbox) > 0 {
-		fresh, err := w.store.RecordMessage(ctx, dl.uniqueID, dl.outbox)
+	if dl.uniqueID != "" || len(dl.outbox) > 0 || len(dl.nova) > 0 {
+		fresh, err := w.store.RecordRejected(ctx, dl.uniqueID, dl.outbox, w.cfg.ComputeHost, dl.nova)
 		if err != nil {
 			return fmt.Errorf("record rejected message: %w", err)
 		}

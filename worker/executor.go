@@ -322,7 +322,7 @@ func (e *executor) apply(ctx context.Context, ts []store.Transition) (lostSet, c
 			return
 		}
 		d := w.cfg.Backoff.Delay(attempt)
-		w.log.Warn().Err(err).Dur("retry_in", d).Msg("recording transitions failed")
+		w.log.Warn().Err(err).Stringer("retry_in", d).Msg("recording transitions failed")
 		select {
 		case <-ctx.Done():
 		case <-time.After(d):

@@ -199,15 +199,17 @@ func bareInstance(raw json.RawMessage) *messages.Instance {
 }
 
 // jobProgress builds a job progress or end notification row of a registration job,
-// with job_id the request's _unique_id.
-func (n *notifier) jobProgress(r *run, end bool, results []messages.JobItemResult, total int) (store.OutboxMessage, error) {
+// with job_id the request's _unique_id: results are the items it carries (a progress
+// notification's are those since the previous one), done how many items are done.
+func (n *notifier) jobProgress(r *run, end bool, results []messages.JobItemResult, done, total int) (store.OutboxMessage, error) {
 	ctx := messages.NewContext()
 	for k, v := range r.req.Context {
 		_ = ctx.SetRaw(k, v)
 	}
-	total = max(total, len(results))
+	done = max(done, len(results))
+	total = max(total, done)
 	jn, err := messages.NewJobNotification(n.w.cfg.ComputeHost, end, messages.JobPayload{
-		JobID: r.req.JobID, Kind: string(r.kind()), Results: results, Done: len(results), Total: total,
+		JobID: r.req.JobID, Kind: string(r.kind()), Results: results, Done: done, Total: total,
 	}, n.w.now(), ctx)
 	if err != nil {
 		return store.OutboxMessage{}, err
@@ -222,7 +224,7 @@ func (n *notifier) registrationEnded(r *run, jobErr error) ([]store.OutboxMessag
 	if jobErr != nil {
 		results = append(results, messages.JobItemResult{Name: string(r.kind()), Status: messages.ItemFailed, Message: jobErr.Error()})
 	}
-	m, err := n.jobProgress(r, true, results, len(results))
+	m, err := n.jobProgress(r, true, results, len(results), len(results))
 	if err != nil {
 		return nil, err
 	}

@@ -49,6 +49,10 @@ type JobEvent struct {
 	// (a destroy) stopped it.
 	Err       error
 	Cancelled bool
+	// Rejected says the cast was refused before it became a job (it was
+	// dead-lettered, Err saying why): nova-compute's answer to a request that fails
+	// unexpectedly is due, the instance in ERROR with a fault.
+	Rejected bool
 }
 
 // NovaPlan is what nova-compute writes for one kind of job, read from the state
@@ -85,6 +89,35 @@ func (w *Worker) novaStarted(kind Kind, instance json.RawMessage, uuid, node str
 		return nil
 	}
 	return w.nova.JobStarted(JobEvent{Kind: string(kind), InstanceUUID: uuid, Node: node, Instance: instance, Context: ctx})
+}
+
+// novaRejected returns the nova writes for a cast refused before it became a job,
+// when it names an instance that decodes: nil without the nova integration.
+func (w *Worker) novaRejected(req *messages.Request, f *messages.Failure) []store.NovaOp {
+	if w.nova == nil || req.IsCall() {
+		return nil
+	}
+	kind, ok := byMethod[castKey{req.Namespace, req.Method}]
+	if !ok {
+		return nil
+	}
+	if ks := spec(kind); ks.registration || ks.internal {
+		return nil
+	}
+	raw, ok := req.Arg("instance")
+	if !ok {
+		return nil
+	}
+	inst, err := messages.DecodeInstance(raw)
+	if err != nil || inst.UUID == "" {
+		return nil // nothing nova could save
+	}
+	stored, err := json.Marshal(messages.WithoutInstanceSecrets(inst.Object))
+	if err != nil {
+		return nil
+	}
+	return w.nova.JobEnded(JobEvent{Kind: string(kind), InstanceUUID: inst.UUID, Node: inst.Node, Instance: stored,
+		Context: req.Context, Err: f, Rejected: true})
 }
 
 // novaEnded returns the nova writes of a finished job.

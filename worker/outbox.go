@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -37,14 +38,21 @@ func newOutboxLoop(w *Worker) *outboxLoop {
 // poke asks for a publish pass now.
 func (o *outboxLoop) poke() { o.loop.Poke() }
 
-// prepare declares, once per channel, the notification queue a routing key names, as
-// oslo's notifier does, so notifications are kept until someone consumes them.
+// prepare declares, once per channel, the exchange of a notification and, for nova's
+// topics, the queue its routing key names, as oslo's notifier does, so nova's
+// notifications are kept until someone consumes them. xcatbm's own topic gets no
+// queue: whoever follows a job (the publisher package) binds a queue of its own before
+// the cast goes out, and a notification nobody asked for is dropped rather than piled
+// into a queue nobody reads.
 func (o *outboxLoop) prepare(ch *amqp.Channel, exchange, key string) error {
 	if exchange == "" { // replies go to the caller's reply queue
 		return nil
 	}
 	if err := declareExchange(ch, exchange, o.w.cfg.Queues); err != nil {
 		return err
+	}
+	if strings.HasPrefix(key, messages.XCATBMTopic+".") {
+		return nil
 	}
 	if _, err := ch.QueueDeclare(key, o.w.cfg.Queues.Durable || o.w.cfg.Queues.Quorum, o.w.cfg.Queues.AutoDelete, false, false, o.w.cfg.Queues.args(false)); err != nil {
 		return err

@@ -40,6 +40,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"xcatbm/internal/config"
 	"xcatbm/messages"
@@ -53,9 +54,18 @@ type registrationXCAT interface {
 	LsDefOSImages(ctx context.Context, names []string, attrs ...string) (map[string]xcat.Attrs, error)
 }
 
-// progressEvery is how many items a registration job handles between two progress
-// notifications.
+// progressEvery is the least number of items a registration job handles between two
+// progress notifications; a large job reports every hundredth of its items instead
+// (progressInterval), so 10,000 nodes cost 100 progress notifications, not 400.
 const progressEvery = 25
+
+// syncChunkMax bounds how many nodes one call to the nova integration's SyncNodes
+// takes, so a job of 10,000 nodes reports them in bounded steps.
+const syncChunkMax = 100
+
+// progressInterval is how many items of a job of total items go between two progress
+// notifications and log lines: max(25, total/100).
+func progressInterval(total int) int { return max(progressEvery, total/100) }
 
 // ErrWrongHost is the error of a registration job for another compute host.
 var ErrWrongHost = errors.New("job is for another compute host")
@@ -94,33 +104,55 @@ func summary(res []messages.JobItemResult) string {
 }
 
 // progress is the reporter of one registration job: it collects item results and
-// publishes an xcatbm.job.progress notification every progressEvery items.
+// publishes an xcatbm.job.progress notification every max(progressEvery, total/100)
+// items. A progress notification carries the results since the previous one (and
+// the count of all), so a job's notifications grow linearly with its items; the end
+// notification carries every result.
 type progress struct {
 	w     *Worker
 	r     *run
 	total int
-	since int
+	every int // items between two progress notifications
+	sent  int // results carried by progress notifications so far
+	began time.Time
 }
 
 func (w *Worker) newProgress(r *run, total int) *progress {
 	r.data.Results = nil
-	return &progress{w: w, r: r, total: total}
+	return &progress{w: w, r: r, total: total, every: progressInterval(total), began: time.Now()}
 }
 
 // add records one item's result.
 func (p *progress) add(ctx context.Context, name, status, msg string) {
 	p.r.data.Results = append(p.r.data.Results, messages.JobItemResult{Name: name, Status: status, Message: msg})
-	p.since++
-	if p.since >= progressEvery && len(p.r.data.Results) < p.total {
+	if n := len(p.r.data.Results); n-p.sent >= p.every && n < p.total {
 		p.flush(ctx)
 	}
 }
 
-// flush publishes a progress notification now (through the outbox table). A failure
-// to record it is logged: progress is advisory, the end notification is not.
+// rate is the items handled per second since the job's step began.
+func (p *progress) rate() float64 {
+	if d := time.Since(p.began).Seconds(); d > 0 {
+		return float64(len(p.r.data.Results)) / d
+	}
+	return 0
+}
+
+// done logs the step's end with its rate, measured in the worker.
+func (p *progress) done() {
+	p.w.jobLog(p.r).Info().Int("done", len(p.r.data.Results)).Int("total", p.total).
+		Dur("took", time.Since(p.began)).Float64("items_per_s", p.rate()).Msg("registration step done")
+}
+
+// flush logs the progress and publishes a progress notification now (through the
+// outbox table). A failure to record it is logged: progress is advisory, the end
+// notification is not.
 func (p *progress) flush(ctx context.Context) {
-	p.since = 0
-	m, err := p.w.notify.jobProgress(p.r, false, p.r.data.Results, p.total)
+	fresh := p.r.data.Results[p.sent:]
+	p.sent = len(p.r.data.Results)
+	p.w.jobLog(p.r).Info().Int("done", p.sent).Int("total", p.total).
+		Float64("items_per_s", p.rate()).Msg("registration progress")
+	m, err := p.w.notify.jobProgress(p.r, false, fresh, p.sent, p.total)
 	if err == nil {
 		_, err = p.w.store.RecordMessage(ctx, "", []store.OutboxMessage{m})
 	}
@@ -214,6 +246,7 @@ func (w *Worker) registerNodes(ctx context.Context, r *run) error {
 	if err := w.syncRegistered(ctx, p, recorded); err != nil {
 		return err
 	}
+	p.done()
 	slices.SortFunc(r.data.Results, func(a, b messages.JobItemResult) int { return strings.Compare(a.Name, b.Name) })
 	return nil
 }
@@ -223,11 +256,12 @@ func (w *Worker) registerNodes(ctx context.Context, r *run) error {
 type recordedNode struct{ name, msg string }
 
 // syncRegistered has the nova integration bring recorded nodes into nova and
-// placement, progressEvery nodes at a time, and reports each: ok once its compute
+// placement in bounded chunks, and reports each: ok once its compute
 // node and resource provider with inventory exist, pending while the worker keeps
-// trying, failed when nova or placement refused.
+// trying, failed when nova or placement refused. Chunks are the job's progress
+// interval, at most syncChunkMax nodes.
 func (w *Worker) syncRegistered(ctx context.Context, p *progress, nodes []recordedNode) error {
-	for chunk := range slices.Chunk(nodes, progressEvery) {
+	for chunk := range slices.Chunk(nodes, min(p.every, syncChunkMax)) {
 		names := make([]string, len(chunk))
 		for i, n := range chunk {
 			names[i] = n.name

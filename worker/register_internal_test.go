@@ -58,3 +58,14 @@ func FuzzHardwareParsers(f *testing.F) {
 		}
 	})
 }
+
+func TestProgressInterval(t *testing.T) {
+	for _, tc := range []struct{ total, want int }{{0, 25}, {50, 25}, {2500, 25}, {2599, 25}, {10000, 100}, {100000, 1000}} {
+		if got := progressInterval(tc.total); got != tc.want {
+			t.Errorf("progressInterval(%d) = %d, want %d", tc.total, got, tc.want)
+		}
+	}
+	if c := min(progressInterval(100000), syncChunkMax); c != syncChunkMax {
+		t.Errorf("sync chunk of a 100,000-node job is %d, want the bound %d", c, syncChunkMax)
+	}
+}

@@ -2,12 +2,14 @@ package worker_test
 
 import (
 	"context"
-	amqp "github.com/rabbitmq/amqp091-go"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
 
 	"xcatbm/messages"
 	"xcatbm/publisher"
@@ -310,5 +312,61 @@ func TestRemoveNodes(t *testing.T) {
 	}
 	if s.ExitCode() != 1 {
 		t.Errorf("exit code %d with a refused node", s.ExitCode())
+	}
+}
+
+// TestRegisterNodesProgress: a registration of 120 nodes reports progress every 25
+// nodes, each notification carrying only the nodes done since the previous one, so
+// that a job's notifications grow linearly with its nodes; the end carries them all.
+func TestRegisterNodesProgress(t *testing.T) {
+	var specs []sim.NodeSpec
+	for i := 1; i <= 120; i++ {
+		name := fmt.Sprintf("p%03d", i)
+		specs = append(specs, hwNode(name, fmt.Sprintf("aa:bb:cc:00:%02x:%02x", i/256, i%256)))
+	}
+	e := newEnv(t, specs...)
+	e.startWorker(testConfig())
+	p, err := publisher.Dial(publisher.Config{URLs: []string{e.vh.URL}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	j, err := p.Submit(ctx, host, messages.MethodRegisterNodes, &messages.RegisterNodesArgs{NodeRange: "p[001-120]", ComputeHost: host}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	var dones []int
+	seen := map[string]int{}
+	end, err := j.Follow(ctx, func(pp *messages.JobPayload) {
+		dones = append(dones, pp.Done)
+		if pp.Total != 120 {
+			t.Errorf("progress total %d, want 120", pp.Total)
+		}
+		for _, r := range pp.Results {
+			seen[r.Name]++
+		}
+		if len(pp.Results) != 25 {
+			t.Errorf("progress at %d carries %d results, want the 25 since the previous one", pp.Done, len(pp.Results))
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []int{25, 50, 75, 100}; !slices.Equal(dones, want) {
+		t.Errorf("progress at %v, want %v", dones, want)
+	}
+	for name, n := range seen {
+		if n != 1 {
+			t.Errorf("%s in %d progress notifications", name, n)
+		}
+	}
+	if len(seen) != 100 {
+		t.Errorf("%d nodes in progress notifications, want 100", len(seen))
+	}
+	if end.Done != 120 || len(end.Results) != 120 {
+		t.Errorf("end: done %d with %d results, want 120 and 120", end.Done, len(end.Results))
 	}
 }

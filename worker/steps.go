@@ -484,7 +484,10 @@ func sameSubnet(a, b, mask string) bool {
 
 func (w *Worker) stepSetIP(ctx context.Context, runs []*run) {
 	w.setIPs(ctx, runs, func(r *run) (string, string) {
-		if !r.data.InSubnet {
+		switch {
+		case r.req.IP == "":
+			return "", "no tenant IP (no tenant network): the node keeps its xCAT ip"
+		case !r.data.InSubnet:
 			return "", "tenant IP is not in the node's xCAT subnet; the postscript adds it as an alias"
 		}
 		return r.req.IP, ""

@@ -102,7 +102,11 @@ func ExpandNoderange(ctx context.Context, nr string, r Resolver) ([]string, erro
 	e := &expander{ctx: ctx, r: r, seenMissing: map[string]bool{}}
 	nodes, err := e.list(nr, 0)
 	if err != nil {
-		return nil, err
+		if strings.HasPrefix(err.Error(), strconv.Quote(nr)+": ") {
+			// The element at fault is the whole noderange: named once is enough.
+			return nil, fmt.Errorf("noderange %w", err)
+		}
+		return nil, fmt.Errorf("noderange %q: %w", nr, err)
 	}
 	if len(e.missing) > 0 {
 		return nil, &UnknownNodesError{Names: e.missing}
@@ -172,7 +176,7 @@ type expander struct {
 }
 
 func invalid(format string, args ...any) error {
-	return fmt.Errorf("noderange: "+format+": %w", append(args, ErrInvalidInput)...)
+	return fmt.Errorf(format+": %w", append(args, ErrInvalidInput)...)
 }
 
 // orderedSet keeps first-seen order without duplicates.
@@ -313,7 +317,7 @@ func (e *expander) atom(a string, depth int) ([]string, error) {
 	if e.r != nil {
 		ok, err := e.r.IsNode(e.ctx, a)
 		if err != nil {
-			return nil, fmt.Errorf("noderange: %s: %w", a, err)
+			return nil, fmt.Errorf("%s: %w", a, err)
 		}
 		if ok {
 			return e.produce(a)
@@ -330,7 +334,7 @@ func (e *expander) atom(a string, depth int) ([]string, error) {
 	if e.r != nil {
 		members, ok, err := e.r.Group(e.ctx, a)
 		if err != nil {
-			return nil, fmt.Errorf("noderange: group %s: %w", a, err)
+			return nil, fmt.Errorf("group %s: %w", a, err)
 		}
 		if ok {
 			return e.produce(members...)
@@ -390,14 +394,14 @@ func (e *expander) name(n string) ([]string, error) {
 	}
 	ok, err := e.r.IsNode(e.ctx, n)
 	if err != nil {
-		return nil, fmt.Errorf("noderange: %s: %w", n, err)
+		return nil, fmt.Errorf("%s: %w", n, err)
 	}
 	if ok {
 		return e.produce(n)
 	}
 	members, ok, err := e.r.Group(e.ctx, n)
 	if err != nil {
-		return nil, fmt.Errorf("noderange: group %s: %w", n, err)
+		return nil, fmt.Errorf("group %s: %w", n, err)
 	}
 	if ok {
 		return e.produce(members...)
@@ -470,7 +474,7 @@ func (e *expander) allNodes() ([]string, error) {
 	if !e.allLoaded {
 		all, err := e.r.AllNodes(e.ctx)
 		if err != nil {
-			return nil, fmt.Errorf("noderange: listing nodes: %w", err)
+			return nil, fmt.Errorf("listing nodes: %w", err)
 		}
 		e.all, e.allLoaded = all, true
 	}
@@ -580,7 +584,7 @@ func (e *expander) selector(a string) ([]string, error) {
 	}
 	nodes, err := e.r.Select(e.ctx, table, column, op, value)
 	if err != nil {
-		return nil, fmt.Errorf("noderange: %s: %w", a, err)
+		return nil, fmt.Errorf("%s: %w", a, err)
 	}
 	return e.produce(nodes...)
 }
@@ -608,7 +612,7 @@ func (e *expander) numbers(lo, hi string) ([]string, error) {
 	a, _ := strconv.ParseInt(lo, 10, 64)
 	b, _ := strconv.ParseInt(hi, 10, 64)
 	if a > b {
-		return nil, invalid("range %s-%s is descending", lo, hi)
+		return nil, invalid("range %s-%s counts down; write it as %s-%s", lo, hi, hi, lo)
 	}
 	if b-a >= int64(e.max()) || e.produced+int(b-a+1) > e.max() {
 		if e.counting {

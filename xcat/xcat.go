@@ -89,6 +89,17 @@ type Response struct {
 	elems []xmlResponse
 }
 
+// UnsupportedRequest is the whole answer xcatd gives to a command no plugin of it
+// handles; it carries no errorcode, so xCAT's client exits 0 after printing it.
+const UnsupportedRequest = "Unsupported request"
+
+// Unsupported reports whether r is xcatd's answer to a command it does not know: one
+// error, UnsupportedRequest, and nothing else.
+func (r *Response) Unsupported() bool {
+	return r != nil && len(r.Errors) == 1 && r.Errors[0] == UnsupportedRequest &&
+		len(r.Nodes) == 0 && len(r.Data) == 0 && len(r.Warnings) == 0
+}
+
 // Node returns the output for name, creating it (and recording its order) if needed.
 func (r *Response) Node(name string) *NodeOutput {
 	if r.Nodes == nil {

@@ -36,6 +36,9 @@ type childSpec struct {
 	Poll        time.Duration `json:"poll"`
 	Coalesce    time.Duration `json:"coalesce"`
 	LogLevel    string        `json:"log_level"`
+	// MaxConns bounds the worker's database pool (0: 32). Ten workers of the
+	// scale-out row share one PostgreSQL, whose max_connections is 100 by default.
+	MaxConns int `json:"max_conns"`
 }
 
 // runChild runs the worker of spec until stdin closes; it prints "ready" on stdout
@@ -57,8 +60,12 @@ func runChild(ctx context.Context, raw string, stdin io.Reader, stdout, stderr i
 		return 1
 	}
 	defer db.Close()
-	db.SetMaxOpenConns(32)
-	db.SetMaxIdleConns(32)
+	conns := spec.MaxConns
+	if conns <= 0 {
+		conns = 32
+	}
+	db.SetMaxOpenConns(conns)
+	db.SetMaxIdleConns(conns)
 	nat, err := xcat.NewNative(xcat.NativeConfig{Addr: spec.XCATAddr, CredDir: spec.XCATCredDir})
 	if err != nil {
 		fmt.Fprintln(stderr, "xcatbm-bench worker:", err)

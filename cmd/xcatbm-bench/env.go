@@ -79,7 +79,11 @@ func (e *env) schemaURL(ctx context.Context, tag string) (*store.Store, string, 
 		return nil, "", fmt.Errorf("open schema %s: %w", name, err)
 	}
 	db.SetMaxOpenConns(32)
-	db.SetMaxIdleConns(32)
+	// A finished row's pool must not sit on idle connections: the rows after it
+	// (ten scale-out workers among them) share PostgreSQL's max_connections (100 by
+	// default) with everything else on the machine.
+	db.SetMaxIdleConns(4)
+	db.SetConnMaxIdleTime(5 * time.Second)
 	e.pools = append(e.pools, db)
 	if _, err := store.Migrate(ctx, db); err != nil {
 		return nil, "", err

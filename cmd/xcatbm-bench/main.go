@@ -65,6 +65,9 @@ type bench struct {
 	rows []row
 	// schemas of the rows whose outbox rows feed the latency row.
 	latencyStores []latencySource
+	// ceilingRate is the pipelined ceiling measured in this run (row 1a), msg/s; 0
+	// when row 1a was not run. Every ratio is against it.
+	ceilingRate float64
 }
 
 // row is one line of the table.
@@ -73,12 +76,12 @@ type row struct {
 	measure string
 	value   string
 	target  string
-	result  string // pass, miss, "" (informational), error
+	result  string // pass, FAIL, "" (no target), error
+	load    string // the machine's load averages when the row was measured
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("xcatbm-bench", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	var o options
 	fs.Float64Var(&o.scale, "scale", 1, "scale every count and the simulated install time by `factor` (0 < factor <= 1)")
 	fs.StringVar(&o.dbURL, "test-database-url", "postgres://postgres@127.0.0.1:5432/test?sslmode=disable",
@@ -91,20 +94,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.only, "rows", "", "run only the rows whose names contain one of these comma-separated `words` (ceiling, spawn,\ncontrol, scale (both scale rows), scale-out, latency; latency reports on the rows run before it)")
 	fs.DurationVar(&o.coalesce, "coalesce-window", 20*time.Millisecond, "xCAT request coalescing window of the rows' workers (the spawn storm also runs with it off)")
 	fs.Usage = config.Usage(fs, synopsis, "")
-	if err := config.Parse(fs, args, os.LookupEnv); err != nil {
-		if err == flag.ErrHelp {
-			return 0
-		}
-		return 2
+	if code, done := config.ParseCommandLine(fs, args, os.LookupEnv, stdout, stderr); done {
+		return code
 	}
 	if o.scale <= 0 || o.scale > 1 {
-		fmt.Fprintln(stderr, "xcatbm-bench: --scale must be in (0, 1]")
-		return 2
+		return config.UsageError(stderr, "xcatbm-bench", "--scale %v: want a factor in (0, 1]", o.scale)
 	}
 	lvl, err := zerolog.ParseLevel(o.logLevel)
 	if err != nil {
-		fmt.Fprintf(stderr, "xcatbm-bench: --log-level: %v\n", err)
-		return 2
+		return config.UsageError(stderr, "xcatbm-bench", "--log-level: %v", err)
 	}
 	if o.cpuProfile != "" {
 		f, err := os.Create(o.cpuProfile)
@@ -160,7 +158,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	b.print(stdout)
 	if o.scale < 1 {
-		fmt.Fprintf(stdout, "\nscale %g: the targets are set for scale 1 (make bench); a \"(scaled)\" verdict is a smoke check, not a measurement of them\n", o.scale)
+		fmt.Fprintf(stdout, "\nscale %g: the targets are set for scale 1 (make bench); every verdict is informational, a smoke check that the rows run, not a judgment on the targets\n", o.scale)
 	}
 	fmt.Fprintf(stdout, "\ntotal %s\n", time.Since(began).Round(time.Second))
 	if failed {
@@ -177,22 +175,9 @@ func (b *bench) scaled(n, lo int) int {
 // add records a row and reports it on stderr at once, so a long run shows its
 // progress.
 func (b *bench) add(r row) {
+	r.load = loadNow()
 	b.rows = append(b.rows, r)
-	fmt.Fprintf(b.errw, "xcatbm-bench: row %s: %s: %s  [%s %s]\n", r.n, r.measure, r.value, r.target, r.result)
-}
-
-// passMiss is a row's verdict on its target. The targets are set for scale 1; at
-// a smaller scale fixed costs (one xCAT request per batch, start-up, the first
-// claims) weigh on every ratio, so a verdict there is marked as a scaled one.
-func (b *bench) passMiss(ok bool) string {
-	v := "miss"
-	if ok {
-		v = "pass"
-	}
-	if b.o.scale < 1 {
-		v += " (scaled)"
-	}
-	return v
+	fmt.Fprintf(b.errw, "xcatbm-bench: row %s: %s: %s  [%s %s] %s\n", r.n, r.measure, r.value, r.target, r.result, r.load)
 }
 
 // workerConfig is the bench's worker: production defaults except where a field is
@@ -227,16 +212,16 @@ func describe(c worker.Config) string {
 }
 
 func (b *bench) print(w io.Writer) {
-	head := row{n: "#", measure: "measure", value: "measured", target: "target", result: "result"}
+	head := row{n: "#", measure: "measure", value: "measured", target: "target", result: "result", load: "machine load (1/5/15 min)"}
 	all := append([]row{head}, b.rows...)
-	var wn, wm, wv, wt int
+	var wn, wm, wv, wt, wr int
 	for _, r := range all {
-		wn, wm, wv, wt = max(wn, len(r.n)), max(wm, len(r.measure)), max(wv, len(r.value)), max(wt, len(r.target))
+		wn, wm, wv, wt, wr = max(wn, len(r.n)), max(wm, len(r.measure)), max(wv, len(r.value)), max(wt, len(r.target)), max(wr, len(r.result))
 	}
 	for i, r := range all {
-		fmt.Fprintf(w, "%-*s  %-*s  %-*s  %-*s  %s\n", wn, r.n, wm, r.measure, wv, r.value, wt, r.target, r.result)
+		fmt.Fprintf(w, "%-*s  %-*s  %-*s  %-*s  %-*s  %s\n", wn, r.n, wm, r.measure, wv, r.value, wt, r.target, wr, r.result, r.load)
 		if i == 0 {
-			fmt.Fprintln(w, strings.Repeat("-", wn+wm+wv+wt+16))
+			fmt.Fprintln(w, strings.Repeat("-", wn+wm+wv+wt+wr+36))
 		}
 	}
 }

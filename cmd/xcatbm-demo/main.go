@@ -29,6 +29,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"xcatbm/internal/broker"
+	"xcatbm/internal/config"
 	"xcatbm/messages"
 	"xcatbm/messages/novacast"
 	"xcatbm/worker"
@@ -45,10 +46,62 @@ const (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
-		fmt.Fprintln(os.Stderr, "xcatbm-demo:", err)
-		os.Exit(1)
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// options are the demo's flags.
+type options struct {
+	nodes          int
+	dbURL, amqpURL string
+	install        time.Duration
+	verbose        bool
+	novaMode       string
+}
+
+const synopsis = `usage: xcatbm-demo [flags]
+
+Runs xcatbm's main job on this machine: a simulated xCAT management node, a worker on
+the local RabbitMQ and PostgreSQL, and nova's casts spawning, powering and deleting
+every node, each node's progress shown as it happens. With nova's packages installed
+(scripts/openstack/plane.sh install) the casts come from a real nova control plane.
+Exits 0 when every job ended as it should.`
+
+// run parses args, runs the demo and returns the exit code: 0 after --help or a demo
+// that ended as it should, 1 when it did not, 2 for a usage error.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("xcatbm-demo", flag.ContinueOnError)
+	var o options
+	fs.IntVar(&o.nodes, "nodes", 4, "number of simulated nodes to deploy")
+	fs.StringVar(&o.dbURL, "database-url", "postgres://postgres@127.0.0.1:5432/test?sslmode=disable", "PostgreSQL server to use (a schema of its own is created and dropped)")
+	fs.StringVar(&o.amqpURL, "amqp-url", "amqp://guest:guest@127.0.0.1:5672/", "RabbitMQ server to use (a vhost of its own is created and deleted with rabbitmqctl)")
+	fs.DurationVar(&o.install, "install-time", 4*time.Second, "simulated OS install time per node")
+	fs.BoolVar(&o.verbose, "verbose", false, "show the worker's log lines")
+	fs.StringVar(&o.novaMode, "nova", "auto", "drive the worker from a real nova control plane (scripts/openstack/plane.sh): on, off, or auto (on when nova's packages are installed)")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "%s\n\nFlags:\n", synopsis)
+		fs.PrintDefaults()
 	}
+	// The demo reads no XCATBM_ variables: those of an installed worker must not
+	// point it at the worker's database or broker.
+	noEnv := func(string) (string, bool) { return "", false }
+	if code, done := config.ParseCommandLine(fs, args, noEnv, stdout, stderr); done {
+		return code
+	}
+	if fs.NArg() != 0 {
+		return config.UsageError(stderr, "xcatbm-demo", "unexpected argument %q", fs.Arg(0))
+	}
+	if o.nodes < 1 {
+		return config.UsageError(stderr, "xcatbm-demo", "--nodes %d: want at least 1", o.nodes)
+	}
+	withNova, err := useNova(o.novaMode)
+	if err != nil {
+		return config.UsageError(stderr, "xcatbm-demo", "%v", err)
+	}
+	if err := runDemo(ctx, o, withNova, stdout); err != nil {
+		fmt.Fprintln(stderr, "xcatbm-demo:", err)
+		return 1
+	}
+	return 0
 }
 
 // demo is what both paths share: the worker's store, the simulated management node
@@ -63,23 +116,13 @@ type demo struct {
 	names   []string
 	install time.Duration
 	logOut  io.Writer
+	// installDir is the simulated management node's install directory.
+	installDir string
 }
 
-func run(ctx context.Context, args []string, out io.Writer) error {
-	fs := flag.NewFlagSet("xcatbm-demo", flag.ContinueOnError)
-	nodes := fs.Int("nodes", 4, "number of simulated nodes to deploy")
-	dbURL := fs.String("database-url", "postgres://postgres@127.0.0.1:5432/test?sslmode=disable", "PostgreSQL server to use (a schema of its own is created and dropped)")
-	amqpURL := fs.String("amqp-url", "amqp://guest:guest@127.0.0.1:5672/", "RabbitMQ server to use (a vhost of its own is created and deleted with rabbitmqctl)")
-	install := fs.Duration("install-time", 4*time.Second, "simulated OS install time per node")
-	verbose := fs.Bool("verbose", false, "show the worker's log lines")
-	novaMode := fs.String("nova", "auto", "drive the worker from a real nova control plane (scripts/openstack/plane.sh): on, off, or auto (on when nova's packages are installed)")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	withNova, err := useNova(*novaMode)
-	if err != nil {
-		return err
-	}
+// runDemo runs the demo with o, on the path with nova when withNova is set.
+func runDemo(ctx context.Context, o options, withNova bool, out io.Writer) error {
+	nodes, dbURL, amqpURL, install, verbose := &o.nodes, &o.dbURL, &o.amqpURL, &o.install, &o.verbose
 	began := time.Now()
 	limit := 3 * time.Minute
 	if withNova {
@@ -124,8 +167,15 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			"arch": "x86_64", "cpucount": "32", "memory": "131072MB", "disksize": "sda:480GB", "servicenode": "mn1", "xcatmaster": "mn1"}})
 	}
 	step := *install / 8
+	// The management node's install directory: the worker writes each server's
+	// config drive there, the simulated node fetches it (tenant.go).
+	installDir, err := os.MkdirTemp("", "xcatbm-demo-install-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(installDir)
 	srv, err := sim.Start(ctx, sim.Config{Cluster: sim.NewCluster(specs...), Latency: sim.Latency{Fixed: 20 * time.Millisecond},
-		Timeline: sim.Timeline{PoweringOn: step, Installing: 6 * step, Postbooting: step}})
+		Timeline: sim.Timeline{PoweringOn: step, Installing: 6 * step, Postbooting: step}, InstallDir: installDir})
 	if err != nil {
 		return err
 	}
@@ -140,7 +190,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if *verbose {
 		logOut = zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: time.TimeOnly}
 	}
-	d := &demo{out: out, began: began, db: db, st: store.New(db), srv: srv, nat: nat, names: names, install: *install, logOut: logOut}
+	d := &demo{out: out, began: began, db: db, st: store.New(db), srv: srv, nat: nat, names: names, install: *install, logOut: logOut, installDir: installDir}
 	if withNova {
 		err = d.runNova(ctx, suffix, *verbose)
 	} else {
@@ -172,7 +222,7 @@ func (d *demo) runCasts(ctx context.Context, amqpURL, suffix string) error {
 	// The worker.
 	w, err := worker.New(worker.Config{ComputeHost: host, MgmtNode: "mn1", PollInterval: 200 * time.Millisecond,
 		PowerPollInterval: 200 * time.Millisecond, ClaimInterval: 100 * time.Millisecond, PowerSyncInterval: -1,
-		Backoff: broker.Backoff{Min: 100 * time.Millisecond, Max: time.Second}},
+		Backoff: broker.Backoff{Min: 100 * time.Millisecond, Max: time.Second}, InstallDir: d.installDir},
 		worker.Deps{Store: st, XCAT: xcat.NewClient(d.nat), AMQPURLs: []string{vhostURL}, Log: zerolog.New(d.logOut)})
 	if err != nil {
 		return err
@@ -223,7 +273,10 @@ func (d *demo) runCasts(ctx context.Context, amqpURL, suffix string) error {
 		}
 		return follow(ctx, out, st, srv, targets, uuids, kind)
 	}
-	if err := phase("spawn", novacast.Build, names, worker.KindSpawn); err != nil {
+	if err := phase("spawn", novacast.TenantBuild, names, worker.KindSpawn); err != nil {
+		return err
+	}
+	if err := d.showKeys(names); err != nil {
 		return err
 	}
 	if err := phase("power off", novacast.Stop, names[:1], worker.KindPowerOff); err != nil {

@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -78,19 +79,16 @@ type plane struct {
 	vars   map[string]string // DIR/env: OS_NOVA_URL, OS_AMQP_URL, ...
 }
 
-// startPlane starts a plane with databases, vhost and ports of the demo's own. The
-// returned purge stops it and drops its databases and vhost; it is set even when
-// start fails, since a failed start may leave services running.
-func startPlane(ctx context.Context, suffix string, verbose bool) (p *plane, purge func() error, err error) {
-	script, err := osplane.Script()
-	if err != nil {
-		return nil, nil, err
-	}
+// startPlane starts a plane from script with databases, vhost and ports of the
+// demo's own. On success the caller must call the plane's purge; on failure startPlane
+// has already purged whatever the failed start left (services, databases, vhost and
+// the temporary directory) and returns the start's error, with the purge's joined.
+func startPlane(ctx context.Context, script, suffix string, verbose bool) (*plane, error) {
 	dir, err := os.MkdirTemp("", "xcatbm-demo-plane-")
 	if err != nil {
-		return nil, nil, err
+		return nil, fmt.Errorf("plane directory: %w", err)
 	}
-	p = &plane{script: script, dir: dir, env: []string{
+	p := &plane{script: script, dir: dir, env: []string{
 		"XCATBM_OS_DB_PREFIX=xcatbm_demo_os_" + suffix + "_",
 		"XCATBM_OS_VHOST=xcatbm-demo-os-" + suffix,
 	}}
@@ -98,18 +96,9 @@ func startPlane(ctx context.Context, suffix string, verbose bool) (p *plane, pur
 		port, err := osplane.FreePort()
 		if err != nil {
 			_ = os.RemoveAll(dir)
-			return nil, nil, fmt.Errorf("find a free port for %s: %w", strings.ToLower(name), err)
+			return nil, fmt.Errorf("find a free port for %s: %w", strings.ToLower(name), err)
 		}
 		p.env = append(p.env, "XCATBM_OS_"+name+"_PORT="+strconv.Itoa(port))
-	}
-	purge = func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-		defer cancel()
-		out, err := p.run(ctx, nil, "purge", dir)
-		if err != nil {
-			return fmt.Errorf("plane.sh purge %s: %w\n%s", dir, err, osplane.Tail(out, 20))
-		}
-		return os.RemoveAll(dir)
 	}
 	var live io.Writer
 	if verbose {
@@ -117,12 +106,33 @@ func startPlane(ctx context.Context, suffix string, verbose bool) (p *plane, pur
 	}
 	out, err := p.run(ctx, live, "start", dir)
 	if err != nil {
-		return nil, purge, fmt.Errorf("plane.sh start: %w\n%s", err, osplane.Tail(out, 40))
+		err = fmt.Errorf("plane.sh start: %w\n%s", err, osplane.Tail(out, 40))
+	} else if p.vars, err = osplane.ReadEnv(dir, "OS_NOVA_URL", "OS_PLACEMENT_URL", "OS_GLANCE_URL", "OS_AMQP_URL", "OS_VHOST"); err != nil {
+		err = fmt.Errorf("plane.sh start: %w", err)
 	}
-	if p.vars, err = osplane.ReadEnv(dir, "OS_NOVA_URL", "OS_PLACEMENT_URL", "OS_GLANCE_URL", "OS_AMQP_URL", "OS_VHOST"); err != nil {
-		return nil, purge, err
+	if err != nil {
+		// A failed start may leave services running: purge them as well.
+		if perr := p.purge(); perr != nil {
+			err = errors.Join(err, perr)
+		}
+		return nil, err
 	}
-	return p, purge, nil
+	return p, nil
+}
+
+// purge stops the plane, drops its databases and vhost and removes its directory;
+// the directory is removed even when plane.sh purge fails.
+func (p *plane) purge() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	out, err := p.run(ctx, nil, "purge", p.dir)
+	if err != nil {
+		err = fmt.Errorf("plane.sh purge %s: %w\n%s", p.dir, err, osplane.Tail(out, 20))
+	}
+	if rerr := os.RemoveAll(p.dir); rerr != nil {
+		err = errors.Join(err, fmt.Errorf("remove the plane directory: %w", rerr))
+	}
+	return err
 }
 
 // run runs plane.sh with the plane's settings; its output is returned and, when live
@@ -157,18 +167,20 @@ func (d *demo) runNova(ctx context.Context, suffix string, verbose bool) (err er
 	out := d.out
 	fmt.Fprintf(out, "starting an OpenStack control plane with scripts/openstack/plane.sh (nova, placement, glance, neutron; 1-4 minutes)...\n")
 	begin := time.Now()
-	p, purge, err := startPlane(ctx, suffix, verbose)
-	if purge != nil {
-		defer func() {
-			fmt.Fprintf(out, "stopping the control plane and dropping its databases and vhost\n")
-			if perr := purge(); perr != nil && err == nil {
-				err = perr
-			}
-		}()
-	}
+	script, err := osplane.Script()
 	if err != nil {
 		return err
 	}
+	p, err := startPlane(ctx, script, suffix, verbose)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		fmt.Fprintf(out, "stopping the control plane and dropping its databases and vhost\n")
+		if perr := p.purge(); perr != nil && err == nil {
+			err = perr
+		}
+	}()
 	fmt.Fprintf(out, "control plane up in %s: nova %s, placement %s, glance %s, bus vhost %s\n",
 		time.Since(begin).Round(time.Second), p.vars["OS_NOVA_URL"], p.vars["OS_PLACEMENT_URL"], p.vars["OS_GLANCE_URL"], p.vars["OS_VHOST"])
 	api := &openstack{nova: p.vars["OS_NOVA_URL"], placement: p.vars["OS_PLACEMENT_URL"], glance: p.vars["OS_GLANCE_URL"],
@@ -190,7 +202,8 @@ func (d *demo) runNova(ctx context.Context, suffix string, verbose bool) (err er
 	}
 	w, err := worker.New(worker.Config{ComputeHost: host, MgmtNode: "mn1", PollInterval: 200 * time.Millisecond,
 		PowerPollInterval: 200 * time.Millisecond, ClaimInterval: 100 * time.Millisecond, PowerSyncInterval: -1,
-		Backoff: broker.Backoff{Min: 100 * time.Millisecond, Max: time.Second}, ConsoleLogDir: p.dir, CloudsFile: clouds},
+		Backoff: broker.Backoff{Min: 100 * time.Millisecond, Max: time.Second}, ConsoleLogDir: p.dir, CloudsFile: clouds,
+		InstallDir: d.installDir},
 		worker.Deps{Store: d.st, XCAT: xcat.NewClient(d.nat), AMQPURLs: []string{amqpURL}, Log: log, Nova: svc})
 	if err != nil {
 		return err
@@ -275,13 +288,27 @@ func (d *demo) runNova(ctx context.Context, suffix string, verbose bool) (err er
 	}
 	fmt.Fprintf(out, "  flavor baremetal-demo: resources:%s=1, VCPU/MEMORY_MB/DISK_GB 0\n\n", rc)
 
+	// The tenant's key pair, which nova hands to the worker with each server.
+	key, err := demoKey("demo-tenant")
+	if err != nil {
+		return err
+	}
+	if _, err := api.do(ctx, http.MethodPost, api.nova+"/os-keypairs", map[string]any{"keypair": map[string]any{"name": "demo-key", "public_key": key}}, 200, 201); err != nil {
+		return err
+	}
+	fp, err := fingerprint(key)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "  key pair demo-key: %s\n\n", fp)
+
 	// Servers through nova's REST API.
 	sv := &servers{d: d, api: api, ids: map[string]string{}, node: map[string]string{}}
 	var all []string
 	for i := range d.names {
 		name := fmt.Sprintf("tenant-%02d", i+1)
 		s, err := api.do(ctx, http.MethodPost, api.nova+"/servers", map[string]any{"server": map[string]any{
-			"name": name, "flavorRef": flavor, "imageRef": imageID, "networks": "none"}}, 202)
+			"name": name, "flavorRef": flavor, "imageRef": imageID, "networks": "none", "key_name": "demo-key"}}, 202)
 		if err != nil {
 			return err
 		}
@@ -290,6 +317,13 @@ func (d *demo) runNova(ctx context.Context, suffix string, verbose bool) (err er
 	}
 	fmt.Fprintf(out, "== spawn: POST /servers for %s\n", strings.Join(all, ","))
 	if err := sv.wait(ctx, all, "ACTIVE"); err != nil {
+		return err
+	}
+	var spawned []string
+	for _, name := range all {
+		spawned = append(spawned, sv.node[name])
+	}
+	if err := d.showKeys(spawned); err != nil {
 		return err
 	}
 	first := all[:1]

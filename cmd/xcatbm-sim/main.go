@@ -1,15 +1,16 @@
 // Command xcatbm-sim is the simulated xCAT management node.
 //
-//	xcatbm-sim [--cluster cluster.yaml] [--listen 127.0.0.1:3001] [--cred-dir DIR]
+//	xcatbm-sim [--cluster cluster.yaml] [--listen 127.0.0.1:3001] [--xcat-cred-dir DIR]
 //
 // serves xcatd's protocol until interrupted (--help describes the cluster file). It
 // writes its CA and client credentials into a new temporary directory, or into
-// --cred-dir when given, never into ~/.xcat unless --cred-dir names it. Invoked under
+// --xcat-cred-dir when given, never into ~/.xcat unless --xcat-cred-dir names it. Invoked under
 // the name of an xCAT command (a symlink named rpower, nodeset, chdef, nodels, lsdef,
 // tabdump, makehosts, rsetboot, rbootseq, rnetboot, updatenode, rinv, rvitals,
 // nodestat or lsxcatd) it acts as xCAT's client: it sends the request, with standard
 // input when it is piped, to the server at $XCATHOST (host:port, default
-// localhost:3001) with the credentials in $XCATBM_SIM_CRED_DIR or $HOME/.xcat, prints
+// localhost:3001) with the credentials in $XCATBM_XCAT_CRED_DIR (formerly
+// $XCATBM_SIM_CRED_DIR, still read) or $HOME/.xcat, prints
 // the answer as xCAT's client does and exits with the OR of the errorcodes.
 package main
 
@@ -26,6 +27,7 @@ import (
 	"syscall"
 	"time"
 
+	"xcatbm/internal/config"
 	"xcatbm/xcat"
 	"xcatbm/xcat/sim"
 )
@@ -44,7 +46,7 @@ func main() {
 		os.Exit(runClient(name, withNR, os.Args[1:], os.Stdout, os.Stderr))
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := runServer(ctx, os.Args[1:], os.Stderr)
+	code := runServer(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
 }
@@ -62,10 +64,11 @@ Flags:
 const usageTail = `
 Credentials: a CA, a server certificate and a client certificate (CN root) are made
 at start; ca.pem and client-cred.pem (key and certificate) are written into a new
-temporary directory, removed at exit, or into --cred-dir (created if needed; its
-ca.pem and client-cred.pem are replaced, so never give it a real ~/.xcat). The
-directory is printed at start; xcatbm's --cred-dir and xCAT's clients (HOME/.xcat)
-take it.
+temporary directory, removed at exit, or into --xcat-cred-dir (created if needed;
+its ca.pem and client-cred.pem are replaced, so never give it a real ~/.xcat). The
+directory is printed at start; xcatbm's --xcat-cred-dir ($XCATBM_XCAT_CRED_DIR) and
+xCAT's clients (HOME/.xcat) take it. --cred-dir and $XCATBM_SIM_CRED_DIR are the
+deprecated names of earlier releases, still accepted in this one.
 
 Cluster file (--cluster, YAML, or JSON when the name ends in .json):
 
@@ -98,26 +101,29 @@ Without --cluster: 10 IPMI nodes node01..node10 in groups all and compute, with
 BMC, MAC, IP, CPU, memory and disk, managed by mn1.
 `
 
+// noEnv is the simulator's environment for its flags: they take no XCATBM_ variables.
+func noEnv(string) (string, bool) { return "", false }
+
 // runServer serves until ctx ends.
-func runServer(ctx context.Context, args []string, stderr io.Writer) int {
+func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("xcatbm-sim", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	clusterPath := fs.String("cluster", "", "cluster description, YAML or JSON (see below); empty: 10 generated nodes")
 	listen := fs.String("listen", "127.0.0.1:3001", "listen address")
-	credDir := fs.String("cred-dir", "", "directory to write ca.pem and client-cred.pem into (default: a new temporary directory)")
+	credDir := fs.String("xcat-cred-dir", "", "directory to write ca.pem and client-cred.pem into (default: a new temporary directory)")
+	config.Alias(fs, "cred-dir", "xcat-cred-dir")
 	hostname := fs.String("hostname", "mn1", "the management node's name, sent as xcatdsource")
 	shuffle := fs.Bool("shuffle", false, "answer rpower's nodes in a random (completion) order and nodels' tables in a random order, as xcatd may")
 	closeKept := fs.String("close-kept", "", "close kept connections as xcatd does: \"xcatd\" (0.12s..0.19s after serverdone) or MIN..MAX (e.g. 0s..5ms); empty: keep them")
 	fs.Usage = func() {
-		fmt.Fprint(stderr, usageHead)
+		fmt.Fprint(fs.Output(), usageHead)
 		fs.PrintDefaults()
-		fmt.Fprint(stderr, usageTail)
+		fmt.Fprint(fs.Output(), usageTail)
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, done := config.ParseCommandLine(fs, args, noEnv, stdout, stderr); done {
+		return code
+	}
+	if fs.NArg() != 0 {
+		return config.UsageError(stderr, "xcatbm-sim", "unexpected argument %q", fs.Arg(0))
 	}
 	kept, err := parseKeptClose(*closeKept)
 	if err != nil {
@@ -202,7 +208,10 @@ func runClient(command string, withNR bool, args []string, stdout, stderr io.Wri
 	if addr == "" {
 		addr = xcat.DefaultAddr
 	}
-	dir := os.Getenv("XCATBM_SIM_CRED_DIR")
+	dir := os.Getenv(config.EnvName("xcat-cred-dir"))
+	if dir == "" {
+		dir = os.Getenv("XCATBM_SIM_CRED_DIR") // the name of earlier releases
+	}
 	if dir == "" {
 		home, _ := os.UserHomeDir()
 		dir = filepath.Join(home, ".xcat")

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -38,7 +39,7 @@ func TestServerCredentialsNeverInHome(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var out syncBuffer
 	done := make(chan int)
-	go func() { done <- runServer(ctx, []string{"--listen", "127.0.0.1:0"}, &out) }()
+	go func() { done <- runServer(ctx, []string{"--listen", "127.0.0.1:0"}, &out, &out) }()
 	re := regexp.MustCompile(`credentials in (\S+)`)
 	var dir string
 	for deadline := time.Now().Add(10 * time.Second); dir == "" && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
@@ -73,11 +74,11 @@ func TestServerCredentialsNeverInHome(t *testing.T) {
 func TestServerHelpDescribesClusterFile(t *testing.T) {
 	t.Parallel()
 	var out bytes.Buffer
-	if code := runServer(context.Background(), []string{"--help"}, &out); code != 0 {
+	if code := runServer(context.Background(), []string{"--help"}, &out, io.Discard); code != 0 {
 		t.Errorf("--help exit %d", code)
 	}
 	for _, want := range []string{"Cluster file (--cluster", "nodes:", "groups:", "attrs:", "cpucount", "memory", "disksize",
-		"osimages:", "passwd:", "timeline:", "latency:", "fault:", "--cred-dir", "never give it a real ~/.xcat", "-close-kept", "-shuffle", "-cred-dir"} {
+		"osimages:", "passwd:", "timeline:", "latency:", "fault:", "--xcat-cred-dir", "never give it a real ~/.xcat", "-close-kept", "-shuffle", "-xcat-cred-dir", "deprecated name of --xcat-cred-dir"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("help lacks %q", want)
 		}

@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/sys/unix"
 
 	"xcatbm/internal/broker"
 	"xcatbm/internal/config"
@@ -49,16 +50,40 @@ Endpoints on --listen: /metrics (Prometheus), /healthz (alive), /readyz (consumi
 the database answers).`
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	os.Exit(run(ctx, os.Args[1:], os.Stderr, os.LookupEnv))
+	ctx, stop := signalContext()
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.LookupEnv)
+	stop()
+	os.Exit(code)
+}
+
+// signalContext returns a context canceled by SIGINT or SIGTERM, with the signal as
+// its cause, so the worker's last line says why it stopped. A second signal kills
+// the process as usual.
+func signalContext() (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case s := <-sigs:
+			signal.Stop(sigs)
+			cancel(fmt.Errorf("received signal %s", unix.SignalName(s.(syscall.Signal))))
+		case <-done:
+		}
+	}()
+	return ctx, func() {
+		signal.Stop(sigs)
+		close(done)
+		cancel(nil)
+	}
 }
 
 type options struct {
 	computeHost, mgmtNode, workerID string
+	databaseConns                   int
 	transportURL, databaseURL       config.Secret
-	xcatBackend, xcatHost           string
-	xcatCredDir, xcatCLIDir         string
+	xcat                            config.XCAT
 	exchange, notifications         string
 	deadLetter, consoleDir          string
 	durable, quorum, ha, autoDel    bool
@@ -94,10 +119,8 @@ func flags(fs *flag.FlagSet, o *options) {
 	fs.StringVar(&o.workerID, "worker-id", "", "`name` for this process in job leases (default hostname:pid:random)")
 	fs.Var(&o.transportURL, "transport-url", "oslo transport `url`, rabbit://user:pass@host:5672[,user:pass@host2:5672]/vhost\n(default rabbit://guest:guest@127.0.0.1:5672/)")
 	fs.Var(&o.databaseURL, "database-url", "PostgreSQL `url` (default postgres://xcatbm@127.0.0.1:5432/xcatbm?sslmode=disable)")
-	fs.StringVar(&o.xcatBackend, "xcat-backend", "native", "how to reach xCAT: native (xcatd's XML protocol over TLS) or cli (xCAT-client commands)")
-	fs.StringVar(&o.xcatHost, "xcat-host", "", "xcatd `host:port` for the native backend (default $XCATHOST, else localhost:3001)")
-	fs.StringVar(&o.xcatCredDir, "xcat-cred-dir", "", "`dir` with ca.pem and client-cred.pem for xcatd (default ~/.xcat)")
-	fs.StringVar(&o.xcatCLIDir, "xcat-cli-dir", "/opt/xcat/bin", "`dir` of the xCAT-client commands for the cli backend")
+	fs.IntVar(&o.databaseConns, "database-max-conns", 16, "most database `connections` this process opens (0: no bound); every worker of a database\ncounts against PostgreSQL's max_connections (100 by default)")
+	config.BindXCAT(fs, &o.xcat)
 	fs.DurationVar(&o.xcatTimeout, "xcat-timeout", 2*time.Minute, "bound on one xCAT request")
 	fs.DurationVar(&o.xcatOutage, "xcat-outage-after", time.Minute, "report not ready on /readyz once no xCAT request has reached xcatd for this long")
 	fs.IntVar(&o.xcatParallel, "xcat-parallel", 16, "per-node xCAT requests one step may run at once")
@@ -144,35 +167,45 @@ func flags(fs *flag.FlagSet, o *options) {
 	fs.StringVar(&o.logLevel, "log-level", "info", "trace, debug, info, warn or error")
 }
 
-func run(ctx context.Context, args []string, stderr io.Writer, lookup func(string) (string, bool)) int {
+// run runs the worker until ctx ends or it fails, and returns the exit code: 0 after
+// --help or a clean stop, 1 when the worker failed, 2 for a usage error.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, lookup func(string) (string, bool)) int {
 	fs := flag.NewFlagSet("xcatbm-worker", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	var o options
 	flags(fs, &o)
 	fs.Usage = config.Usage(fs, synopsis, footer)
-	if err := config.Parse(fs, args, lookup); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		fmt.Fprintln(stderr, "xcatbm-worker:", err)
-		return 2
+	if code, done := config.ParseCommandLine(fs, args, lookup, stdout, stderr); done {
+		return code
 	}
-	log, err := logging.New(os.Stderr, "xcatbm-worker", logging.Options{Format: o.logFormat, Level: o.logLevel})
+	if fs.NArg() != 0 {
+		return config.UsageError(stderr, "xcatbm-worker", "unexpected argument %q", fs.Arg(0))
+	}
+	if o.computeHost == "" {
+		return config.UsageError(stderr, "xcatbm-worker", "--compute-host (or %s) is required", config.EnvName("compute-host"))
+	}
+	log, err := logging.New(stderr, "xcatbm-worker", logging.Options{Format: o.logFormat, Level: o.logLevel})
 	if err != nil {
-		fmt.Fprintln(stderr, "xcatbm-worker:", err)
-		return 2
+		return config.UsageError(stderr, "xcatbm-worker", "%v", err)
 	}
-	if err := serve(ctx, o, lookup, log); err != nil {
-		log.Error().Err(err).Msg("worker failed")
+	err = serve(ctx, o, lookup, log)
+	var perr *permanentError
+	switch {
+	case errors.As(err, &perr):
+		log.Error().Err(perr.err).Str("fix", perr.fix).Msg("worker stopped: " + perr.fix)
+		return exitConfig
+	case err != nil:
+		log.Error().Err(err).Msg("worker stopped: failed")
 		return 1
 	}
+	reason := "its context ended"
+	if cause := context.Cause(ctx); cause != nil {
+		reason = cause.Error()
+	}
+	log.Info().Str("reason", reason).Msg("worker stopped")
 	return 0
 }
 
 func serve(ctx context.Context, o options, lookup func(string) (string, bool), log zerolog.Logger) error {
-	if o.computeHost == "" {
-		return errors.New("--compute-host is required")
-	}
 	transport := o.transportURL.Reveal()
 	if transport == "" {
 		transport = "rabbit://guest:guest@127.0.0.1:5672/"
@@ -190,8 +223,10 @@ func serve(ctx context.Context, o options, lookup func(string) (string, bool), l
 		return fmt.Errorf("database %s: %w", config.RedactURL(dbURL), err)
 	}
 	defer db.Close()
-	db.SetMaxOpenConns(16)
-	if err := waitDB(ctx, db, log); err != nil {
+	db.SetMaxOpenConns(o.databaseConns)
+	// Start-up in a fixed order, each step's first error saying what to fix:
+	// configuration (above), database, broker, xcatd, then OpenStack.
+	if err := waitDB(ctx, db, dbURL, log); err != nil {
 		return err
 	}
 	applied, err := store.Migrate(ctx, db)
@@ -200,6 +235,9 @@ func serve(ctx context.Context, o options, lookup func(string) (string, bool), l
 	}
 	if len(applied) > 0 {
 		log.Info().Strs("migrations", applied).Msg("database migrated")
+	}
+	if err := waitBroker(ctx, urls, log); err != nil {
+		return err
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -250,7 +288,7 @@ func serve(ctx context.Context, o options, lookup func(string) (string, bool), l
 		return err
 	}
 	log.Info().Str("transport_url", config.RedactURL(transport)).Str("database", config.RedactURL(dbURL)).
-		Str("xcat_backend", o.xcatBackend).Msg("configured")
+		Str("xcat_backend", o.xcat.Backend).Msg("configured")
 	if o.listen != "" {
 		srv := &http.Server{Addr: o.listen, Handler: endpoints(reg, db, w, health), ReadHeaderTimeout: 5 * time.Second}
 		go func() {
@@ -274,41 +312,23 @@ func serve(ctx context.Context, o options, lookup func(string) (string, bool), l
 	return g.Wait()
 }
 
-func waitDB(ctx context.Context, db *sql.DB, log zerolog.Logger) error {
-	b := broker.Backoff{Min: 200 * time.Millisecond, Max: 5 * time.Second}
-	for i := 0; ; i++ {
-		err := db.PingContext(ctx)
-		if err == nil {
-			return nil
-		}
-		if ctx.Err() != nil {
-			return fmt.Errorf("database: %w", err)
-		}
-		d := b.Delay(i)
-		log.Warn().Err(err).Dur("retry_in", d).Msg("database not answering")
-		select {
-		case <-ctx.Done():
-		case <-time.After(d):
-		}
-	}
-}
-
 func xcatClient(o options, lookup func(string) (string, bool), reg prometheus.Registerer, health *worker.XCATHealth) (xcat.Client, error) {
-	switch o.xcatBackend {
+	switch o.xcat.Backend {
 	case "native":
-		host := o.xcatHost
+		host := o.xcat.Host
 		if host == "" {
 			host, _ = lookup("XCATHOST")
 		}
-		n, err := xcat.NewNative(xcat.NativeConfig{Addr: host, CredDir: o.xcatCredDir, ReuseIdle: o.xcatReuse})
+		n, err := xcat.NewNative(xcat.NativeConfig{Addr: host, CredDir: o.xcat.CredDir, ReuseIdle: o.xcatReuse})
 		if err != nil {
-			return nil, fmt.Errorf("xcat native backend: %w", err)
+			return nil, &permanentError{fix: fmt.Sprintf("xcatd's client credentials are not usable: copy ca.pem and client-cred.pem of an xCAT user (~/.xcat on the management node) into --xcat-cred-dir (%s)",
+				config.EnvName("xcat-cred-dir")), err: err}
 		}
 		return xcat.NewClient(coalesce(health.Watch(worker.InstrumentXCAT(n, reg)), o), xcat.WithMaxNodes(o.xcatMaxNodes)), nil
 	case "cli":
-		return xcat.NewClient(coalesce(health.Watch(worker.InstrumentXCAT(xcat.NewCLI(xcat.CLIConfig{Dir: o.xcatCLIDir}), reg)), o), xcat.WithMaxNodes(o.xcatMaxNodes)), nil
+		return xcat.NewClient(coalesce(health.Watch(worker.InstrumentXCAT(xcat.NewCLI(xcat.CLIConfig{Dir: o.xcat.CLIDir}), reg)), o), xcat.WithMaxNodes(o.xcatMaxNodes)), nil
 	default:
-		return nil, fmt.Errorf("--xcat-backend %q: want native or cli", o.xcatBackend)
+		return nil, fmt.Errorf("--xcat-backend %q: want native or cli", o.xcat.Backend)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"flag"
+	"io"
 	"strings"
 	"testing"
 
@@ -13,7 +14,7 @@ import (
 func TestHelpNamesEveryFlagAndVariable(t *testing.T) {
 	t.Parallel()
 	var out bytes.Buffer
-	if code := run(context.Background(), []string{"--help"}, &out, func(string) (string, bool) { return "", false }); code != 0 {
+	if code := run(context.Background(), []string{"--help"}, &out, io.Discard, func(string) (string, bool) { return "", false }); code != 0 {
 		t.Fatalf("--help exit %d", code)
 	}
 	fs := flag.NewFlagSet("x", flag.ContinueOnError)
@@ -38,11 +39,12 @@ func TestBadSettingsExitWithAReason(t *testing.T) {
 	}{
 		{args: []string{"--nosuchflag"}, code: 2, want: "nosuchflag"},
 		{env: map[string]string{"XCATBM_CONCURRENCY": "many"}, code: 2, want: "XCATBM_CONCURRENCY"},
-		{args: []string{"--log-format", "xml"}, code: 2, want: "log format"},
+		{args: []string{"--compute-host", "h", "--log-format", "xml"}, code: 2, want: "log format"},
+		{code: 2, want: "xcatbm-worker: --compute-host (or XCATBM_COMPUTE_HOST) is required\nsee 'xcatbm-worker --help'\n"},
 	}
 	for _, tc := range tests {
 		var out bytes.Buffer
-		code := run(context.Background(), tc.args, &out, func(k string) (string, bool) { v, ok := tc.env[k]; return v, ok })
+		code := run(context.Background(), tc.args, io.Discard, &out, func(k string) (string, bool) { v, ok := tc.env[k]; return v, ok })
 		if code != tc.code || !strings.Contains(out.String(), tc.want) {
 			t.Errorf("%v %v: exit %d, output %q; want %d with %q", tc.args, tc.env, code, out.String(), tc.code, tc.want)
 		}

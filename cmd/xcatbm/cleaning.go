@@ -56,8 +56,7 @@ func runCleaning(ctx context.Context, env *environment, args []string) int {
 	if len(args) > 0 && slices.Contains([]string{"list", "retry", "clear"}, args[0]) {
 		verb, args = args[0], args[1:]
 	}
-	fs := flag.NewFlagSet("cleaning", flag.ContinueOnError)
-	fs.SetOutput(env.stderr)
+	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	var dbURL config.Secret
 	fs.Var(&dbURL, "database-url", "PostgreSQL `url` of the workers' database\n(default postgres://xcatbm@127.0.0.1:5432/xcatbm?sslmode=disable)")
 	host := fs.String("s", "", "list only the nodes of this compute `host`")
@@ -73,7 +72,7 @@ func runCleaning(ctx context.Context, env *environment, args []string) int {
 	case len(pos) == 1:
 		var err error
 		if names, err = xcat.ExpandNoderange(ctx, pos[0], nil); err != nil {
-			return usageErr(env, cmd, "noderange %q: %v", pos[0], err)
+			return usageErr(env, cmd, "%v", err)
 		}
 	case verb != "list":
 		return usageErr(env, cmd, "%s needs a noderange", verb)

@@ -15,6 +15,8 @@ import (
 	"path/filepath"
 	"sort"
 	"syscall"
+
+	"xcatbm/internal/config"
 )
 
 // subcommand is one `xcatbm <name>` command.
@@ -53,8 +55,7 @@ func run(ctx context.Context, env *environment, argv []string) int {
 		}
 	}
 	if len(argv) < 2 {
-		usage(env.stderr)
-		return 2
+		return config.UsageError(env.stderr, "xcatbm", "no command given")
 	}
 	name := argv[1]
 	switch name {
@@ -64,9 +65,7 @@ func run(ctx context.Context, env *environment, argv []string) int {
 	}
 	c, ok := subcommands[name]
 	if !ok {
-		fmt.Fprintf(env.stderr, "xcatbm: unknown command %q\n\n", name)
-		usage(env.stderr)
-		return 2
+		return config.UsageError(env.stderr, "xcatbm", "unknown command %q", name)
 	}
 	return c.run(ctx, env, argv[2:])
 }

@@ -14,7 +14,7 @@ func TestDispatch(t *testing.T) {
 		wantCode int
 		wantOut  string
 	}{
-		{[]string{"xcatbm"}, 2, "usage: xcatbm"},
+		{[]string{"xcatbm"}, 2, "xcatbm: no command given\nsee 'xcatbm --help'\n"},
 		{[]string{"xcatbm", "--help"}, 0, "version"},
 		{[]string{"xcatbm", "nosuch"}, 2, `unknown command "nosuch"`},
 		{[]string{"/usr/bin/xcatbm", "version"}, 0, "xcatbm "},

@@ -80,8 +80,7 @@ type nodeRow struct {
 
 func runNodes(ctx context.Context, env *environment, args []string) int {
 	const cmd = "xcatbm nodes"
-	fs := flag.NewFlagSet("nodes", flag.ContinueOnError)
-	fs.SetOutput(env.stderr)
+	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	var dbURL config.Secret
 	fs.Var(&dbURL, "database-url", "PostgreSQL `url` of the workers' database\n(default postgres://xcatbm@127.0.0.1:5432/xcatbm?sslmode=disable)")
 	host := fs.String("s", "", "list only the nodes of this compute `host`")
@@ -100,7 +99,7 @@ func runNodes(ctx context.Context, env *environment, args []string) int {
 	case 1:
 		var err error
 		if names, err = xcat.ExpandNoderange(ctx, pos[0], nil); err != nil {
-			return usageErr(env, cmd, "noderange %q: %v", pos[0], err)
+			return usageErr(env, cmd, "%v", err)
 		}
 	default:
 		return usageErr(env, cmd, "want at most one noderange, got %d arguments", len(pos))

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 
@@ -19,22 +18,16 @@ func init() {
 }
 
 func runInstallPostscripts(_ context.Context, env *environment, args []string) int {
-	fs := flag.NewFlagSet("install-postscripts", flag.ContinueOnError)
-	fs.SetOutput(env.stderr)
+	fs := flag.NewFlagSet("xcatbm install-postscripts", flag.ContinueOnError)
 	dir := fs.String("dir", postscripts.DefaultDir, "directory xCAT serves postscripts from")
 	fs.Usage = config.Usage(fs, "usage: xcatbm install-postscripts [--dir DIR]\n\n"+
 		"Writes xcatbm's postscripts into DIR with mode 0755, leaving scripts already\n"+
 		"installed as shipped untouched, and prints what it did to each.", "")
-	if err := config.Parse(fs, args, env.getenv); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		fmt.Fprintln(env.stderr, "xcatbm install-postscripts:", err)
-		return 2
+	if code, done := config.ParseCommandLine(fs, args, env.getenv, env.stdout, env.stderr); done {
+		return code
 	}
 	if fs.NArg() != 0 {
-		fmt.Fprintf(env.stderr, "xcatbm install-postscripts: unexpected argument %q\n", fs.Arg(0))
-		return 2
+		return config.UsageError(env.stderr, "xcatbm install-postscripts", "unexpected argument %q", fs.Arg(0))
 	}
 	changes, err := postscripts.Install(*dir)
 	for _, c := range changes {

@@ -33,8 +33,8 @@ func TestInstallPostscripts(t *testing.T) {
 		{"again", nil, []string{"--dir", dir}, 0, []string{"unchanged " + filepath.Join(dir, "config_ops_bmnode"), "unchanged " + filepath.Join(dir, "deconfig_ops_bmnode")}, ""},
 		{"dir from the environment", map[string]string{"XCATBM_DIR": fromEnv}, nil, 0, []string{"created   " + filepath.Join(fromEnv, "config_ops_bmnode")}, ""},
 		{"extra argument", nil, []string{"--dir", dir, "x"}, 2, nil, `unexpected argument "x"`},
-		{"bad flag", nil, []string{"--nosuch"}, 2, nil, "flag provided but not defined"},
-		{"help", nil, []string{"--help"}, 0, nil, "XCATBM_DIR"},
+		{"bad flag", nil, []string{"--nosuch"}, 2, nil, "xcatbm install-postscripts: unknown flag --nosuch\nsee 'xcatbm install-postscripts --help'\n"},
+		{"help", nil, []string{"--help"}, 0, []string{`      env XCATBM_DIR, default "/install/postscripts"`}, ""},
 	}
 	for _, tc := range tests { // in order: "again" depends on "first"
 		code, out, errOut := runCmd(tc.env, tc.args...)

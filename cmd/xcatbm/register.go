@@ -102,20 +102,15 @@ func parseArgs(fs *flag.FlagSet, args []string, env *environment) ([]string, int
 			}
 		}
 	}
-	if err := config.Parse(fs, flags, env.getenv); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil, 0, false
-		}
-		fmt.Fprintf(env.stderr, "%s: %v\n", fs.Name(), err)
-		return nil, 2, false
+	if code, done := config.ParseCommandLine(fs, flags, env.getenv, env.stdout, env.stderr); done {
+		return nil, code, false
 	}
 	return pos, 0, true
 }
 
-// usageErr prints a usage error and returns exit code 2.
+// usageErr prints a usage error (see config.UsageError) and returns exit code 2.
 func usageErr(env *environment, cmd, format string, args ...any) int {
-	fmt.Fprintf(env.stderr, "%s: %s\nRun '%s -h' for help.\n", cmd, fmt.Sprintf(format, args...), cmd)
-	return 2
+	return config.UsageError(env.stderr, cmd, format, args...)
 }
 
 // runJob publishes a job and, unless --no-wait, follows it and prints the summary.
@@ -274,7 +269,6 @@ type nodeJob struct {
 // required -s <compute_host> (with hostHelp), plus what extra adds to its flags.
 func parseNodeJob(env *environment, cmd string, page manPage, args []string, hostHelp string, extra func(*flag.FlagSet)) (j nodeJob, code int, ok bool) {
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
-	fs.SetOutput(env.stderr)
 	j.flags.bind(fs)
 	host := fs.String("s", "", hostHelp)
 	fs.IntVar(&j.flags.maxNodes, "max-nodes", xcat.DefaultMaxNodes, "refuse a noderange naming more than this many `nodes` (0: no limit)")
@@ -293,7 +287,7 @@ func parseNodeJob(env *environment, cmd string, page manPage, args []string, hos
 		return j, usageErr(env, cmd, "-s <compute_host> is required"), false
 	}
 	if err := checkNoderange(pos[0], j.flags.maxNodes); err != nil {
-		return j, usageErr(env, cmd, "noderange %q: %v", pos[0], err), false
+		return j, usageErr(env, cmd, "%v", err), false
 	}
 	j.host, j.noderange = *host, pos[0]
 	return j, 0, true
@@ -348,7 +342,6 @@ worker whose clouds.yaml has it.`,
 func runAddImage(ctx context.Context, env *environment, args []string) int {
 	const cmd = "opsaddimage"
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
-	fs.SetOutput(env.stderr)
 	var f jobFlags
 	f.bind(fs)
 	names := fs.String("n", "", "comma-separated image `names`, one per osimage (default: the osimage names)")

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -232,36 +231,45 @@ func init() {
 }
 
 func runSetup(ctx context.Context, env *environment, args []string) int {
-	fs := flag.NewFlagSet("setup", flag.ContinueOnError)
-	fs.SetOutput(env.stderr)
+	fs := flag.NewFlagSet("xcatbm setup", flag.ContinueOnError)
 	check := fs.Bool("check", false, "change nothing: only report what is ready and what is not")
 	dir := fs.String("dir", postscripts.DefaultDir, "directory the postscripts must be installed in")
-	addr := fs.String("xcatd", "", "xcatd address host:port (default $XCATHOST, else "+xcat.DefaultAddr+")")
-	cred := fs.String("xcat-cred", "", "client key and certificate, PEM (default ~/.xcat/client-cred.pem)")
-	ca := fs.String("xcat-ca", "", "CA certificate of xcatd (default ~/.xcat/ca.pem)")
+	var x config.XCAT
+	config.BindXCAT(fs, &x)
+	config.Alias(fs, "xcatd", "xcat-host") // the name of earlier releases
+	addr := &x.Host
+	cred := fs.String("xcat-cred", "", "client key and certificate, PEM (default <xcat-cred-dir>/client-cred.pem)")
+	ca := fs.String("xcat-ca", "", "CA certificate of xcatd (default <xcat-cred-dir>/ca.pem)")
+	config.Deprecate(fs, "xcat-cred", "--xcat-cred-dir")
+	config.Deprecate(fs, "xcat-ca", "--xcat-cred-dir")
 	mgmt := fs.String("mgmt-names", "", "comma-separated names and addresses this management node has in\nnoderes.xcatmaster/servicenode, besides site.master")
 	fs.Usage = config.Usage(fs, "usage: xcatbm setup [--check] [flags]\n\n"+
 		"Sets site.sshbetweennodes=NOGROUPS, checks that the postscripts are installed, lists\n"+
 		"the osimages and the nodes this management node owns, and prints one table of what\n"+
 		"is ready. Exits 0 when everything is ready, 1 otherwise.", "")
-	if err := config.Parse(fs, args, env.getenv); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		fmt.Fprintln(env.stderr, "xcatbm setup:", err)
-		return 2
+	if code, done := config.ParseCommandLine(fs, args, env.getenv, env.stdout, env.stderr); done {
+		return code
 	}
 	if fs.NArg() != 0 {
-		fmt.Fprintf(env.stderr, "xcatbm setup: unexpected argument %q\n", fs.Arg(0))
-		return 2
+		return config.UsageError(env.stderr, "xcatbm setup", "unexpected argument %q", fs.Arg(0))
 	}
 	if *addr == "" {
 		*addr, _ = env.getenv("XCATHOST")
 	}
-	backend, err := xcat.NewNative(xcat.NativeConfig{Addr: *addr, CredFile: *cred, CAFile: *ca})
-	if err != nil {
-		fmt.Fprintln(env.stderr, "xcatbm setup:", err)
-		return 1
+	var backend xcat.Backend
+	switch x.Backend {
+	case "native":
+		n, err := xcat.NewNative(xcat.NativeConfig{Addr: *addr, CredDir: x.CredDir, CredFile: *cred, CAFile: *ca})
+		if err != nil {
+			fmt.Fprintln(env.stderr, "xcatbm setup:", err)
+			return 1
+		}
+		defer n.Close()
+		backend = n
+	case "cli":
+		backend = xcat.NewCLI(xcat.CLIConfig{Dir: x.CLIDir})
+	default:
+		return config.UsageError(env.stderr, "xcatbm setup", "--xcat-backend %q: want native or cli", x.Backend)
 	}
 	opts := setupOptions{dir: *dir, check: *check}
 	for _, n := range strings.Split(*mgmt, ",") {

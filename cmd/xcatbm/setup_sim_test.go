@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -41,9 +40,7 @@ func TestSetupAgainstSimulator(t *testing.T) {
 	if code, out := runCmd(t, "install-postscripts", "--dir", dir); code != 0 {
 		t.Fatalf("install-postscripts: exit %d: %s", code, out)
 	}
-	flags := []string{"setup", "--xcatd", srv.Addr(),
-		"--xcat-cred", filepath.Join(srv.CredDir(), "client-cred.pem"),
-		"--xcat-ca", filepath.Join(srv.CredDir(), "ca.pem"),
+	flags := []string{"setup", "--xcat-host", srv.Addr(), "--xcat-cred-dir", srv.CredDir(),
 		"--dir", dir, "--mgmt-names", "mn1"}
 
 	// --check reports and changes nothing.

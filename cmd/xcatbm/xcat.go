@@ -39,32 +39,31 @@ Examples:
   xcatbm xcat rpower node[01-04] stat
   xcatbm xcat nodels compute nodelist.status
   xcatbm xcat lsdef -t osimage -l
-  xcatbm xcat --backend cli --cli-dir /opt/xcat/bin nodeset node01 stat`
+  xcatbm xcat --xcat-backend cli --xcat-cli-dir /opt/xcat/bin nodeset node01 stat`
 
-const xcatFooter = `With --backend native the address is --host, else $XCATHOST, else localhost:3001; the
-credentials are <cred-dir>/client-cred.pem (key and certificate) and <cred-dir>/ca.pem.
-With --backend cli the command <cli-dir>/<command> runs with the process's environment.`
+const xcatFooter = `With --xcat-backend native the address is --xcat-host, else $XCATHOST, else
+localhost:3001; the credentials are <xcat-cred-dir>/client-cred.pem (key and
+certificate) and <xcat-cred-dir>/ca.pem. With --xcat-backend cli the command
+<xcat-cli-dir>/<command> runs with the process's environment.`
 
 func runXCAT(ctx context.Context, env *environment, args []string) int {
 	fs := flag.NewFlagSet("xcatbm xcat", flag.ContinueOnError)
-	fs.SetOutput(env.stderr)
-	backend := fs.String("backend", "native", "how to reach xCAT: native (xcatd's XML over TLS) or cli (run xCAT-client commands)")
-	host := fs.String("host", "", "xcatd host:port for the native backend (default $XCATHOST, else localhost:3001)")
-	credDir := fs.String("cred-dir", "", "directory holding client-cred.pem and ca.pem (default ~/.xcat)")
-	cliDir := fs.String("cli-dir", "/opt/xcat/bin", "directory holding the xCAT-client commands for the cli backend")
+	var x config.XCAT
+	config.BindXCAT(fs, &x)
+	// The names of earlier releases.
+	config.Alias(fs, "backend", "xcat-backend")
+	config.Alias(fs, "host", "xcat-host")
+	config.Alias(fs, "cred-dir", "xcat-cred-dir")
+	config.Alias(fs, "cli-dir", "xcat-cli-dir")
+	backend, host, credDir, cliDir := &x.Backend, &x.Host, &x.CredDir, &x.CLIDir
 	maxNodes := fs.Int("max-nodes", xcat.DefaultMaxNodes, "refuse, before sending, a noderange naming more than this many nodes (0: no limit)")
 	fs.Usage = config.Usage(fs, xcatSynopsis, xcatFooter)
-	if err := config.Parse(fs, args, env.getenv); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		fmt.Fprintln(env.stderr, "xcatbm xcat:", err)
-		return 2
+	if code, done := config.ParseCommandLine(fs, args, env.getenv, env.stdout, env.stderr); done {
+		return code
 	}
 	rest := fs.Args()
 	if len(rest) == 0 {
-		fmt.Fprintln(env.stderr, "xcatbm xcat: no command given (see --help)")
-		return 2
+		return config.UsageError(env.stderr, "xcatbm xcat", "no xCAT command given")
 	}
 	req := xcat.Request{Command: rest[0]}
 	for i, a := range rest[1:] {
@@ -74,6 +73,14 @@ func runXCAT(ctx context.Context, env *environment, args []string) int {
 			break
 		}
 		req.Args = append(req.Args, a)
+	}
+	// A noderange of plain names, ranges and groups is checked here, so a mistake in
+	// it is named (xcatd only answers "Invalid nodes and/or groups"); regexes,
+	// selectors and ^files are xcatd's to judge.
+	if req.Noderange != "" && !strings.ContainsAny(req.Noderange, "/=~^") && xcat.ValidateNoderange(req.Noderange) == nil {
+		if _, err := xcat.ExpandNoderange(ctx, req.Noderange, nil); errors.Is(err, xcat.ErrInvalidInput) {
+			return config.UsageError(env.stderr, "xcatbm xcat", "%v", err)
+		}
 	}
 
 	var b xcat.Backend
@@ -93,12 +100,19 @@ func runXCAT(ctx context.Context, env *environment, args []string) int {
 	case "cli":
 		b = xcat.NewCLI(xcat.CLIConfig{Dir: *cliDir})
 	default:
-		fmt.Fprintf(env.stderr, "xcatbm xcat: unknown backend %q (native or cli)\n", *backend)
+		fmt.Fprintf(env.stderr, "xcatbm xcat: unknown --xcat-backend %q (native or cli)\n", *backend)
 		return 2
 	}
 
 	resp, err := xcat.NewClient(b, xcat.WithMaxNodes(*maxNodes)).Raw(ctx, req)
-	return printAnswer(env.stdout, env.stderr, req, resp, err)
+	code := printAnswer(env.stdout, env.stderr, req, resp, err)
+	if resp.Unsupported() {
+		// xCAT's client prints only the line above and exits 0; a script deserves
+		// to know which word xcatd did not take.
+		fmt.Fprintf(env.stderr, "xcatbm xcat: xcatd has no command %q (see 'xcatbm xcat --help')\n", req.Command)
+		return 1
+	}
+	return code
 }
 
 // printAnswer prints what xcatd answered as xCAT's client does and returns the exit

@@ -22,7 +22,7 @@ func TestXCATSubcommandCLI(t *testing.T) {
 	}
 	var stdout, stderr bytes.Buffer
 	env := &environment{stdout: &stdout, stderr: &stderr, getenv: func(string) (string, bool) { return "", false }}
-	code := run(context.Background(), env, []string{"xcatbm", "xcat", "--backend", "cli", "--cli-dir", dir, "rpower", "node[1-2]", "stat"})
+	code := run(context.Background(), env, []string{"xcatbm", "xcat", "--xcat-backend", "cli", "--xcat-cli-dir", dir, "rpower", "node[1-2]", "stat"})
 	if code != 1 {
 		t.Errorf("exit %d, want 1; stderr %s", code, stderr.String())
 	}
@@ -44,13 +44,13 @@ func TestXCATSubcommandUsage(t *testing.T) {
 	if code := run(context.Background(), env, []string{"xcatbm", "xcat", "--help"}); code != 0 {
 		t.Errorf("--help exit %d", code)
 	}
-	for _, want := range []string{"usage: xcatbm xcat", "XCATBM_BACKEND", "--cred-dir", "XCATHOST"} {
+	for _, want := range []string{"usage: xcatbm xcat", "XCATBM_XCAT_BACKEND", "--xcat-cred-dir", "XCATHOST"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("help lacks %q:\n%s", want, out.String())
 		}
 	}
 	out.Reset()
-	if code := run(context.Background(), env, []string{"xcatbm", "xcat", "--backend", "native", "--host", "127.0.0.1:1", "--cred-dir", t.TempDir(), "nodels", "all"}); code != 1 {
+	if code := run(context.Background(), env, []string{"xcatbm", "xcat", "--xcat-backend", "native", "--xcat-host", "127.0.0.1:1", "--xcat-cred-dir", t.TempDir(), "nodels", "all"}); code != 1 {
 		t.Errorf("missing credentials: exit %d, want 1 (%s)", code, out.String())
 	}
 }

@@ -154,7 +154,7 @@ func (c *Conn) Run(ctx context.Context) {
 		if err != nil {
 			d := c.cfg.Backoff.Delay(attempt)
 			attempt++
-			c.cfg.Log.Warn().Err(err).Dur("retry_in", d).Msg("amqp connect failed")
+			c.cfg.Log.Warn().Err(err).Stringer("retry_in", d).Msg("amqp connect failed")
 			select {
 			case <-ctx.Done():
 			case <-time.After(d):

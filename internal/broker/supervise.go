@@ -25,7 +25,7 @@ func Supervise(ctx context.Context, b Backoff, log zerolog.Logger, msg string, s
 		}
 		d := b.Delay(failures)
 		failures++
-		log.Warn().Err(err).Dur("retry_in", d).Msg(msg)
+		log.Warn().Err(err).Stringer("retry_in", d).Msg(msg)
 		select {
 		case <-ctx.Done():
 		case <-time.After(d):

@@ -48,9 +48,9 @@ func TestSuperviseBackoff(t *testing.T) {
 			var delays []float64
 			for _, line := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
 				var e struct {
-					Msg     string  `json:"message"`
-					Err     string  `json:"error"`
-					RetryIn float64 `json:"retry_in"`
+					Msg     string `json:"message"`
+					Err     string `json:"error"`
+					RetryIn string `json:"retry_in"`
 				}
 				if err := json.Unmarshal([]byte(line), &e); err != nil {
 					t.Fatalf("log line %q: %v", line, err)
@@ -58,7 +58,12 @@ func TestSuperviseBackoff(t *testing.T) {
 				if e.Msg != "session lost" || e.Err != "channel closed" {
 					t.Fatalf("log line %q: want the session's message and error", line)
 				}
-				delays = append(delays, e.RetryIn)
+				// A duration with its unit, as time.Duration prints it: "3.4s".
+				d, err := time.ParseDuration(e.RetryIn)
+				if err != nil {
+					t.Fatalf("log line %q: retry_in: %v", line, err)
+				}
+				delays = append(delays, float64(d)/float64(time.Millisecond))
 			}
 			if len(delays) != len(tt.want) {
 				t.Fatalf("%d restarts logged, want %d: %s", len(delays), len(tt.want), buf.String())

@@ -39,9 +39,14 @@ func Parse(fs *flag.FlagSet, args []string, lookup func(string) (string, bool)) 
 		return err
 	}
 	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	fs.Visit(func(f *flag.Flag) {
+		set[f.Name] = true
+		if d, ok := f.Value.(*deprecated); ok && d.target != "" {
+			set[d.target] = true
+		}
+	})
 	var firstErr error
-	fs.VisitAll(func(f *flag.Flag) {
+	fromEnv := func(f *flag.Flag) {
 		// One-letter flags (-s, -n, -c) are the short options xCAT's commands
 		// have; they take no environment variable.
 		if set[f.Name] || firstErr != nil || len(f.Name) == 1 {
@@ -52,6 +57,7 @@ func Parse(fs *flag.FlagSet, args []string, lookup func(string) (string, bool)) 
 			if err := fs.Set(f.Name, v); err != nil {
 				firstErr = fmt.Errorf("environment variable %s: %w", env, err)
 			}
+			set[f.Name] = true
 			return
 		}
 		if _, isSecret := f.Value.(*Secret); !isSecret {
@@ -66,6 +72,19 @@ func Parse(fs *flag.FlagSet, args []string, lookup func(string) (string, bool)) 
 			if err := fs.Set(f.Name, strings.TrimRight(string(b), "\r\n")); err != nil {
 				firstErr = fmt.Errorf("environment variable %s_FILE: %w", env, err)
 			}
+			set[f.Name] = true
+		}
+	}
+	// Current names first: a deprecated name's variable is read only when the
+	// setting it stands for was given neither way.
+	fs.VisitAll(func(f *flag.Flag) {
+		if _, old := f.Value.(*deprecated); !old {
+			fromEnv(f)
+		}
+	})
+	fs.VisitAll(func(f *flag.Flag) {
+		if d, old := f.Value.(*deprecated); old && !set[d.target] {
+			fromEnv(f)
 		}
 	})
 	return firstErr
@@ -93,7 +112,12 @@ func PrintFlags(w io.Writer, fs *flag.FlagSet) {
 	var flags []*flag.Flag
 	fs.VisitAll(func(f *flag.Flag) { flags = append(flags, f) })
 	sort.Slice(flags, func(i, j int) bool { return flags[i].Name < flags[j].Name })
+	var old []*flag.Flag
 	for _, f := range flags {
+		if _, ok := f.Value.(*deprecated); ok {
+			old = append(old, f)
+			continue
+		}
 		name, usage := flag.UnquoteUsage(f)
 		line := "  --" + f.Name
 		if len(f.Name) == 1 {
@@ -117,6 +141,7 @@ func PrintFlags(w io.Writer, fs *flag.FlagSet) {
 		}
 		fmt.Fprintln(w)
 	}
+	printDeprecated(w, old)
 }
 
 // Redacted is what a Secret prints instead of its value.

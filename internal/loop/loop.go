@@ -140,7 +140,7 @@ func (l *Loop) run(ctx context.Context) {
 		more = true // try again after the backoff, not a whole interval later
 		d := l.retryDelay(failures)
 		failures++
-		l.Log.Warn().Err(err).Str("loop", l.Name).Dur("retry_in", d).Msg(l.Name + " failed")
+		l.Log.Warn().Err(err).Str("loop", l.Name).Stringer("retry_in", d).Msg(l.Name + " failed")
 		if !sleep(ctx, d) {
 			return
 		}

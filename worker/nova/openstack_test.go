@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -39,6 +40,27 @@ type plane struct {
 	nodes  []string
 	flavor string
 	image  string
+	// log holds everything the worker and the nova integration logged.
+	log *logBuffer
+}
+
+// logBuffer keeps what a logger wrote, for tests that look for secrets in it.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// String returns everything written so far.
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func rnd() string {
@@ -68,8 +90,11 @@ type planeOpts struct {
 	id       string
 	nodes    []string
 	cluster  *sim.Cluster
-	register bool   // write the nodes into the nodes table before the worker starts
-	clouds   string // clouds.yaml for the worker's Glance access, cloud "plane"
+	register bool                 // write the nodes into the nodes table before the worker starts
+	clouds   string               // clouds.yaml for the worker's Glance access, cloud "plane"
+	simCfg   func(*sim.Config)    // changes the simulator's configuration
+	workCfg  func(*worker.Config) // changes the worker's configuration
+	debugLog bool                 // log at debug level (the secrets checks read every line)
 }
 
 func startPlaneWith(t *testing.T, o planeOpts) *plane {
@@ -83,7 +108,11 @@ func startPlaneWith(t *testing.T, o planeOpts) *plane {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	var err error
-	e.sim, err = sim.Start(ctx, sim.Config{Cluster: o.cluster})
+	scfg := sim.Config{Cluster: o.cluster}
+	if o.simCfg != nil {
+		o.simCfg(&scfg)
+	}
+	e.sim, err = sim.Start(ctx, scfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,17 +131,26 @@ func startPlaneWith(t *testing.T, o planeOpts) *plane {
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel)
+	e.log = &logBuffer{}
+	level := zerolog.InfoLevel
+	if o.debugLog {
+		level = zerolog.DebugLevel
+	}
+	log := zerolog.New(io.MultiWriter(zerolog.NewTestWriter(t), e.log)).Level(level)
 	conn := broker.NewConn(broker.ConnConfig{URLs: []string{p.AMQPURL}, Name: "nova-test", Log: log})
 	e.svc, err = nova.New(nova.Config{ComputeHost: e.host, Backoff: broker.Backoff{Min: 200 * time.Millisecond, Max: 2 * time.Second}},
 		nova.Deps{Conn: conn, Store: e.st, Placement: &nova.Placement{URL: p.PlacementURL, Token: config.NewSecret(testopenstack.Token)}, Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := worker.New(worker.Config{ComputeHost: e.host, MgmtNode: "mn1", ClaimInterval: 50 * time.Millisecond, Lease: 5 * time.Second,
+	wcfg := worker.Config{ComputeHost: e.host, MgmtNode: "mn1", ClaimInterval: 50 * time.Millisecond, Lease: 5 * time.Second,
 		PollInterval: 100 * time.Millisecond, PowerPollInterval: 100 * time.Millisecond, XCATTimeout: 10 * time.Second,
 		Backoff: broker.Backoff{Min: 50 * time.Millisecond, Max: time.Second}, PowerSyncInterval: -1, ConsoleLogDir: t.TempDir(),
-		CloudsFile: o.clouds},
+		CloudsFile: o.clouds}
+	if o.workCfg != nil {
+		o.workCfg(&wcfg)
+	}
+	w, err := worker.New(wcfg,
 		worker.Deps{Store: e.st, XCAT: xcat.NewClient(nat), AMQPURLs: []string{p.AMQPURL}, Log: log, Nova: e.svc})
 	if err != nil {
 		t.Fatal(err)

@@ -41,7 +41,7 @@ func (s *Service) performOne(ctx context.Context, op store.PendingNovaOp) {
 	}
 	if err != nil {
 		d := s.cfg.Backoff.Delay(op.Attempts)
-		log.Warn().Err(err).Dur("retry_in", d).Msg("nova write failed")
+		log.Warn().Err(err).Stringer("retry_in", d).Msg("nova write failed")
 		if ferr := s.store.NovaOpFailed(ctx, op.ID, err, s.now().Add(d)); ferr != nil {
 			log.Error().Err(ferr).Msg("cannot record failed nova write")
 		}

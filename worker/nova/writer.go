@@ -114,6 +114,15 @@ func (s *Service) JobEnded(ev worker.JobEvent) []store.NovaOp {
 	}
 	b := newOps(ev)
 	now := novaTime(s.now())
+	if ev.Rejected {
+		// As nova-compute's wrap_instance_event, wrap_instance_fault and
+		// _set_instance_obj_error_state do for a request that fails unexpectedly.
+		b.add(opEventStart, opPayload{Event: plan.Event})
+		b.add(opFaultCreate, opPayload{Message: ev.Err.Error(), Node: ev.Node})
+		b.add(opInstanceSave, opPayload{Instance: ev.Instance, Updates: map[string]any{"vm_state": "error", "task_state": nil}})
+		b.add(opEventFinish, opPayload{Event: plan.Event, ExcVal: ev.Err.Error()})
+		return b.out
+	}
 	if ev.Cancelled {
 		b.add(opEventFinish, opPayload{Event: plan.Event, ExcVal: "cancelled: the instance is being deleted"})
 		return b.out

@@ -217,6 +217,13 @@ func (s *Store) InsertJobs(ctx context.Context, jobs []NewJob) ([]Inserted, erro
 // RecordMessage marks a message id processed without a job (a rejected message), and
 // queues outbox messages with it. It reports false when the id was seen before.
 func (s *Store) RecordMessage(ctx context.Context, uniqueID string, outbox []OutboxMessage) (bool, error) {
+	return s.RecordRejected(ctx, uniqueID, outbox, "", nil)
+}
+
+// RecordRejected is RecordMessage for a message refused before it became a job: the
+// nova writes its refusal owes (ops, for computeHost) are queued in the same
+// transaction, once, with no job.
+func (s *Store) RecordRejected(ctx context.Context, uniqueID string, outbox []OutboxMessage, computeHost string, ops []NovaOp) (bool, error) {
 	fresh := true
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		if uniqueID != "" {
@@ -228,6 +235,9 @@ func (s *Store) RecordMessage(ctx context.Context, uniqueID string, outbox []Out
 				fresh = false
 				return nil
 			}
+		}
+		if err := insertNovaOps(ctx, tx, 0, computeHost, ops); err != nil {
+			return err
 		}
 		return insertOutbox(ctx, tx, 0, outbox)
 	})

@@ -139,48 +139,76 @@ type PowerObservation struct {
 // reached missLimit just now.
 func (s *Store) RecordPower(ctx context.Context, obs []PowerObservation, missLimit int, notify func(n *Node, oldState string) []OutboxMessage) (changed map[string]string, unreachable []string, err error) {
 	changed = map[string]string{}
+	var names []string
+	for _, o := range obs {
+		if o.Answered {
+			names = append(names, o.Node)
+		}
+	}
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		for _, o := range obs {
-			if !o.Answered {
-				var misses int
-				if err := tx.QueryRowContext(ctx, `UPDATE nodes SET power_misses = power_misses + 1 WHERE name=$1
-					AND NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.node = nodes.name AND finished_at IS NULL) RETURNING power_misses`, o.Node).Scan(&misses); err != nil {
-					if errors.Is(err, sql.ErrNoRows) {
-						continue
-					}
-					return fmt.Errorf("node %s: %w", o.Node, err)
-				}
-				if misses == missLimit {
-					unreachable = append(unreachable, o.Node)
-				}
+			if o.Answered {
 				continue
 			}
-			n, err := scanNode(tx.QueryRowContext(ctx, `SELECT `+nodeColumns+` FROM nodes WHERE name=$1
-				AND NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.node = nodes.name AND finished_at IS NULL) FOR UPDATE`, o.Node))
-			if errors.Is(err, sql.ErrNoRows) {
-				continue
+			var misses int
+			if err := tx.QueryRowContext(ctx, `UPDATE nodes SET power_misses = power_misses + 1 WHERE name=$1
+				AND NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.node = nodes.name AND finished_at IS NULL) RETURNING power_misses`, o.Node).Scan(&misses); err != nil {
+				if errors.Is(err, sql.ErrNoRows) {
+					continue
+				}
+				return fmt.Errorf("node %s: %w", o.Node, err)
 			}
+			if misses == missLimit {
+				unreachable = append(unreachable, o.Node)
+			}
+		}
+		if len(names) == 0 {
+			return nil
+		}
+		// The answered nodes without an open job, locked in name order, in one query
+		// (a sweep of 10,000 nodes was 10,000 round trips even when nothing changed).
+		rows, err := tx.QueryContext(ctx, `SELECT `+nodeColumns+` FROM nodes WHERE name = ANY($1::text[])
+			AND NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.node = nodes.name AND finished_at IS NULL) ORDER BY name FOR UPDATE`, pq.Array(names))
+		if err != nil {
+			return fmt.Errorf("nodes of the sweep: %w", err)
+		}
+		current := make(map[string]*Node, len(names))
+		for rows.Next() {
+			n, err := scanNode(rows)
 			if err != nil {
-				return fmt.Errorf("node %s: %w", o.Node, err)
+				rows.Close()
+				return fmt.Errorf("nodes of the sweep: %w", err)
 			}
-			if n.PowerState == o.State && n.PowerMisses == 0 {
+			current[n.Name] = n
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("nodes of the sweep: %w", err)
+		}
+		var upNames, upStates []string
+		var msgs []OutboxMessage
+		for _, o := range obs {
+			n := current[o.Node]
+			if !o.Answered || n == nil || (n.PowerState == o.State && n.PowerMisses == 0) {
 				continue
 			}
-			if _, err := tx.ExecContext(ctx, `UPDATE nodes SET power_state=$2, power_misses=0, updated_at=now() WHERE name=$1`, o.Node, o.State); err != nil {
-				return fmt.Errorf("node %s: %w", o.Node, err)
-			}
+			upNames, upStates = append(upNames, o.Node), append(upStates, o.State)
 			if n.PowerState != o.State {
 				changed[o.Node] = o.State
 				old := n.PowerState
 				n.PowerState = o.State
 				if notify != nil {
-					if err := insertOutbox(ctx, tx, 0, notify(n, old)); err != nil {
-						return err
-					}
+					msgs = append(msgs, notify(n, old)...)
 				}
 			}
 		}
-		return nil
+		if len(upNames) > 0 {
+			if _, err := tx.ExecContext(ctx, `UPDATE nodes SET power_state = u.state, power_misses = 0, updated_at = now()
+				FROM unnest($1::text[], $2::text[]) AS u(name, state) WHERE nodes.name = u.name`, pq.Array(upNames), pq.Array(upStates)); err != nil {
+				return fmt.Errorf("record %d power states: %w", len(upNames), err)
+			}
+		}
+		return insertOutbox(ctx, tx, 0, msgs)
 	})
 	return changed, unreachable, err
 }

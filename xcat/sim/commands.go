@@ -104,7 +104,7 @@ func (s *Server) execute(req xcat.Request, now time.Time) ([]string, []WireRespo
 	a := answer{src: s.cfg.Hostname}
 	if !noderangeCommands[req.Command] && !objectCommands[req.Command] && !otherCommands[req.Command] {
 		// No plugin handles it: xcatd answers so without looking at the noderange.
-		a.refuse("Unsupported request", 0)
+		a.refuse(xcat.UnsupportedRequest, 0)
 		return nil, a.done()
 	}
 	args := slices.Clone(req.Args)

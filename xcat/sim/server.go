@@ -163,6 +163,9 @@ type Server struct {
 	st      *state
 	faults  faults
 	records []Record
+	// served counts every xcatd request served since Start; ResetRequests and
+	// TakeRequests leave it alone.
+	served int
 	// driveFetches are the config drives nodes fetched (configdrive.go).
 	driveFetches []ConfigDriveFetch
 	cleanings    []Cleaning
@@ -414,6 +417,7 @@ func (s *Server) serveRequest(conn net.Conn, req xcat.Request) bool {
 	rec := Record{Time: now, Command: req.Command, Noderange: req.Noderange, Args: slices.Clone(req.Args),
 		Env: req.Env, Stdin: req.Stdin, Nodes: nodes, ErrorCode: code, Dropped: drop}
 	s.records = append(s.records, rec)
+	s.served++
 	s.mu.Unlock()
 	s.logf("xcatbm-sim: %s (%d nodes) rc=%d dropped=%v", req.String(), len(nodes), code, drop)
 
@@ -471,6 +475,25 @@ func (s *Server) ResetRequests() {
 	s.mu.Lock()
 	s.records = nil
 	s.mu.Unlock()
+}
+
+// TakeRequests returns every request recorded since the last TakeRequests or
+// ResetRequests, in arrival order, and forgets them: a long run can count all of its
+// requests without the record growing.
+func (s *Server) TakeRequests() []Record {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := s.records
+	s.records = nil
+	return out
+}
+
+// Served is how many xcatd requests the server has served since it started, whatever
+// was reset or taken since.
+func (s *Server) Served() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.served
 }
 
 // CountRequests counts recorded requests for command (every command when "") whose

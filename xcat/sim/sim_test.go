@@ -413,7 +413,7 @@ func TestCLIPersonality(t *testing.T) {
 	}
 	run := func(name string, args ...string) (string, string, int) {
 		cmd := exec.Command(filepath.Join(dir, name), args...)
-		cmd.Env = append(os.Environ(), "XCATHOST="+srv.Addr(), "XCATBM_SIM_CRED_DIR="+srv.CredDir())
+		cmd.Env = append(os.Environ(), "XCATHOST="+srv.Addr(), "XCATBM_XCAT_CRED_DIR="+srv.CredDir())
 		var stdout, stderr bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr
 		err := cmd.Run()
@@ -614,5 +614,33 @@ func TestForeignClientCertificate(t *testing.T) {
 	}
 	if len(srv.Requests()) != 0 {
 		t.Errorf("the request was served: %+v", srv.Requests())
+	}
+}
+
+// TestTakeRequestsCountsAll: TakeRequests hands over what was recorded since the last
+// take and forgets it, ResetRequests forgets too, and Served counts every request of
+// the server's life whatever was taken or reset.
+func TestTakeRequestsCountsAll(t *testing.T) {
+	srv := start(t, GenerateCluster("n", 4, "mn1"), Config{})
+	ask := func(n int) {
+		for range n {
+			do(t, srv, xcat.Request{Command: "nodels", Noderange: "n[1-4]"})
+		}
+	}
+	ask(3)
+	if got := srv.TakeRequests(); len(got) != 3 || len(got[0].Nodes) != 4 {
+		t.Fatalf("first take: %d records (%+v), want 3 of 4 nodes each", len(got), got)
+	}
+	if got := srv.TakeRequests(); len(got) != 0 {
+		t.Errorf("second take right after: %d records, want 0", len(got))
+	}
+	ask(2)
+	srv.ResetRequests()
+	ask(1)
+	if got := srv.TakeRequests(); len(got) != 1 {
+		t.Errorf("take after a reset: %d records, want 1", len(got))
+	}
+	if n := srv.Served(); n != 6 {
+		t.Errorf("Served() = %d, want 6", n)
 	}
 }

@@ -1,0 +1,67 @@
+package messages
+
+import (
+	"testing"
+	"time"
+)
+
+// The worker's JSON hot path on the captured vectors: decoding a spawn cast and
+// building the notifications of one transition.
+//
+//	go test -run '^$' -bench 'Decode|Notif' -benchmem ./messages/
+
+func BenchmarkDecodeBuildAndRun(b *testing.B) {
+	body := []byte(loadVector(b, "cast-build_and_run_instance.json").Body)
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		req, err := DecodeRequest(body)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := req.BuildAndRunInstance(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkDecodeStopInstance(b *testing.B) {
+	body := []byte(loadVector(b, "cast-stop_instance.json").Body)
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		req, err := DecodeRequest(body)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := req.StopInstance(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkInstanceNotifications(b *testing.B) {
+	req, err := DecodeRequest([]byte(loadVector(b, "cast-build_and_run_instance.json").Body))
+	if err != nil {
+		b.Fatal(err)
+	}
+	a, err := req.BuildAndRunInstance()
+	if err != nil {
+		b.Fatal(err)
+	}
+	in := NotifyInput{Instance: a.Instance, Host: "xcat-mn1", Action: "create", Phase: "end",
+		VMState: "active", PowerState: Running, Time: time.Date(2026, 11, 25, 2, 37, 8, 711531000, time.UTC), Context: req.Context.ForNotification()}
+	b.ReportAllocs()
+	for b.Loop() {
+		v, l, err := NewInstanceNotifications(in)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := v.Encode(); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := l.Encode(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
