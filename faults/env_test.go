@@ -301,6 +301,7 @@ type cast struct {
 	file, node, uuid string
 	ip               string // tenant IP (spawn), in 192.168.0.0/16
 	image            string // xcat_image_name of a spawn ("" is the scenarios' image)
+	replyQ           string // a call's _reply_q
 	uniqueID         string
 	version, method  string
 	mutate           func(msg map[string]any)
@@ -316,7 +317,7 @@ func castBody(t *testing.T, c cast) []byte {
 	}
 	spec := novacast.Spec{Node: c.node, UUID: c.uuid, Hostname: "h-" + c.node, Image: img, Method: c.method,
 		Version: c.version, UniqueID: c.uniqueID, AuthToken: Canary, AdminPassword: Canary,
-		UserData: SecretForms[1]}
+		UserData: SecretForms[1], ReplyQueue: c.replyQ}
 	if c.ip != "" {
 		spec.IP, spec.CIDR = c.ip, "192.168.0.0/16"
 	}

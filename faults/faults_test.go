@@ -152,6 +152,19 @@ func TestPoisonInput(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, 1)
 	e.start()
+	// Calls the worker refuses are answered with an error reply: it must not carry
+	// the secrets of the call either.
+	const replyQ = "faults.replies"
+	if _, err := e.ch.QueueDeclare(replyQ, false, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	calls := [][]byte{
+		castBody(t, cast{file: novacast.StopCall, node: "n01", uuid: instanceUUID(906), method: "frobnicate_instance", replyQ: replyQ}),
+		castBody(t, cast{file: novacast.StopCall, node: "n01", uuid: instanceUUID(907), version: "99.0", replyQ: replyQ}),
+	}
+	for _, b := range calls {
+		e.publish(b)
+	}
 	good := castBody(t, spawnCast(1))
 	poison := map[string][]byte{
 		"truncated JSON": good[:len(good)/2],
@@ -200,6 +213,29 @@ func TestPoisonInput(t *testing.T) {
 	}
 	if row.Jobs != 1 {
 		t.Errorf("%d jobs, want only the good cast's", row.Jobs)
+	}
+	var replies int
+	deadline = time.Now().Add(10 * time.Second)
+	for replies < len(calls) && time.Now().Before(deadline) {
+		d, ok, err := e.ch.Get(replyQ, true)
+		if err != nil {
+			t.Fatalf("read the replies: %v", err)
+		}
+		if !ok {
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
+		replies++
+		if ContainsCanary(string(d.Body)) || ContainsCanary(fmt.Sprint(d.Headers)) {
+			leaks++
+			t.Errorf("a secret in an error reply: %s", d.Body)
+		}
+		if !strings.Contains(string(d.Body), "failure") {
+			t.Errorf("the reply to a refused call carries no failure: %.300s", d.Body)
+		}
+	}
+	if replies != len(calls) {
+		t.Errorf("%d error replies for %d refused calls", replies, len(calls))
 	}
 	table.Add(Row{Fault: row.Fault, Canary: leaks})
 }

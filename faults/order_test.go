@@ -446,6 +446,23 @@ func callKind(r sim.Record) string {
 	return ""
 }
 
+// logWorkerLines logs (up to 60) lines of the worker's log that hold any of words:
+// what a residue of tenant data needs to be explained.
+func (e *env) logWorkerLines(words ...string) {
+	b, err := os.ReadFile(e.logPath)
+	if err != nil {
+		e.t.Logf("worker log: %v", err)
+		return
+	}
+	n := 0
+	for _, l := range strings.Split(string(b), "\n") {
+		if n < 60 && slices.ContainsFunc(words, func(w string) bool { return strings.Contains(l, w) }) {
+			e.t.Logf("worker log: %.400s", l)
+			n++
+		}
+	}
+}
+
 // goneNodes returns, for the instances whose last job (by id) is a done destroy or a
 // spawn that failed or was cancelled, their node and uuid.
 func goneNodes(jobs []jobRow) map[string]string {
@@ -541,19 +558,23 @@ func (e *env) checkResidue(fault string, gone map[string]string) int {
 			e.t.Logf("%s: tenant data of a cast never recorded before a SIGKILL, left to the sweeper: xcatbm/%s", fault, d.Name())
 			continue
 		}
+		if residue == 0 {
+			e.logWorkerLines("batch", "tenant data", "duplicate", `"level":"warn"`, `"level":"error"`)
+		}
 		residue++
 		e.t.Errorf("%s: tenant data left in the install directory: xcatbm/%s (named by a job: %v)", fault, d.Name(), named[d.Name()])
 	}
 	return residue
 }
 
-// TestFailedBatchKeepsOrder is the requeue-reorder case made deterministic: the casts
-// of several instances (spawn → stop → start → reboot each, interleaved) wait in the
-// queue while no worker runs, so the worker's first batches hold many of them; a
-// trigger fails the first three transactions that record a stop (a sequence counts
-// across rollbacks). Each failed batch goes back to the queue with everything
-// prefetched behind it, and every instance's jobs must still be recorded and run in
-// nova's order.
+// TestFailedBatchKeepsOrder is the requeue-reorder case made deterministic: a
+// trigger makes the first three transactions that record a spawn wait 300 ms and fail
+// (a sequence counts across rollbacks). The spawns of several instances are cast
+// first; their stop → start → reboot casts follow while the failing batch is in its
+// transaction, so the worker has them prefetched behind it. Each failed batch must go
+// back to the queue with everything behind it, and every instance's jobs must be
+// recorded and run in nova's order. (With the old reject-only requeue, the prefetched
+// stops were recorded before their spawns: this test failed on it.)
 func TestFailedBatchKeepsOrder(t *testing.T) {
 	t.Parallel()
 	const fails = 3
@@ -568,17 +589,17 @@ func TestFailedBatchKeepsOrder(t *testing.T) {
 		CREATE FUNCTION %[1]q.faults_fail_batch() RETURNS trigger LANGUAGE plpgsql AS $$
 		BEGIN
 			IF nextval('%[1]s.faults_failed_batches') <= %[2]d THEN
+				PERFORM pg_sleep(0.3);
 				RAISE EXCEPTION 'fault harness: this batch fails';
 			END IF;
 			RETURN NEW;
 		END $$;
 		CREATE TRIGGER faults_fail_batch BEFORE INSERT ON %[1]q.jobs FOR EACH ROW
-			WHEN (NEW.kind = 'power_off') EXECUTE FUNCTION %[1]q.faults_fail_batch();`, e.db.Schema, fails)
+			WHEN (NEW.kind = 'spawn') EXECUTE FUNCTION %[1]q.faults_fail_batch();`, e.db.Schema, fails)
 	if _, err := e.db.Exec(q); err != nil {
 		t.Fatalf("install the failing trigger: %v", err)
 	}
 	e.start()
-	e.kill() // the queues exist; the casts wait in them while no worker runs
 	casts := 0
 	for k := 0; k < 4; k++ {
 		for _, p := range plan {
@@ -590,8 +611,10 @@ func TestFailedBatchKeepsOrder(t *testing.T) {
 			e.cast(c)
 			casts++
 		}
+		if k == 0 {
+			time.Sleep(100 * time.Millisecond) // the spawns' batch is in its transaction
+		}
 	}
-	e.start()
 	row := e.verify("failed batch commit with later casts prefetched", fails, casts, expect{}, 2*time.Minute)
 	var calls int64
 	if err := e.db.QueryRow(fmt.Sprintf(`SELECT last_value FROM %q.faults_failed_batches`, e.db.Schema)).Scan(&calls); err != nil {
