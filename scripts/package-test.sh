@@ -180,6 +180,7 @@ for f in $files; do
 done
 equal "mode and owner of /usr/bin/xcatbm-worker" "755 root:root" "$(stat -c '%a %U:%G' /usr/bin/xcatbm-worker)"
 equal "mode and owner of /etc/xcatbm/secrets" "750 root:xcatbm" "$(stat -c '%a %U:%G' /etc/xcatbm/secrets)"
+equal "mode and owner of the tenant data directory /install/xcatbm" "711 xcatbm:xcatbm" "$(stat -c '%a %U:%G' /install/xcatbm)"
 for l in opsaddbmnode opsaddimage; do
 	equal "/usr/bin/$l resolves to /usr/bin/xcatbm" /usr/bin/xcatbm "$(readlink -f /usr/bin/$l)"
 done
@@ -325,7 +326,7 @@ print(*[x.getsockname()[1] for x in s])')
 	YAML
 	chmod 0644 "$work/cluster.yaml"
 	setpriv --reuid=xcatbm --regid=xcatbm --init-groups -- /usr/bin/xcatbm-sim --cluster "$work/cluster.yaml" \
-		--listen "127.0.0.1:$simport" --xcat-cred-dir "$work/xcat" >"$work/sim.log" 2>&1 &
+		--listen "127.0.0.1:$simport" --xcat-cred-dir "$work/xcat" --install-dir /install >"$work/sim.log" 2>&1 &
 	simpid=$!
 	local i
 	for ((i = 0; i < 100; i++)); do
@@ -494,6 +495,7 @@ check "dpkg forgot xcatbm" bash -c '! dpkg -s xcatbm'
 for f in $files $dirs; do
 	check "purged: $f" test ! -e "$f" -a ! -L "$f"
 done
+check "purge removed the tenant data directory /install/xcatbm" test ! -e /install/xcatbm
 check "purge removed user xcatbm" bash -c '! getent passwd xcatbm'
 check "purge removed group xcatbm" bash -c '! getent group xcatbm'
 check "purge removed the enabled instance's link" test ! -L "$link"

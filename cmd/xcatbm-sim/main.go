@@ -113,6 +113,7 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	config.Alias(fs, "cred-dir", "xcat-cred-dir")
 	hostname := fs.String("hostname", "mn1", "the management node's name, sent as xcatdsource")
 	shuffle := fs.Bool("shuffle", false, "answer rpower's nodes in a random (completion) order and nodels' tables in a random order, as xcatd may")
+	installDir := fs.String("install-dir", "", "xCAT's install directory (site.installdir) the nodes fetch their postscripts' files from,\nthe worker's --install-dir; empty: a node given a config drive fails its install")
 	closeKept := fs.String("close-kept", "", "close kept connections as xcatd does: \"xcatd\" (0.12s..0.19s after serverdone) or MIN..MAX (e.g. 0s..5ms); empty: keep them")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usageHead)
@@ -141,7 +142,7 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	} else {
 		cluster = sim.GenerateCluster("node", 10, "mn1")
 	}
-	srv, err := sim.Start(ctx, sim.Config{Addr: *listen, Cluster: cluster, CredDir: *credDir,
+	srv, err := sim.Start(ctx, sim.Config{Addr: *listen, Cluster: cluster, CredDir: *credDir, InstallDir: *installDir,
 		Hostname: *hostname, Shuffle: *shuffle, CloseKept: kept,
 		Logf: func(f string, a ...any) { fmt.Fprintf(stderr, f+"\n", a...) }})
 	if err != nil {

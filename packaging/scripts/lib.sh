@@ -51,6 +51,30 @@ place_postscripts() {
 		echo "xcatbm: could not place the postscripts; run: xcatbm install-postscripts --dir $XCATBM_XCAT_POSTSCRIPTS" >&2
 }
 
+# make_tenant_dir: on an xCAT management node, the directory under xCAT's install
+# directory where the worker lays out each deployment's tenant data, owned by the
+# worker's user; 0711, so a tree is reached only by its exact path (the worker keeps
+# the mode it is configured for).
+XCATBM_TENANT_DIR=/install/xcatbm
+make_tenant_dir() {
+	[ -e /etc/xCATMN ] || return 0
+	if [ ! -d "$XCATBM_TENANT_DIR" ]; then
+		if ! mkdir -p "$XCATBM_TENANT_DIR"; then
+			echo "xcatbm: could not create $XCATBM_TENANT_DIR" >&2
+			return 0
+		fi
+		chmod 0711 "$XCATBM_TENANT_DIR"
+	fi
+	chown "$XCATBM_USER:$XCATBM_USER" "$XCATBM_TENANT_DIR" ||
+		echo "xcatbm: could not give $XCATBM_TENANT_DIR to $XCATBM_USER" >&2
+}
+
+# remove_tenant_dir: the tenant data trees and their directory (on purge: what is
+# there is tenant data no one will fetch).
+remove_tenant_dir() {
+	rm -rf "$XCATBM_TENANT_DIR"
+}
+
 # take_back_postscripts: remove from /install/postscripts the scripts that are exactly
 # the shipped ones; a script the admin changed stays. Runs while the shipped copies
 # are still installed.
