@@ -126,7 +126,11 @@ func newEnvOn(t *testing.T, node *rabbitcluster.Node, n int, extra ...string) *e
 	// closed by the server as xcatd closes them.
 	installDir := t.TempDir()
 	srv, err := sim.Start(ctx, sim.Config{Cluster: cl, InstallDir: installDir,
-		Timeline:  sim.Timeline{PoweringOn: 50 * time.Millisecond, Installing: 300 * time.Millisecond, Postbooting: 100 * time.Millisecond},
+		// A node takes over a second from rpower boot to its installer's first report,
+		// as a real one takes many: within one second of note_status, "installing"
+		// again would read as unchanged (statustime has whole seconds), and the boot
+		// recovery could not tell that rpower boot had run.
+		Timeline:  sim.Timeline{PoweringOn: 1100 * time.Millisecond, Installing: 300 * time.Millisecond, Postbooting: 100 * time.Millisecond},
 		Latency:   sim.Latency{Fixed: 40 * time.Millisecond},
 		Shuffle:   true,
 		CloseKept: &sim.XcatdKeptClose})
