@@ -546,9 +546,25 @@ func (e *env) checkResidue(fault string, gone map[string]string) int {
 	e.mu.Lock()
 	killed := e.killed
 	e.mu.Unlock()
-	trees, err := os.ReadDir(filepath.Join(e.installDir, configdrive.StoreDir))
-	if err != nil && !os.IsNotExist(err) {
-		e.t.Errorf("read the tenant data store: %v", err)
+	// A cast redelivered after its job was recorded (its ack was lost with a broker
+	// connection) gets a tree of its own until the worker finds it a duplicate and
+	// removes it: that can be after every job has ended. Such trees go within
+	// moments; a tree still there after settle is residue.
+	const settle = 15 * time.Second
+	var trees []os.DirEntry
+	for deadline := time.Now().Add(settle); ; {
+		trees, err = os.ReadDir(filepath.Join(e.installDir, configdrive.StoreDir))
+		if err != nil && !os.IsNotExist(err) {
+			e.t.Errorf("read the tenant data store: %v", err)
+		}
+		pending := slices.ContainsFunc(trees, func(d os.DirEntry) bool {
+			_, perr := configdrive.ParseLocation(d.Name())
+			return perr == nil && !named[d.Name()] && killed == 0
+		})
+		if !pending || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 	for _, d := range trees {
 		if _, err := configdrive.ParseLocation(d.Name()); err != nil {
