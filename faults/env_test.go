@@ -185,36 +185,48 @@ func (e *env) start() {
 	e.t.Helper()
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	began := time.Now()
+	e.proc, e.exited = e.launch("")
+	e.starts++
+	if e.starts > 1 {
+		go e.measureResume(began)
+	}
+}
+
+// launch runs a worker process with the scenario's command line (plus --worker-id
+// id when id is set), logging to the scenario's log, and waits until it consumes;
+// the channel closes when the process has exited.
+func (e *env) launch(id string) (*exec.Cmd, chan struct{}) {
+	e.t.Helper()
 	before := readyLines(e.logPath)
 	f, err := os.OpenFile(e.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	cmd := exec.Command(workerBin, e.workerArgs()...)
+	args := e.workerArgs()
+	if id != "" {
+		args = append(args, "--worker-id", id)
+	}
+	cmd := exec.Command(workerBin, args...)
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.Env = append(os.Environ(), "HOME="+e.t.TempDir())
-	began := time.Now()
 	if err := cmd.Start(); err != nil {
 		e.t.Fatal(err)
 	}
 	_ = f.Close()
 	exited := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(exited) }()
-	e.proc, e.exited = cmd, exited
-	e.starts++
 	deadline := time.After(30 * time.Second)
 	for readyLines(e.logPath) <= before {
 		select {
 		case <-exited:
-			e.t.Fatalf("worker exited before consuming; log:\n%s", tail(e.logPath))
+			e.t.Fatalf("worker %s exited before consuming; log:\n%s", id, tail(e.logPath))
 		case <-deadline:
-			e.t.Fatalf("worker not consuming after 30s; log:\n%s", tail(e.logPath))
+			e.t.Fatalf("worker %s not consuming after 30s; log:\n%s", id, tail(e.logPath))
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
-	if e.starts > 1 {
-		go e.measureResume(began)
-	}
+	return cmd, exited
 }
 
 // workerArgs is the command line of a worker process of the scenario.

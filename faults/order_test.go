@@ -529,7 +529,7 @@ func (e *env) checkResidue(fault string, gone map[string]string) int {
 	// Trees: one a job names (every job has ended) should have gone with its job.
 	// One no job names was written for a cast whose worker died before recording
 	// it: when the scenario SIGKILLed a worker, that is the sweeper's to remove
-	// (DriveSweepAge, an hour), and it is only logged; otherwise it is residue too.
+	// (DriveSweepAge, 5 minutes), and it is only logged; otherwise it is residue too.
 	named := map[string]bool{}
 	rows, err := e.db.Query(`SELECT request->>'config_drive' FROM jobs WHERE request ? 'config_drive'`)
 	if err != nil {

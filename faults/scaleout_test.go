@@ -1,7 +1,6 @@
 package faults
 
 import (
-	"os"
 	"os/exec"
 	"slices"
 	"strings"
@@ -22,20 +21,8 @@ type process struct {
 // so the canary check reads every process's lines.
 func (e *env) startNamed(id string) *process {
 	e.t.Helper()
-	before := readyLines(e.logPath)
-	f, err := os.OpenFile(e.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	cmd := exec.Command(workerBin, append(e.workerArgs(), "--worker-id", id)...)
-	cmd.Stdout, cmd.Stderr = f, f
-	cmd.Env = append(os.Environ(), "HOME="+e.t.TempDir())
-	if err := cmd.Start(); err != nil {
-		e.t.Fatal(err)
-	}
-	_ = f.Close()
-	p := &process{id: id, cmd: cmd, exited: make(chan struct{})}
-	go func() { _ = cmd.Wait(); close(p.exited) }()
+	cmd, exited := e.launch(id)
+	p := &process{id: id, cmd: cmd, exited: exited}
 	e.t.Cleanup(func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
@@ -45,16 +32,6 @@ func (e *env) startNamed(id string) *process {
 			<-p.exited
 		}
 	})
-	deadline := time.After(30 * time.Second)
-	for readyLines(e.logPath) <= before {
-		select {
-		case <-p.exited:
-			e.t.Fatalf("worker %s exited before consuming; log:\n%s", id, tail(e.logPath))
-		case <-deadline:
-			e.t.Fatalf("worker %s not consuming after 30s; log:\n%s", id, tail(e.logPath))
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
 	return p
 }
 
@@ -125,6 +102,9 @@ func TestKillOneOfThreeWorkers(t *testing.T) {
 	}
 	_ = rows.Close()
 	t.Logf("SIGKILLed %s holding %d unfinished jobs", victim.id, len(held))
+	if len(held) == 0 {
+		t.Fatal("the killed process held no unfinished job: no takeover to measure")
+	}
 
 	// Takeover: the first transition another process recorded for each job the
 	// killed one held.
@@ -156,13 +136,6 @@ func TestKillOneOfThreeWorkers(t *testing.T) {
 	e.mu.Unlock()
 	e.verify("worker: 1 of 3 processes SIGKILLed mid-storm", 1, 2*n, expect{}, 3*time.Minute)
 
-	var strays int
-	if err := e.db.QueryRow(`SELECT count(*) FROM jobs WHERE locked_by = $1`, victim.id).Scan(&strays); err != nil {
-		t.Fatal(err)
-	}
-	if strays != 0 {
-		t.Errorf("%d jobs still leased by the killed process", strays)
-	}
 	// nova's order per instance on the node: booted before it was stopped.
 	for i := 1; i <= n; i++ {
 		node := nodeName(i)

@@ -122,7 +122,9 @@ type Config struct {
 	// shell, which only the xCAT administrator can reach. "" refuses rescue.
 	RescueOSImage string
 	// DriveSweepAge is how old a tenant data tree no open job uses must be
-	// before the sweeper removes it (default 1h).
+	// before the sweeper removes it (default 5m). A cast's tree is named by its job
+	// within the batch that wrote it, so an older unnamed tree is an orphan: one a
+	// crash left between writing it and recording its job.
 	DriveSweepAge time.Duration
 	// CleanMode is what happens to a node's disks between tenants (clean.go):
 	// "metadata" erases every disk's signatures and partition tables, "full"
@@ -207,7 +209,7 @@ func (c *Config) setDefaults() error {
 	defInt(&c.XCATParallel, 16)
 	defInt(&c.XCATMaxNodes, xcat.DefaultMaxNodes)
 	def(&c.PowerSyncInterval, 5*time.Minute)
-	def(&c.DriveSweepAge, time.Hour)
+	def(&c.DriveSweepAge, 5*time.Minute)
 	defInt(&c.PowerSyncMisses, 3)
 	if c.Backoff.Min == 0 {
 		c.Backoff = broker.Backoff{Min: 500 * time.Millisecond, Max: 30 * time.Second}
@@ -343,11 +345,11 @@ func (w *Worker) gauges(ctx context.Context) error {
 	return l.Run(ctx)
 }
 
-// sweepDrives removes, every 10 minutes, the tenant data trees no unfinished job
+// sweepDrives removes, every minute, the tenant data trees no unfinished job
 // uses that are older than DriveSweepAge: those of jobs whose end a crash kept from
 // removing them, and those written for casts never recorded.
 func (w *Worker) sweepDrives(ctx context.Context) error {
-	l := &loop.Loop{Name: "tenant data sweep", Interval: 10 * time.Minute, Immediate: true, Backoff: w.cfg.Backoff, Log: w.log,
+	l := &loop.Loop{Name: "tenant data sweep", Interval: time.Minute, Immediate: true, Backoff: w.cfg.Backoff, Log: w.log,
 		Pass: func(ctx context.Context) (bool, error) {
 			_, err := w.SweepDrives(ctx)
 			return false, err
