@@ -169,6 +169,10 @@ func TestOpenStackServiceTakeover(t *testing.T) {
 	if next == "" {
 		t.Fatalf("no process took the nova-compute lease over within 75s; log:\n%s", tailFile(logPath))
 	}
+	// nova must have recorded a heartbeat of the new holder, or the gap says nothing.
+	if len(updates) < 2 || !updates[len(updates)-1].After(killed.UTC().Add(took)) {
+		t.Fatalf("nova recorded no heartbeat after %s took the role over (%d updated_at values seen)", next, len(updates))
+	}
 	var gap time.Duration
 	for i := 1; i < len(updates); i++ {
 		gap = max(gap, updates[i].Sub(updates[i-1]))
