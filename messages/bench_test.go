@@ -10,33 +10,28 @@ import (
 //
 //	go test -run '^$' -bench 'Decode|Notif' -benchmem ./messages/
 
-func BenchmarkDecodeBuildAndRun(b *testing.B) {
-	body := []byte(loadVector(b, "cast-build_and_run_instance.json").Body)
-	b.SetBytes(int64(len(body)))
-	b.ReportAllocs()
-	for b.Loop() {
-		req, err := DecodeRequest(body)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if _, err := req.BuildAndRunInstance(); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
-func BenchmarkDecodeStopInstance(b *testing.B) {
-	body := []byte(loadVector(b, "cast-stop_instance.json").Body)
-	b.SetBytes(int64(len(body)))
-	b.ReportAllocs()
-	for b.Loop() {
-		req, err := DecodeRequest(body)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if _, err := req.StopInstance(); err != nil {
-			b.Fatal(err)
-		}
+func BenchmarkDecode(b *testing.B) {
+	for _, c := range []struct {
+		vector string
+		args   func(*Request) error
+	}{
+		{"cast-build_and_run_instance.json", func(r *Request) error { _, err := r.BuildAndRunInstance(); return err }},
+		{"cast-stop_instance.json", func(r *Request) error { _, err := r.StopInstance(); return err }},
+	} {
+		b.Run(c.vector, func(b *testing.B) {
+			body := []byte(loadVector(b, c.vector).Body)
+			b.SetBytes(int64(len(body)))
+			b.ReportAllocs()
+			for b.Loop() {
+				req, err := DecodeRequest(body)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := c.args(req); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
 
