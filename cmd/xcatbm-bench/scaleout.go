@@ -164,6 +164,13 @@ func (b *bench) rowScaleOut(ctx context.Context) error {
 		}
 	}
 	took = time.Since(began)
+	var notDone int
+	if err := st.DB().QueryRowContext(ctx, `SELECT count(*) FROM jobs WHERE kind = 'spawn' AND state <> 'done'`).Scan(&notDone); err != nil {
+		return err
+	}
+	if notDone > 0 {
+		return fmt.Errorf("%d of %d spawns did not end done (jobs: %s)", notDone, want, jobStates(ctx, st))
+	}
 	b.add(row{n: "6b", measure: fmt.Sprintf("scale-out spawn storm: %d spawns, %d per host, install 1s, xCAT %v/request + %v/node (%s)", want, spawnsPer, xcatLatency.Fixed, xcatLatency.PerNode, jobStates(ctx, st)),
 		value: fmt.Sprintf("%.1f s, %.0f spawns/s", took.Seconds(), float64(want)/took.Seconds())})
 
