@@ -232,6 +232,29 @@ type state struct {
 	siteOrder []string
 	passwd    map[string]PasswdEntry
 	osimages  map[string]map[string]string
+	// groupIndex maps a group to its members in node order; nil when a node was
+	// added or its groups changed since it was built (groupsChanged).
+	groupIndex map[string][]string
+}
+
+// groupsChanged drops the group index; the next group lookup rebuilds it.
+func (st *state) groupsChanged() { st.groupIndex = nil }
+
+// group returns the members of a group in node order, from the index, built once per
+// change of the nodes' groups rather than scanning every node on each lookup (a
+// noderange of ranges asks for each of its elements whether it is a group).
+func (st *state) group(name string) []string {
+	if st.groupIndex == nil {
+		st.groupIndex = map[string][]string{}
+		for _, nn := range st.order {
+			for _, g := range st.nodes[nn].groups() {
+				if m := st.groupIndex[g]; len(m) == 0 || m[len(m)-1] != nn {
+					st.groupIndex[g] = append(m, nn)
+				}
+			}
+		}
+	}
+	return st.groupIndex[name]
 }
 
 // setSite sets a site key, adding its row after the others when it is new.
@@ -312,12 +335,7 @@ func (r resolver) IsNode(_ context.Context, name string) (bool, error) {
 }
 
 func (r resolver) Group(_ context.Context, name string) ([]string, bool, error) {
-	var members []string
-	for _, nn := range r.st.order {
-		if slices.Contains(r.st.nodes[nn].groups(), name) {
-			members = append(members, nn)
-		}
-	}
+	members := slices.Clone(r.st.group(name))
 	return members, len(members) > 0, nil
 }
 

@@ -594,6 +594,7 @@ func (s *Server) createNode(a *answer, name string, op xcat.ChDefOp, pairs [][2]
 	}
 	s.st.nodes[name] = n
 	s.st.order = append(s.st.order, name)
+	s.st.groupsChanged()
 	return true
 }
 
@@ -623,6 +624,9 @@ func (s *Server) applyChDef(a *answer, name string, op xcat.ChDefOp, pairs [][2]
 	n := s.st.nodes[name]
 	for _, p := range pairs {
 		attr, val := p[0], p[1]
+		if attr == "groups" {
+			s.st.groupsChanged()
+		}
 		switch op {
 		case xcat.ChDefSet:
 			n.attrs[attr] = val

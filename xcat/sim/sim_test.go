@@ -644,3 +644,34 @@ func TestTakeRequestsCountsAll(t *testing.T) {
 		t.Errorf("Served() = %d, want 6", n)
 	}
 }
+
+// TestGroupsFollowChDef: a group in a noderange names the nodes in it now, after each
+// chdef that created a node or changed a node's groups (the simulator indexes groups
+// and must rebuild the index on every such change).
+func TestGroupsFollowChDef(t *testing.T) {
+	t.Parallel()
+	srv := start(t, GenerateCluster("n", 4, "mn1"), Config{})
+	steps := []struct {
+		name  string
+		chdef xcat.Request
+		group string
+		want  string // nodels of the group afterwards, "" when it names no node
+	}{
+		{name: "added with -p", chdef: xcat.Request{Command: "chdef", Noderange: "n02,n04", Args: []string{"-p", "groups=rack9"}}, group: "rack9", want: "n02,n04"},
+		{name: "removed with -m", chdef: xcat.Request{Command: "chdef", Noderange: "n02", Args: []string{"-m", "groups=rack9"}}, group: "rack9", want: "n04"},
+		{name: "set replaces", chdef: xcat.Request{Command: "chdef", Noderange: "n04", Args: []string{"groups=all,rack8"}}, group: "rack9", want: ""},
+		{name: "the new group", group: "rack8", want: "n04"},
+		{name: "a new node", chdef: xcat.Request{Command: "chdef", Args: []string{"-z"}, Stdin: "n9:\n    objtype=node\n    groups=all,rack8\n"}, group: "rack8", want: "n04,n9"},
+	}
+	for _, s := range steps {
+		if s.chdef.Command != "" {
+			if r := do(t, srv, s.chdef); len(r.Errors) > 0 {
+				t.Fatalf("%s: chdef: %v", s.name, r.Errors)
+			}
+		}
+		r := do(t, srv, xcat.Request{Command: "nodels", Noderange: s.group})
+		if got := strings.Join(r.Order, ","); got != s.want {
+			t.Errorf("%s: nodels %s = %q, want %q (errors %v)", s.name, s.group, got, s.want, r.Errors)
+		}
+	}
+}
