@@ -231,6 +231,9 @@ func (b *bench) rowCeiling(ctx context.Context) error {
 		value: fmt.Sprintf("%.0f msg/s", rate(k, single))})
 
 	const host = "bench-power"
+	// The storm is as large as the ceiling's run, so both pay their start over the
+	// same number of messages.
+	k = kc
 	ws := workerStorm{tag: "power", name: "power storm", k: k, cfg: workerConfig(host, time.Second), coalesce: b.o.coalesce,
 		castFile: "cast-stop_instance.json", event: "instance.power_off.end"}
 	took, st, _, done, err := b.workerStorm(ctx, ws)
