@@ -3,6 +3,7 @@ package worker_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -16,9 +17,10 @@ import (
 )
 
 // TestSweepDrives: the sweep removes a tenant data tree no unfinished job names once
-// it is older than DriveSweepAge (one a crash left between writing it and recording
-// its job; 10 minutes is past the default age), and keeps a tree an unfinished job
-// names, however old, and a young one.
+// it is older than DriveSweepAge (10 minutes is past the default age): one a crash
+// left between writing it and recording its job, and one whose finished job a crash
+// kept from removing it. It keeps a tree an unfinished job names, however old, and a
+// young one.
 func TestSweepDrives(t *testing.T) {
 	e := newEnv(t)
 	installDir := t.TempDir()
@@ -44,14 +46,24 @@ func TestSweepDrives(t *testing.T) {
 		}
 		return loc
 	}
-	orphan, named, young := write(10*time.Minute), write(10*time.Minute), write(time.Minute)
-	req, err := json.Marshal(map[string]string{"config_drive": named.Path()})
+	orphan, named, ended, young := write(10*time.Minute), write(10*time.Minute), write(10*time.Minute), write(time.Minute)
+	ctx := context.Background()
+	var jobs []store.NewJob
+	for i, loc := range []configdrive.Location{named, ended} {
+		req, err := json.Marshal(map[string]string{"config_drive": loc.Path()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		jobs = append(jobs, store.NewJob{Kind: string(worker.KindSpawn), ComputeHost: host, Node: fmt.Sprintf("n%02d", i+1),
+			InstanceUUID: fmt.Sprintf("5eeb5eeb-0000-4000-8000-%012d", i+1), State: "resolve", Request: req, Deadline: time.Now().Add(time.Hour)})
+	}
+	ins, err := e.st.InsertJobs(ctx, jobs)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := context.Background()
-	if _, err := e.st.InsertJobs(ctx, []store.NewJob{{Kind: string(worker.KindSpawn), ComputeHost: host, Node: "n01",
-		InstanceUUID: "5eeb5eeb-0000-4000-8000-000000000001", State: "resolve", Request: req, Deadline: time.Now().Add(time.Hour)}}); err != nil {
+	// The second job ended without removing its tree (a crash between its end and
+	// the removal).
+	if _, err := e.st.DB().ExecContext(ctx, `UPDATE jobs SET state = 'done', finished_at = now() WHERE id = $1`, ins[1].ID); err != nil {
 		t.Fatal(err)
 	}
 	n, err := w.SweepDrives(ctx)
@@ -61,13 +73,13 @@ func TestSweepDrives(t *testing.T) {
 	for _, c := range []struct {
 		loc  configdrive.Location
 		kept bool
-	}{{orphan, false}, {named, true}, {young, true}} {
+	}{{orphan, false}, {named, true}, {ended, false}, {young, true}} {
 		_, err := os.Stat(filepath.Join(installDir, c.loc.Path()))
 		if kept := err == nil; kept != c.kept {
 			t.Errorf("tree %s: kept %v, want %v", c.loc, kept, c.kept)
 		}
 	}
-	if n != 1 {
-		t.Errorf("swept %d trees, want 1", n)
+	if n != 2 {
+		t.Errorf("swept %d trees, want 2", n)
 	}
 }
