@@ -107,6 +107,7 @@ type options struct {
 	placementToken                  config.Secret
 	novaServiceVersion              int
 	novaHostIP                      string
+	novaSyncParallel                int
 	installDir, driveGroup          string
 	dhcpDomain, loginUser           string
 	rescueOSImage, cleanMode        string
@@ -162,6 +163,7 @@ func flags(fs *flag.FlagSet, o *options) {
 	fs.Var(&o.placementToken, "placement-token", "X-Auth-Token sent to placement (with --nova; nova's service token)")
 	fs.IntVar(&o.novaServiceVersion, "nova-service-version", nova.DefaultServiceVersion, "nova-compute service `version` reported (64: Zed; 61..64 work with Zed)")
 	fs.StringVar(&o.novaHostIP, "nova-host-ip", "127.0.0.1", "host_ip of the compute nodes (with --nova)")
+	fs.IntVar(&o.novaSyncParallel, "nova-sync-parallel", nova.DefaultSyncParallel, "`nodes` brought into nova and placement at once when registering and syncing them (with --nova)")
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:9464", "`address` for /metrics, /healthz and /readyz (empty disables)")
 	fs.StringVar(&o.logFormat, "log-format", "auto", "json, console, or auto (console on a terminal)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "trace, debug, info, warn or error")
@@ -281,7 +283,7 @@ func serve(ctx context.Context, o options, lookup func(string) (string, bool), l
 	if o.nova {
 		novaConn = broker.NewConn(broker.ConnConfig{URLs: urls, Name: "xcatbm-worker:" + o.computeHost + ":nova", Log: log,
 			Backoff: broker.Backoff{Min: 500 * time.Millisecond, Max: 30 * time.Second}})
-		novaSvc, err = nova.New(nova.Config{ComputeHost: o.computeHost, ServiceVersion: o.novaServiceVersion, HostIP: o.novaHostIP, Holder: cfg.WorkerID},
+		novaSvc, err = nova.New(nova.Config{ComputeHost: o.computeHost, ServiceVersion: o.novaServiceVersion, HostIP: o.novaHostIP, SyncParallel: o.novaSyncParallel, Holder: cfg.WorkerID},
 			nova.Deps{Conn: novaConn, Store: st, Placement: &nova.Placement{URL: o.placementURL, Token: o.placementToken}, Log: log})
 		if err != nil {
 			return err

@@ -194,6 +194,9 @@ type ProviderSpec struct {
 	UUID, Name string
 	Inventory  map[string]Inventory
 	Traits     []string
+	// ClassesExist says the caller made sure the inventory's custom resource classes
+	// exist (once for many providers), so EnsureProvider does not.
+	ClassesExist bool
 }
 
 // ProviderResult says what EnsureProvider did.
@@ -238,29 +241,39 @@ func (p *Placement) EnsureProvider(ctx context.Context, spec ProviderSpec) (Prov
 	if err != nil {
 		return res, &ProviderError{Part: "resource provider", Err: err}
 	}
+	// fresh: a provider this call created, still at its first generation (0), has
+	// had nothing written: no inventory, no traits, so the first writes go out
+	// without reading them first (a write at a stale generation is refused, 409).
+	fresh := false
 	if rp == nil {
-		if _, err := p.CreateProvider(ctx, spec.UUID, spec.Name); err != nil {
+		if rp, err = p.CreateProvider(ctx, spec.UUID, spec.Name); err != nil {
 			return res, &ProviderError{Part: "resource provider", Err: err}
 		}
-		res.Created = true
+		res.Created, fresh = true, rp.Generation == 0
 	}
-	classes := make([]string, 0, len(spec.Inventory))
-	for rc := range spec.Inventory {
-		classes = append(classes, rc)
-	}
-	slices.Sort(classes)
-	for _, rc := range classes {
-		if !strings.HasPrefix(rc, "CUSTOM_") {
-			continue
+	if !spec.ClassesExist {
+		classes := make([]string, 0, len(spec.Inventory))
+		for rc := range spec.Inventory {
+			classes = append(classes, rc)
 		}
-		if err := p.EnsureResourceClass(ctx, rc); err != nil {
-			return res, &ProviderError{Part: "resource class", Exists: true, Err: err}
+		slices.Sort(classes)
+		for _, rc := range classes {
+			if !strings.HasPrefix(rc, "CUSTOM_") {
+				continue
+			}
+			if err := p.EnsureResourceClass(ctx, rc); err != nil {
+				return res, &ProviderError{Part: "resource class", Exists: true, Err: err}
+			}
 		}
 	}
+	gen := rp.Generation
 	for round := 1; ; round++ {
-		have, gen, err := p.Inventories(ctx, spec.UUID)
-		if err != nil {
-			return res, &ProviderError{Part: "inventory", Exists: true, Err: err}
+		var have map[string]Inventory
+		if !fresh || round > 1 {
+			have, gen, err = p.Inventories(ctx, spec.UUID)
+			if err != nil {
+				return res, &ProviderError{Part: "inventory", Exists: true, Err: err}
+			}
 		}
 		res.Generation = gen
 		if sameInventory(have, spec.Inventory) {
@@ -276,9 +289,14 @@ func (p *Placement) EnsureProvider(ctx context.Context, spec ProviderSpec) (Prov
 		}
 	}
 	for round := 1; ; round++ {
-		traits, gen, err := p.Traits(ctx, spec.UUID)
-		if err != nil {
-			return res, &ProviderError{Part: "traits", Exists: true, Err: err}
+		var traits []string
+		if !fresh || round > 1 {
+			traits, gen, err = p.Traits(ctx, spec.UUID)
+			if err != nil {
+				return res, &ProviderError{Part: "traits", Exists: true, Err: err}
+			}
+		} else {
+			gen = res.Generation
 		}
 		res.Generation = max(res.Generation, gen)
 		var missing []string

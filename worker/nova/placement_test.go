@@ -167,33 +167,50 @@ func TestEnsureProviderKeptConnectionsClosed(t *testing.T) {
 		name  string
 		setup func(f *fakePlacement)
 		lose  func(r *http.Request, n int) bool
+		// classesExist: the caller made the resource class (ProviderSpec.ClassesExist).
+		classesExist bool
 		// want is the sequence of requests the fake placement ran.
 		want    []string
 		wantErr error
 	}{
 		{
+			// A provider just created (generation 0) has nothing to read: its
+			// inventory and traits are written straight away.
 			name: "every kept connection closed",
-			want: []string{"GET /resource_providers/" + rpUUID, "POST /resource_providers", "PUT /resource_classes/CUSTOM_BAREMETAL_GOLD", "GET /resource_providers/" + rpUUID + "/inventories",
-				"PUT /resource_providers/" + rpUUID + "/inventories", "GET /resource_providers/" + rpUUID + "/traits",
-				"PUT /resource_providers/" + rpUUID + "/traits"},
+			want: []string{"GET /resource_providers/" + rpUUID, "POST /resource_providers", "PUT /resource_classes/CUSTOM_BAREMETAL_GOLD",
+				"PUT /resource_providers/" + rpUUID + "/inventories", "PUT /resource_providers/" + rpUUID + "/traits"},
+		},
+		{
+			name:         "resource class made by the caller",
+			setup:        func(f *fakePlacement) { f.classes["CUSTOM_BAREMETAL_GOLD"] = true },
+			classesExist: true,
+			want: []string{"GET /resource_providers/" + rpUUID, "POST /resource_providers",
+				"PUT /resource_providers/" + rpUUID + "/inventories", "PUT /resource_providers/" + rpUUID + "/traits"},
 		},
 		{
 			name: "create acted on, answer lost",
 			lose: func(r *http.Request, n int) bool { return r.Method == "POST" },
 			want: []string{"GET /resource_providers/" + rpUUID, "POST /resource_providers", "GET /resource_providers/" + rpUUID,
-				"PUT /resource_classes/CUSTOM_BAREMETAL_GOLD", "GET /resource_providers/" + rpUUID + "/inventories",
-				"PUT /resource_providers/" + rpUUID + "/inventories", "GET /resource_providers/" + rpUUID + "/traits",
-				"PUT /resource_providers/" + rpUUID + "/traits"},
+				"PUT /resource_classes/CUSTOM_BAREMETAL_GOLD",
+				"PUT /resource_providers/" + rpUUID + "/inventories", "PUT /resource_providers/" + rpUUID + "/traits"},
 		},
 		{
 			name: "inventory written, answer lost: the resent PUT conflicts and a re-read shows it done",
 			lose: func(r *http.Request, n int) bool {
 				return r.Method == "PUT" && strings.HasSuffix(r.URL.Path, "/inventories") && n == 1
 			},
-			want: []string{"GET /resource_providers/" + rpUUID, "POST /resource_providers", "PUT /resource_classes/CUSTOM_BAREMETAL_GOLD", "GET /resource_providers/" + rpUUID + "/inventories",
+			want: []string{"GET /resource_providers/" + rpUUID, "POST /resource_providers", "PUT /resource_classes/CUSTOM_BAREMETAL_GOLD",
 				"PUT /resource_providers/" + rpUUID + "/inventories", "PUT /resource_providers/" + rpUUID + "/inventories",
-				"GET /resource_providers/" + rpUUID + "/inventories", "GET /resource_providers/" + rpUUID + "/traits",
-				"PUT /resource_providers/" + rpUUID + "/traits"},
+				"GET /resource_providers/" + rpUUID + "/inventories", "PUT /resource_providers/" + rpUUID + "/traits"},
+		},
+		{
+			name: "traits written, answer lost: the resent PUT conflicts and a re-read shows them set",
+			lose: func(r *http.Request, n int) bool {
+				return r.Method == "PUT" && strings.HasSuffix(r.URL.Path, "/traits") && n == 1
+			},
+			want: []string{"GET /resource_providers/" + rpUUID, "POST /resource_providers", "PUT /resource_classes/CUSTOM_BAREMETAL_GOLD",
+				"PUT /resource_providers/" + rpUUID + "/inventories", "PUT /resource_providers/" + rpUUID + "/traits",
+				"PUT /resource_providers/" + rpUUID + "/traits", "GET /resource_providers/" + rpUUID + "/traits"},
 		},
 		{
 			name: "generation moved by another writer: re-read and write again",
@@ -223,7 +240,7 @@ func TestEnsureProviderKeptConnectionsClosed(t *testing.T) {
 			}
 			srv := testhttp.Start(t, testhttp.Config{Handler: f, LoseAnswer: c.lose})
 			p := &nova.Placement{URL: srv.URL, Token: config.NewSecret("admin:admin")}
-			res, err := p.EnsureProvider(context.Background(), nova.ProviderSpec{UUID: rpUUID, Name: rpName, Inventory: wantInventory, Traits: []string{"COMPUTE_NODE"}})
+			res, err := p.EnsureProvider(context.Background(), nova.ProviderSpec{UUID: rpUUID, Name: rpName, Inventory: wantInventory, Traits: []string{"COMPUTE_NODE"}, ClassesExist: c.classesExist})
 			if srv.Dropped() == 0 {
 				t.Errorf("no request went out on a kept connection: the test did not expose the client")
 			}

@@ -30,6 +30,9 @@ import (
 // needs the version of its own release (see its SERVICE_VERSION_HISTORY).
 const DefaultServiceVersion = 64
 
+// DefaultSyncParallel is Config.SyncParallel's default.
+const DefaultSyncParallel = 16
+
 // Config configures the nova integration of one compute host.
 type Config struct {
 	// ComputeHost is the nova compute host name (the worker's).
@@ -47,6 +50,10 @@ type Config struct {
 	// RegistrationWait bounds how long SyncNodes waits for the service record
 	// (default 2 min).
 	RegistrationWait time.Duration
+	// SyncParallel is how many nodes a sync brings into nova and placement at once
+	// (default 16): each node costs a conductor call and a few placement requests,
+	// answered by services that serve many requests at a time.
+	SyncParallel int
 	// Backoff paces retries of failed writes.
 	Backoff broker.Backoff
 	// Holder names this process when several workers serve one compute host: only
@@ -131,6 +138,9 @@ func New(cfg Config, d Deps) (*Service, error) {
 	}
 	if cfg.RegistrationWait <= 0 {
 		cfg.RegistrationWait = 2 * time.Minute
+	}
+	if cfg.SyncParallel <= 0 {
+		cfg.SyncParallel = DefaultSyncParallel
 	}
 	if cfg.Backoff.Min == 0 {
 		cfg.Backoff = broker.Backoff{Min: time.Second, Max: 30 * time.Second}
@@ -431,7 +441,11 @@ func (s *Service) syncNodes(ctx context.Context, only []string) (map[string]stor
 		return nil, err
 	}
 	if len(only) > 0 {
-		nodes = slices.DeleteFunc(nodes, func(n *store.Node) bool { return !slices.Contains(only, n.Name) })
+		want := make(map[string]bool, len(only))
+		for _, name := range only {
+			want[name] = true
+		}
+		nodes = slices.DeleteFunc(nodes, func(n *store.Node) bool { return !want[n.Name] })
 	}
 	out := make(map[string]store.NodeRegistration, len(nodes))
 	if len(nodes) == 0 {
@@ -449,18 +463,61 @@ func (s *Service) syncNodes(ctx context.Context, only []string) (map[string]stor
 		}
 		return out, err
 	}
-	var errs []error
-	for _, n := range nodes {
+	classes := s.ensureClasses(ctx, nodes)
+	// The nodes are synced SyncParallel at a time; each node's result lands in its
+	// own slot, so the errors come back in the nodes' order.
+	regs := make([]store.NodeRegistration, len(nodes))
+	done := make([]bool, len(nodes))
+	var g errgroup.Group
+	g.SetLimit(s.cfg.SyncParallel)
+	for i, n := range nodes {
 		if ctx.Err() != nil {
-			return out, ctx.Err()
+			break
 		}
-		reg := s.record(ctx, s.syncNode(ctx, n, known[n.Name]))
-		out[n.Name] = reg
-		if reg.State != store.RegistrationReady {
-			errs = append(errs, fmt.Errorf("node %s %s: %s", n.Name, reg.State, reg.Detail))
+		g.Go(func() error {
+			if ctx.Err() != nil {
+				return nil
+			}
+			regs[i], done[i] = s.record(ctx, s.syncNode(ctx, n, known[n.Name], classes)), true
+			return nil
+		})
+	}
+	_ = g.Wait()
+	var errs []error
+	for i, n := range nodes {
+		if !done[i] {
+			continue
+		}
+		out[n.Name] = regs[i]
+		if regs[i].State != store.RegistrationReady {
+			errs = append(errs, fmt.Errorf("node %s %s: %s", n.Name, regs[i].State, regs[i].Detail))
 		}
 	}
+	if ctx.Err() != nil {
+		return out, ctx.Err()
+	}
 	return out, errors.Join(errs...)
+}
+
+// ensureClasses creates the custom resource classes of nodes once for the whole
+// sync, and returns those that exist; a class that could not be created is left
+// to each node's provider sync, which reports the failure on the node.
+func (s *Service) ensureClasses(ctx context.Context, nodes []*store.Node) map[string]bool {
+	ok := map[string]bool{}
+	tried := map[string]bool{}
+	for _, n := range nodes {
+		rc := ResourceClass(n.ResourceClass)
+		if tried[rc] {
+			continue
+		}
+		tried[rc] = true
+		if err := s.place.EnsureResourceClass(ctx, rc); err != nil {
+			s.log.Warn().Err(err).Str("resource_class", rc).Msg("cannot create the resource class; each node's sync tries again")
+			continue
+		}
+		ok[rc] = true
+	}
+	return ok
 }
 
 // computeNodesByName decodes a ComputeNodeList by hypervisor_hostname.
@@ -517,7 +574,7 @@ func registrationState(err error) string {
 
 // syncNode brings one node's compute node and resource provider in line and says
 // where the node stands.
-func (s *Service) syncNode(ctx context.Context, n *store.Node, have *messages.Object) store.NodeRegistration {
+func (s *Service) syncNode(ctx context.Context, n *store.Node, have *messages.Object, classes map[string]bool) store.NodeRegistration {
 	reg := store.NodeRegistration{Name: n.Name}
 	cn, err := s.ensureComputeNode(ctx, n, have)
 	if err != nil {
@@ -535,7 +592,7 @@ func (s *Service) syncNode(ctx context.Context, n *store.Node, have *messages.Ob
 	state.obj = cn
 	s.mu.Unlock()
 	rc := ResourceClass(n.ResourceClass)
-	if err := s.syncProvider(ctx, state, rpUUID, n); err != nil {
+	if err := s.syncProvider(ctx, state, rpUUID, n, classes[rc]); err != nil {
 		provider := "no resource provider"
 		var pe *ProviderError
 		if errors.As(err, &pe) && pe.Exists {
@@ -611,7 +668,9 @@ func (s *Service) ensureComputeNode(ctx context.Context, n *store.Node, have *me
 // syncProvider makes a node's resource provider carry the node's single custom
 // resource class, reserved while the node runs an instance (as nova's ironic driver
 // does) or is in maintenance (cleaned between tenants), and the COMPUTE_NODE trait.
-func (s *Service) syncProvider(ctx context.Context, st *computeNode, rpUUID string, n *store.Node) error {
+// classKnown says the node's resource class exists in placement (created earlier in
+// this sync).
+func (s *Service) syncProvider(ctx context.Context, st *computeNode, rpUUID string, n *store.Node, classKnown bool) error {
 	rc := ResourceClass(n.ResourceClass)
 	reserved := 0
 	if n.InstanceUUID != "" || n.Maintenance != "" { // in use, or held out (cleaning)
@@ -621,7 +680,7 @@ func (s *Service) syncProvider(ctx context.Context, st *computeNode, rpUUID stri
 	if st.inventory != nil && reflect.DeepEqual(st.inventory, want) && st.traitsSet {
 		return nil
 	}
-	res, err := s.place.EnsureProvider(ctx, ProviderSpec{UUID: rpUUID, Name: n.Name, Inventory: want, Traits: []string{"COMPUTE_NODE"}})
+	res, err := s.place.EnsureProvider(ctx, ProviderSpec{UUID: rpUUID, Name: n.Name, Inventory: want, Traits: []string{"COMPUTE_NODE"}, ClassesExist: classKnown})
 	if err != nil {
 		return err
 	}
