@@ -54,6 +54,7 @@ type options struct {
 	coalesce   time.Duration
 	cpuProfile string
 	only       string
+	openstack  string
 }
 
 // bench is one run: its settings, environment and the rows measured so far.
@@ -92,6 +93,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&o.rowTimeout, "row-timeout", 15*time.Minute, "give up on a row after `duration`")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to `file` (go tool pprof)")
 	fs.StringVar(&o.only, "rows", "", "run only the rows whose names contain one of these comma-separated `words` (ceiling, spawn,\ncontrol, scale (both scale rows), scale-out, latency; latency reports on the rows run before it)")
+	fs.StringVar(&o.openstack, "openstack", "", "run the rows against a real OpenStack control plane started by scripts/openstack/plane.sh\nstart `DIR` (make bench-openstack): only those rows, unless --rows names others")
 	fs.DurationVar(&o.coalesce, "coalesce-window", 20*time.Millisecond, "xCAT request coalescing window of the rows' workers (the spawn storm also runs with it off)")
 	fs.Usage = config.Usage(fs, synopsis, "")
 	if code, done := config.ParseCommandLine(fs, args, os.LookupEnv, stdout, stderr); done {
@@ -131,19 +133,30 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "xcatbm-bench  %s  scale %g  GOMAXPROCS %d  %s\n", began.Format(time.RFC3339), o.scale, runtime.GOMAXPROCS(0), runtime.Version())
 	fmt.Fprintf(stdout, "worker settings: %s\n\n", describe(workerConfig("<host>", 0)))
 	steps := []struct {
-		name string
-		fn   func(context.Context) error
+		name  string
+		fn    func(context.Context) error
+		plane bool // runs against the control plane of --openstack
 	}{
-		{"ceiling and power storm", b.rowCeiling},
-		{"spawn storm", b.rowSpawnStorm},
-		{"control-plane rate", b.rowControlPlane},
-		{"scale", b.rowScale},
-		{"scale-out", b.rowScaleOut},
-		{"notification latency", b.rowLatency},
+		{"ceiling and power storm", b.rowCeiling, false},
+		{"spawn storm", b.rowSpawnStorm, false},
+		{"control-plane rate", b.rowControlPlane, false},
+		{"scale", b.rowScale, false},
+		{"scale-out", b.rowScaleOut, false},
+		{"notification latency", b.rowLatency, false},
+		{"openstack registration", b.rowOSRegistration, true},
 	}
 	failed := false
 	for _, s := range steps {
-		if o.only != "" && !slices.ContainsFunc(strings.Split(o.only, ","), func(part string) bool { return strings.Contains(s.name, strings.TrimSpace(part)) }) {
+		named := o.only != "" && slices.ContainsFunc(strings.Split(o.only, ","), func(part string) bool { return strings.Contains(s.name, strings.TrimSpace(part)) })
+		switch {
+		case o.only != "" && !named:
+			continue
+		case o.only == "" && s.plane != (o.openstack != ""):
+			// Without --rows: the plane's rows with --openstack, the others without.
+			continue
+		case s.plane && o.openstack == "":
+			failed = true
+			b.add(row{measure: s.name, value: "error: needs a control plane: --openstack DIR (make bench-openstack)", result: "error"})
 			continue
 		}
 		logf("%s ...", s.name)

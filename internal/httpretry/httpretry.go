@@ -16,6 +16,11 @@
 // answer, they are not resent: their error is a *DroppedError, and the caller checks
 // what the server did before trying again (looks the created thing up by the id it
 // chose, for instance).
+//
+// Once a host has closed a kept connection under a request, Transport sends every
+// later request to that host on a connection of its own: under many requests at
+// once, each answer puts a connection back in the pool that the server is about to
+// close, and resends would keep picking such connections up.
 package httpretry
 
 import (
@@ -26,6 +31,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptrace"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -50,6 +56,10 @@ type Transport struct {
 	// OnRetry, when set, is told of each resend with the error that caused it. It
 	// must not block; it must not log the request's headers (they carry tokens).
 	OnRetry func(req *http.Request, attempt int, err error)
+
+	// closers are the hosts (host:port) seen closing a kept connection; their
+	// requests go through Fresh.
+	closers sync.Map
 }
 
 // New returns a Transport over base (nil: a clone of http.DefaultTransport). When
@@ -178,7 +188,8 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		attempts = DefaultAttempts
 	}
 	resend := Resendable(req)
-	if !resend && t.Fresh != nil {
+	_, closer := t.closers.Load(req.URL.Host)
+	if (!resend || closer) && t.Fresh != nil {
 		base = t.Fresh
 	}
 	for n := 1; ; n++ {
@@ -202,6 +213,10 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		if !Dropped(err, reused) {
 			return nil, err
+		}
+		if reused && t.Fresh != nil {
+			t.closers.Store(req.URL.Host, true)
+			base = t.Fresh
 		}
 		if !resend || n >= attempts || req.Context().Err() != nil {
 			return nil, &DroppedError{Method: req.Method, URL: redact(req), Attempts: n, Resendable: resend, Err: err}

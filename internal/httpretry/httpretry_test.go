@@ -11,6 +11,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -98,6 +99,77 @@ func TestTransportKeptConnectionClosed(t *testing.T) {
 					}
 				}
 			})
+		}
+	}
+}
+
+// TestTransportLearnsTheServerCloses: once a host has closed a kept connection under
+// a request, every later request to it goes out on a connection of its own. Sent 16
+// at a time, 320 PUTs to a server that closes every connection after its answer all
+// arrive once; only requests sent before the first drop was seen can find a kept
+// connection, so at most one per sender is dropped, and none after the first wave.
+func TestTransportLearnsTheServerCloses(t *testing.T) {
+	const senders, each = 16, 20
+	srv := testhttp.Start(t, testhttp.Config{Handler: echo, Linger: 2 * time.Second})
+	client := &http.Client{Transport: httpretry.New(nil), Timeout: 30 * time.Second}
+	put := func(path string) error {
+		req, err := http.NewRequest(http.MethodPut, srv.URL+path, strings.NewReader("v"))
+		if err != nil {
+			return err
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err == nil && string(b) != "PUT v" {
+			err = fmt.Errorf("answer %q", b)
+		}
+		return err
+	}
+	// Two in a row: the second finds the kept connection closed.
+	for _, path := range []string{"/first", "/second"} {
+		if err := put(path); err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+	}
+	if srv.Dropped() != 1 {
+		t.Fatalf("dropped %d of the first two, want 1: %v", srv.Dropped(), srv.Requests())
+	}
+	errs := make(chan error, senders*each)
+	var wg sync.WaitGroup
+	for s := range senders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				errs <- put(fmt.Sprintf("/s%d/%d", s, i))
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	if srv.Dropped() != 1 {
+		t.Errorf("dropped %d in all, want only the first one: later requests must not use kept connections", srv.Dropped())
+	}
+	handled := map[string]int{}
+	for _, r := range srv.Requests() {
+		if !r.Dropped {
+			handled[r.Path]++
+		}
+	}
+	if len(handled) != 2+senders*each {
+		t.Errorf("%d paths handled, want %d", len(handled), 2+senders*each)
+	}
+	for path, n := range handled {
+		if n != 1 {
+			t.Errorf("%s handled %d times", path, n)
 		}
 	}
 }

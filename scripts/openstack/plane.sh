@@ -48,6 +48,11 @@
 #   XCATBM_OS_GLANCE_PORT [9292] XCATBM_OS_NEUTRON_PORT [9696]
 #   XCATBM_OS_TIMEOUT [300]             seconds to wait for every service to answer
 #   XCATBM_OS_DEBUG [false]             debug logging in every service
+#   XCATBM_OS_WORKERS [cores, at most 8] placement's uwsgi processes and nova-conductor's
+#                                       workers: Debian's placement-api-uwsgi.ini runs 8
+#                                       processes (32 threads each) and nova-conductor one
+#                                       worker per core; one process per core here, since
+#                                       each is busy on one core at most (Python's lock)
 #
 # Variables printed by start and written to DIR/env:
 #   OS_CONFIG_DIR OS_NOVA_CONF OS_NOVA_URL OS_PLACEMENT_URL OS_GLANCE_URL OS_NEUTRON_URL
@@ -89,6 +94,8 @@ settings() {
 	NEUTRON_PORT=${XCATBM_OS_NEUTRON_PORT:-9696}
 	TIMEOUT=${XCATBM_OS_TIMEOUT:-300}
 	DEBUG=${XCATBM_OS_DEBUG:-false}
+	WORKERS=${XCATBM_OS_WORKERS:-$(cores=$(nproc) && echo $((cores > 8 ? 8 : cores)))}
+	case $WORKERS in *[!0-9]* | "" | 0) die "XCATBM_OS_WORKERS must be a positive number: $WORKERS" ;; esac
 	case $DB_PREFIX in *[!a-z0-9_]* | "") die "XCATBM_OS_DB_PREFIX must be [a-z0-9_]+: $DB_PREFIX" ;; esac
 	case $VHOST in *[!A-Za-z0-9_.-]* | "") die "XCATBM_OS_VHOST must be [A-Za-z0-9_.-]+: $VHOST" ;; esac
 }
@@ -96,7 +103,7 @@ settings() {
 save_settings() {
 	local dir=$1 v
 	: >"$dir/settings"
-	for v in DB_PREFIX PG VHOST AMQP NOVA_PORT PLACEMENT_PORT GLANCE_PORT NEUTRON_PORT TIMEOUT DEBUG; do
+	for v in DB_PREFIX PG VHOST AMQP NOVA_PORT PLACEMENT_PORT GLANCE_PORT NEUTRON_PORT TIMEOUT DEBUG WORKERS; do
 		printf '%s=%q\n' "$v" "${!v}" >>"$dir/settings"
 	done
 }
@@ -247,7 +254,7 @@ connection = $(db_url nova_api)
 connection = $(db_url nova)
 
 [conductor]
-workers = 1
+workers = $WORKERS
 
 [scheduler]
 workers = 1
@@ -304,7 +311,7 @@ http-socket = 127.0.0.1:$PLACEMENT_PORT
 wsgi-file = /usr/bin/placement-api
 env = OS_PLACEMENT_CONFIG_DIR=$dir
 master = true
-processes = 1
+processes = $WORKERS
 threads = 8
 enable-threads = true
 lazy-apps = true

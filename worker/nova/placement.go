@@ -197,6 +197,10 @@ type ProviderSpec struct {
 	// ClassesExist says the caller made sure the inventory's custom resource classes
 	// exist (once for many providers), so EnsureProvider does not.
 	ClassesExist bool
+	// New says the provider is not expected to exist (its compute node was just
+	// created): EnsureProvider creates it without looking it up first. A provider
+	// that exists all the same is found through the create's conflict.
+	New bool
 }
 
 // ProviderResult says what EnsureProvider did.
@@ -237,9 +241,12 @@ const generationRounds = 3
 // *ProviderError.
 func (p *Placement) EnsureProvider(ctx context.Context, spec ProviderSpec) (ProviderResult, error) {
 	var res ProviderResult
-	rp, err := p.Provider(ctx, spec.UUID)
-	if err != nil {
-		return res, &ProviderError{Part: "resource provider", Err: err}
+	var rp *Provider
+	var err error
+	if !spec.New {
+		if rp, err = p.Provider(ctx, spec.UUID); err != nil {
+			return res, &ProviderError{Part: "resource provider", Err: err}
+		}
 	}
 	// fresh: a provider this call created, still at its first generation (0), has
 	// had nothing written: no inventory, no traits, so the first writes go out

@@ -167,8 +167,9 @@ func TestEnsureProviderKeptConnectionsClosed(t *testing.T) {
 		name  string
 		setup func(f *fakePlacement)
 		lose  func(r *http.Request, n int) bool
-		// classesExist: the caller made the resource class (ProviderSpec.ClassesExist).
-		classesExist bool
+		// classesExist: the caller made the resource class (ProviderSpec.ClassesExist);
+		// new: its compute node was just created (ProviderSpec.New).
+		classesExist, new bool
 		// want is the sequence of requests the fake placement ran.
 		want    []string
 		wantErr error
@@ -186,6 +187,22 @@ func TestEnsureProviderKeptConnectionsClosed(t *testing.T) {
 			classesExist: true,
 			want: []string{"GET /resource_providers/" + rpUUID, "POST /resource_providers",
 				"PUT /resource_providers/" + rpUUID + "/inventories", "PUT /resource_providers/" + rpUUID + "/traits"},
+		},
+		{
+			name: "provider of a compute node just created: no lookup first",
+			new:  true,
+			want: []string{"POST /resource_providers", "PUT /resource_classes/CUSTOM_BAREMETAL_GOLD",
+				"PUT /resource_providers/" + rpUUID + "/inventories", "PUT /resource_providers/" + rpUUID + "/traits"},
+		},
+		{
+			name: "said new but left by an earlier compute node: found through the conflict, its inventory read",
+			new:  true,
+			setup: func(f *fakePlacement) {
+				f.providers[rpUUID] = &fakeProvider{Name: rpName, Generation: 2, Inventories: map[string]nova.Inventory{}, Traits: []string{"COMPUTE_NODE"}}
+			},
+			want: []string{"POST /resource_providers", "GET /resource_providers/" + rpUUID, "PUT /resource_classes/CUSTOM_BAREMETAL_GOLD",
+				"GET /resource_providers/" + rpUUID + "/inventories", "PUT /resource_providers/" + rpUUID + "/inventories",
+				"GET /resource_providers/" + rpUUID + "/traits"},
 		},
 		{
 			name: "create acted on, answer lost",
@@ -240,7 +257,7 @@ func TestEnsureProviderKeptConnectionsClosed(t *testing.T) {
 			}
 			srv := testhttp.Start(t, testhttp.Config{Handler: f, LoseAnswer: c.lose})
 			p := &nova.Placement{URL: srv.URL, Token: config.NewSecret("admin:admin")}
-			res, err := p.EnsureProvider(context.Background(), nova.ProviderSpec{UUID: rpUUID, Name: rpName, Inventory: wantInventory, Traits: []string{"COMPUTE_NODE"}, ClassesExist: c.classesExist})
+			res, err := p.EnsureProvider(context.Background(), nova.ProviderSpec{UUID: rpUUID, Name: rpName, Inventory: wantInventory, Traits: []string{"COMPUTE_NODE"}, ClassesExist: c.classesExist, New: c.new})
 			if srv.Dropped() == 0 {
 				t.Errorf("no request went out on a kept connection: the test did not expose the client")
 			}

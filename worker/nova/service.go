@@ -86,12 +86,14 @@ type Service struct {
 	log   zerolog.Logger
 	now   func() time.Time
 
-	// syncMu makes node syncs (the periodic one, SyncNodes) take turns.
-	syncMu sync.Mutex
-	mu     sync.Mutex
-	svc    *messages.Object
-	nodes  map[string]*computeNode
-	ready  chan struct{}
+	// syncMu makes node syncs (the periodic one, SyncNodes) take turns; classes are
+	// the custom resource classes known to exist in placement (under syncMu).
+	syncMu  sync.Mutex
+	classes map[string]bool
+	mu      sync.Mutex
+	svc     *messages.Object
+	nodes   map[string]*computeNode
+	ready   chan struct{}
 	// syncer, beater and writer are the background passes: the node sync and the
 	// heartbeat while this process holds the service role, the queued nova writes
 	// always.
@@ -148,7 +150,7 @@ func New(cfg Config, d Deps) (*Service, error) {
 	log := d.Log.With().Str("component", "nova").Logger()
 	s := &Service{cfg: cfg, place: d.Placement, store: d.Store, log: log, now: time.Now,
 		cond:  NewConductor(ConductorConfig{Conn: d.Conn, Log: log, Backoff: cfg.Backoff}),
-		nodes: map[string]*computeNode{}, ready: make(chan struct{})}
+		nodes: map[string]*computeNode{}, classes: map[string]bool{}, ready: make(chan struct{})}
 	s.syncer = &loop.Loop{Name: "compute node sync", Interval: cfg.SyncInterval, Backoff: cfg.Backoff, Log: log,
 		Pass: func(ctx context.Context) (bool, error) { _, err := s.syncNodes(ctx, nil); return false, err }}
 	s.beater = &loop.Loop{Name: "heartbeat", Interval: cfg.HeartbeatInterval, Log: log, Pass: s.beat}
@@ -436,28 +438,16 @@ func nodeUUID(host, node string) string {
 func (s *Service) syncNodes(ctx context.Context, only []string) (map[string]store.NodeRegistration, error) {
 	s.syncMu.Lock()
 	defer s.syncMu.Unlock()
-	nodes, err := s.store.NodesOf(ctx, s.cfg.ComputeHost)
+	nodes, err := s.nodesToSync(ctx, only)
 	if err != nil {
 		return nil, err
-	}
-	if len(only) > 0 {
-		want := make(map[string]bool, len(only))
-		for _, name := range only {
-			want[name] = true
-		}
-		nodes = slices.DeleteFunc(nodes, func(n *store.Node) bool { return !want[n.Name] })
 	}
 	out := make(map[string]store.NodeRegistration, len(nodes))
 	if len(nodes) == 0 {
 		return out, nil
 	}
-	known := map[string]*messages.Object{}
-	res, err := s.cond.ObjectClassAction(ctx, "ComputeNodeList", "get_all_by_host", []any{s.cfg.ComputeHost}, map[string]any{"use_slave": true})
-	if err == nil {
-		known, err = computeNodesByName(res)
-	}
+	known, err := s.computeNodes(ctx, nodes, len(only) > 0)
 	if err != nil && !errors.Is(err, ErrComputeHostNotFound) {
-		err = fmt.Errorf("ComputeNodeList.get_all_by_host: %w", err)
 		for _, n := range nodes {
 			out[n.Name] = s.record(ctx, store.NodeRegistration{Name: n.Name, State: registrationState(err), Detail: "compute node: " + err.Error()})
 		}
@@ -493,15 +483,20 @@ func (s *Service) syncNodes(ctx context.Context, only []string) (map[string]stor
 			errs = append(errs, fmt.Errorf("node %s %s: %s", n.Name, regs[i].State, regs[i].Detail))
 		}
 	}
+	if len(errs) > 0 {
+		clear(s.classes) // one may have been deleted: the next sync makes them again
+	}
 	if ctx.Err() != nil {
 		return out, ctx.Err()
 	}
 	return out, errors.Join(errs...)
 }
 
-// ensureClasses creates the custom resource classes of nodes once for the whole
-// sync, and returns those that exist; a class that could not be created is left
-// to each node's provider sync, which reports the failure on the node.
+// ensureClasses creates the custom resource classes of nodes once, and returns
+// those that exist; a class that could not be created is left to each node's
+// provider sync, which reports the failure on the node. A class made once is not
+// asked for again while every sync succeeds (placement refuses to delete a class
+// that inventories use); a sync with a node not ready forgets them all.
 func (s *Service) ensureClasses(ctx context.Context, nodes []*store.Node) map[string]bool {
 	ok := map[string]bool{}
 	tried := map[string]bool{}
@@ -511,13 +506,65 @@ func (s *Service) ensureClasses(ctx context.Context, nodes []*store.Node) map[st
 			continue
 		}
 		tried[rc] = true
+		if s.classes[rc] {
+			ok[rc] = true
+			continue
+		}
 		if err := s.place.EnsureResourceClass(ctx, rc); err != nil {
 			s.log.Warn().Err(err).Str("resource_class", rc).Msg("cannot create the resource class; each node's sync tries again")
 			continue
 		}
 		ok[rc] = true
+		s.classes[rc] = true
 	}
 	return ok
+}
+
+// nodesToSync returns the host's nodes, or those named in only (in only's order),
+// from the nodes table.
+func (s *Service) nodesToSync(ctx context.Context, only []string) ([]*store.Node, error) {
+	if len(only) == 0 {
+		return s.store.NodesOf(ctx, s.cfg.ComputeHost)
+	}
+	named, err := s.store.NodesNamed(ctx, only)
+	if err != nil {
+		return nil, err
+	}
+	nodes := make([]*store.Node, 0, len(named))
+	for _, name := range only {
+		if n := named[name]; n != nil && n.ComputeHost == s.cfg.ComputeHost {
+			nodes = append(nodes, n)
+			delete(named, name) // a name given twice is synced once
+		}
+	}
+	return nodes, nil
+}
+
+// computeNodes returns the compute nodes nova has for nodes, by hypervisor_hostname.
+// The whole host's list is asked for (ComputeNodeList.get_all_by_host) unless named
+// is set: a sync of some nodes, such as a registration job's chunk of 100 out of
+// 10,000, asks for those nodes' compute nodes by their uuids
+// (ComputeNodeList.get_all_by_uuids), so a large registration does not read the
+// whole host's list once per chunk. xcatbm creates every compute node with its
+// nodeUUID, so the uuids find them; the periodic sync lists the whole host.
+func (s *Service) computeNodes(ctx context.Context, nodes []*store.Node, named bool) (map[string]*messages.Object, error) {
+	method, args := "get_all_by_host", []any{s.cfg.ComputeHost}
+	kwargs := map[string]any{"use_slave": true}
+	if named {
+		uuids := make([]string, len(nodes))
+		for i, n := range nodes {
+			uuids[i] = nodeUUID(s.cfg.ComputeHost, n.Name)
+		}
+		method, args, kwargs = "get_all_by_uuids", []any{uuids}, nil
+	}
+	res, err := s.cond.ObjectClassAction(ctx, "ComputeNodeList", method, args, kwargs)
+	if err != nil {
+		if errors.Is(err, ErrComputeHostNotFound) {
+			return map[string]*messages.Object{}, err
+		}
+		return nil, fmt.Errorf("ComputeNodeList.%s: %w", method, err)
+	}
+	return computeNodesByName(res)
 }
 
 // computeNodesByName decodes a ComputeNodeList by hypervisor_hostname.
@@ -577,6 +624,7 @@ func registrationState(err error) string {
 func (s *Service) syncNode(ctx context.Context, n *store.Node, have *messages.Object, classes map[string]bool) store.NodeRegistration {
 	reg := store.NodeRegistration{Name: n.Name}
 	cn, err := s.ensureComputeNode(ctx, n, have)
+	created := have == nil
 	if err != nil {
 		reg.State, reg.Detail = registrationState(err), "compute node: "+err.Error()
 		return reg
@@ -592,7 +640,7 @@ func (s *Service) syncNode(ctx context.Context, n *store.Node, have *messages.Ob
 	state.obj = cn
 	s.mu.Unlock()
 	rc := ResourceClass(n.ResourceClass)
-	if err := s.syncProvider(ctx, state, rpUUID, n, classes[rc]); err != nil {
+	if err := s.syncProvider(ctx, state, rpUUID, n, classes[rc], created); err != nil {
 		provider := "no resource provider"
 		var pe *ProviderError
 		if errors.As(err, &pe) && pe.Exists {
@@ -668,9 +716,10 @@ func (s *Service) ensureComputeNode(ctx context.Context, n *store.Node, have *me
 // syncProvider makes a node's resource provider carry the node's single custom
 // resource class, reserved while the node runs an instance (as nova's ironic driver
 // does) or is in maintenance (cleaned between tenants), and the COMPUTE_NODE trait.
-// classKnown says the node's resource class exists in placement (created earlier in
-// this sync).
-func (s *Service) syncProvider(ctx context.Context, st *computeNode, rpUUID string, n *store.Node, classKnown bool) error {
+// classKnown says the node's resource class exists in placement (ensured for the
+// whole sync); created says its compute node was just created, so its provider is
+// new too.
+func (s *Service) syncProvider(ctx context.Context, st *computeNode, rpUUID string, n *store.Node, classKnown, created bool) error {
 	rc := ResourceClass(n.ResourceClass)
 	reserved := 0
 	if n.InstanceUUID != "" || n.Maintenance != "" { // in use, or held out (cleaning)
@@ -680,7 +729,7 @@ func (s *Service) syncProvider(ctx context.Context, st *computeNode, rpUUID stri
 	if st.inventory != nil && reflect.DeepEqual(st.inventory, want) && st.traitsSet {
 		return nil
 	}
-	res, err := s.place.EnsureProvider(ctx, ProviderSpec{UUID: rpUUID, Name: n.Name, Inventory: want, Traits: []string{"COMPUTE_NODE"}, ClassesExist: classKnown})
+	res, err := s.place.EnsureProvider(ctx, ProviderSpec{UUID: rpUUID, Name: n.Name, Inventory: want, Traits: []string{"COMPUTE_NODE"}, ClassesExist: classKnown, New: created})
 	if err != nil {
 		return err
 	}
