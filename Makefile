@@ -6,7 +6,7 @@ FUZZTIME    ?= 5s
 # Every test package gets its own schema and vhost, so packages run in parallel.
 TESTFLAGS   ?= -count=1 -timeout 20m
 
-.PHONY: all build test test-go fuzz fuzz-short lint services demo bench bench-short faults test-openstack clean help
+.PHONY: all build test test-go fuzz fuzz-short lint services demo bench bench-short bench-openstack faults test-openstack clean help
 
 all: build
 
@@ -53,6 +53,10 @@ test-openstack: services
 ## bench: the worker's benchmark table on this machine (several minutes; see BENCHMARKS.md)
 bench: services
 	$(GO) run ./cmd/xcatbm-bench
+
+## bench-openstack: the rows against a real nova and placement (installed, started and purged here; BENCH_FLAGS=--scale 0.1 for a shorter run)
+bench-openstack: services
+	@bash scripts/openstack/with-plane.sh sh -c '$(GO) run ./cmd/xcatbm-bench --openstack "$$XCATBM_TEST_OPENSTACK_DIR" $(BENCH_FLAGS)'
 
 ## bench-short: the same rows at 5% scale, well under the full run's time
 bench-short: services
