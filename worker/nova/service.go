@@ -447,7 +447,7 @@ func (s *Service) syncNodes(ctx context.Context, only []string) (map[string]stor
 		return out, nil
 	}
 	known, err := s.computeNodes(ctx, nodes, len(only) > 0)
-	if err != nil && !errors.Is(err, ErrComputeHostNotFound) {
+	if err != nil {
 		for _, n := range nodes {
 			out[n.Name] = s.record(ctx, store.NodeRegistration{Name: n.Name, State: registrationState(err), Detail: "compute node: " + err.Error()})
 		}
@@ -455,9 +455,8 @@ func (s *Service) syncNodes(ctx context.Context, only []string) (map[string]stor
 	}
 	classes := s.ensureClasses(ctx, nodes)
 	// The nodes are synced SyncParallel at a time; each node's result lands in its
-	// own slot, so the errors come back in the nodes' order.
+	// own slot (named once synced), so the errors come back in the nodes' order.
 	regs := make([]store.NodeRegistration, len(nodes))
-	done := make([]bool, len(nodes))
 	var g errgroup.Group
 	g.SetLimit(s.cfg.SyncParallel)
 	for i, n := range nodes {
@@ -468,19 +467,19 @@ func (s *Service) syncNodes(ctx context.Context, only []string) (map[string]stor
 			if ctx.Err() != nil {
 				return nil
 			}
-			regs[i], done[i] = s.record(ctx, s.syncNode(ctx, n, known[n.Name], classes)), true
+			regs[i] = s.record(ctx, s.syncNode(ctx, n, known[n.Name], classes))
 			return nil
 		})
 	}
 	_ = g.Wait()
 	var errs []error
-	for i, n := range nodes {
-		if !done[i] {
+	for _, reg := range regs {
+		if reg.Name == "" { // not synced: ctx ended first
 			continue
 		}
-		out[n.Name] = regs[i]
-		if regs[i].State != store.RegistrationReady {
-			errs = append(errs, fmt.Errorf("node %s %s: %s", n.Name, regs[i].State, regs[i].Detail))
+		out[reg.Name] = reg
+		if reg.State != store.RegistrationReady {
+			errs = append(errs, fmt.Errorf("node %s %s: %s", reg.Name, reg.State, reg.Detail))
 		}
 	}
 	if len(errs) > 0 {
@@ -498,26 +497,23 @@ func (s *Service) syncNodes(ctx context.Context, only []string) (map[string]stor
 // asked for again while every sync succeeds (placement refuses to delete a class
 // that inventories use); a sync with a node not ready forgets them all.
 func (s *Service) ensureClasses(ctx context.Context, nodes []*store.Node) map[string]bool {
-	ok := map[string]bool{}
-	tried := map[string]bool{}
+	exist := map[string]bool{} // every class of nodes: true when it exists
 	for _, n := range nodes {
 		rc := ResourceClass(n.ResourceClass)
-		if tried[rc] {
+		if _, seen := exist[rc]; seen {
 			continue
 		}
-		tried[rc] = true
-		if s.classes[rc] {
-			ok[rc] = true
-			continue
+		if !s.classes[rc] {
+			if err := s.place.EnsureResourceClass(ctx, rc); err != nil {
+				s.log.Warn().Err(err).Str("resource_class", rc).Msg("cannot create the resource class; each node's sync tries again")
+				exist[rc] = false
+				continue
+			}
+			s.classes[rc] = true
 		}
-		if err := s.place.EnsureResourceClass(ctx, rc); err != nil {
-			s.log.Warn().Err(err).Str("resource_class", rc).Msg("cannot create the resource class; each node's sync tries again")
-			continue
-		}
-		ok[rc] = true
-		s.classes[rc] = true
+		exist[rc] = true
 	}
-	return ok
+	return exist
 }
 
 // nodesToSync returns the host's nodes, or those named in only (in only's order),
@@ -540,8 +536,8 @@ func (s *Service) nodesToSync(ctx context.Context, only []string) ([]*store.Node
 	return nodes, nil
 }
 
-// computeNodes returns the compute nodes nova has for nodes, by hypervisor_hostname.
-// The whole host's list is asked for (ComputeNodeList.get_all_by_host) unless named
+// computeNodes returns the compute nodes nova has for nodes, by hypervisor_hostname
+// (none when nova knows no compute node of the host). The whole host's list is asked for (ComputeNodeList.get_all_by_host) unless named
 // is set: a sync of some nodes, such as a registration job's chunk of 100 out of
 // 10,000, asks for those nodes' compute nodes by their uuids
 // (ComputeNodeList.get_all_by_uuids), so a large registration does not read the
@@ -558,10 +554,10 @@ func (s *Service) computeNodes(ctx context.Context, nodes []*store.Node, named b
 		method, args, kwargs = "get_all_by_uuids", []any{uuids}, nil
 	}
 	res, err := s.cond.ObjectClassAction(ctx, "ComputeNodeList", method, args, kwargs)
-	if err != nil {
-		if errors.Is(err, ErrComputeHostNotFound) {
-			return map[string]*messages.Object{}, err
-		}
+	switch {
+	case errors.Is(err, ErrComputeHostNotFound):
+		return map[string]*messages.Object{}, nil
+	case err != nil:
 		return nil, fmt.Errorf("ComputeNodeList.%s: %w", method, err)
 	}
 	return computeNodesByName(res)
@@ -623,8 +619,8 @@ func registrationState(err error) string {
 // where the node stands.
 func (s *Service) syncNode(ctx context.Context, n *store.Node, have *messages.Object, classes map[string]bool) store.NodeRegistration {
 	reg := store.NodeRegistration{Name: n.Name}
+	created := have == nil // nova has no compute node for it: one is created now
 	cn, err := s.ensureComputeNode(ctx, n, have)
-	created := have == nil
 	if err != nil {
 		reg.State, reg.Detail = registrationState(err), "compute node: "+err.Error()
 		return reg
