@@ -12,13 +12,12 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"xcatbm/internal/broker"
 	"xcatbm/internal/config"
-	"xcatbm/internal/httpretry"
 	"xcatbm/internal/testkit/osplane"
+	"xcatbm/internal/testkit/testhttp"
 	"xcatbm/messages"
 	"xcatbm/publisher"
 	"xcatbm/worker"
@@ -31,92 +30,18 @@ import (
 // measured it (not re-measured by the bench: Ironic is not part of the plane).
 const ironicEnrollRate = 3.0
 
-// osPlane is a running control plane, read from the env file plane.sh start wrote.
+// osPlane is a running control plane, read from the env file plane.sh start wrote:
+// what the rows use of it.
 type osPlane struct {
-	dir, nova, placement, glance, amqp, token string
+	placement, amqp, token string
 }
 
 func loadPlane(dir string) (*osPlane, error) {
-	v, err := osplane.ReadEnv(dir, "OS_NOVA_URL", "OS_PLACEMENT_URL", "OS_GLANCE_URL", "OS_AMQP_URL", "OS_TOKEN")
+	v, err := osplane.ReadEnv(dir, "OS_PLACEMENT_URL", "OS_AMQP_URL", "OS_TOKEN")
 	if err != nil {
 		return nil, fmt.Errorf("--openstack %s: %w (start a plane with scripts/openstack/plane.sh start DIR)", dir, err)
 	}
-	return &osPlane{dir: dir, nova: v["OS_NOVA_URL"], placement: v["OS_PLACEMENT_URL"], glance: v["OS_GLANCE_URL"],
-		amqp: v["OS_AMQP_URL"], token: v["OS_TOKEN"]}, nil
-}
-
-// request sends one request to url with the plane's admin token and decodes a JSON
-// answer into out (when not nil); a status not in want is an error.
-func (p *osPlane) request(ctx context.Context, method, url, apiVersion string, body any, out any, want ...int) error {
-	var rd io.Reader
-	if body != nil {
-		raw, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		rd = strings.NewReader(string(raw))
-	}
-	req, err := http.NewRequestWithContext(ctx, method, url, rd)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("X-Auth-Token", p.token)
-	if apiVersion != "" {
-		req.Header.Set("OpenStack-API-Version", apiVersion)
-		req.Header.Set("X-OpenStack-Nova-API-Version", strings.TrimPrefix(apiVersion, "compute "))
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return err
-	}
-	ok := false
-	for _, w := range want {
-		ok = ok || resp.StatusCode == w
-	}
-	if !ok {
-		return fmt.Errorf("%s %s: %d %s", method, url, resp.StatusCode, strings.TrimSpace(string(raw)))
-	}
-	if out != nil && len(raw) > 0 {
-		return json.Unmarshal(raw, out)
-	}
-	return nil
-}
-
-// requestCount counts HTTP requests sent: writes (anything but GET) and reads.
-type requestCount struct{ writes, reads atomic.Int64 }
-
-// countingTransport counts the requests that go through base in count.
-type countingTransport struct {
-	base  http.RoundTripper
-	count *requestCount
-}
-
-func (t *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	if r.Method == http.MethodGet {
-		t.count.reads.Add(1)
-	} else {
-		t.count.writes.Add(1)
-	}
-	return t.base.RoundTrip(r)
-}
-
-// countedClient is the client placement is given in production (httpretry's
-// Transport over a kept-alive transport and one without keep-alives), with every
-// attempt counted in count.
-func countedClient(count *requestCount) *http.Client {
-	kept := http.DefaultTransport.(*http.Transport).Clone()
-	fresh := kept.Clone()
-	fresh.DisableKeepAlives = true
-	return &http.Client{Timeout: 30 * time.Second, Transport: &httpretry.Transport{
-		Base: &countingTransport{base: kept, count: count}, Fresh: &countingTransport{base: fresh, count: count}}}
+	return &osPlane{placement: v["OS_PLACEMENT_URL"], amqp: v["OS_AMQP_URL"], token: v["OS_TOKEN"]}, nil
 }
 
 // osHost is one compute host on the plane: a simulator cluster, a schema, the nova
@@ -126,7 +51,7 @@ type osHost struct {
 	sim       *sim.Server
 	st        *store.Store
 	svc       *nova.Service
-	placement *requestCount
+	placement *testhttp.Count
 	stop      func()
 }
 
@@ -134,7 +59,7 @@ type osHost struct {
 // serving cl, and waits until it is registered with nova-conductor and consuming.
 func (b *bench) startOSHost(ctx context.Context, p *osPlane, tag string, cl *sim.Cluster, lat sim.Latency, tl sim.Timeline) (*osHost, error) {
 	suffix := randomSuffix()
-	h := &osHost{host: "bench-" + tag + "-" + suffix, rc: "bench-" + suffix, placement: &requestCount{}}
+	h := &osHost{host: "bench-" + tag + "-" + suffix, rc: "bench-" + suffix, placement: &testhttp.Count{}}
 	st, err := b.env.schema(ctx, tag)
 	if err != nil {
 		return nil, err
@@ -149,7 +74,7 @@ func (b *bench) startOSHost(ctx context.Context, p *osPlane, tag string, cl *sim
 	conn := broker.NewConn(broker.ConnConfig{URLs: []string{p.amqp}, Name: "xcatbm-bench-nova", Log: b.log})
 	h.svc, err = nova.New(nova.Config{ComputeHost: h.host},
 		nova.Deps{Conn: conn, Store: st, Log: b.log,
-			Placement: &nova.Placement{URL: p.placement, Token: config.NewSecret(p.token), HTTP: countedClient(h.placement)}})
+			Placement: &nova.Placement{URL: p.placement, Token: config.NewSecret(p.token), HTTP: h.placement.Client(30 * time.Second)}})
 	if err != nil {
 		cancel()
 		_ = srv.Close()
@@ -216,23 +141,30 @@ func (b *bench) reportNotOK(what string, p *messages.JobPayload) {
 	}
 }
 
-func countItems(p *messages.JobPayload, status string) int {
-	n := 0
-	for _, r := range p.Results {
-		if r.Status == status {
-			n++
-		}
-	}
-	return n
-}
-
 // providersWith counts the resource providers that offer one unit of rc.
 func (p *osPlane) providersWith(ctx context.Context, rc string) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.placement+"/resource_providers?resources="+rc+":1", nil)
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("X-Auth-Token", p.token)
+	req.Header.Set("OpenStack-API-Version", "placement 1.39")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
 	var out struct {
 		Providers []json.RawMessage `json:"resource_providers"`
 	}
-	err := p.request(ctx, http.MethodGet, p.placement+"/resource_providers?resources="+rc+":1", "placement 1.39", nil, &out, 200)
-	return len(out.Providers), err
+	if resp.StatusCode != http.StatusOK {
+		raw, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return 0, fmt.Errorf("placement GET /resource_providers: %d %s", resp.StatusCode, strings.TrimSpace(string(raw)))
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return 0, fmt.Errorf("placement GET /resource_providers: %w", err)
+	}
+	return len(out.Providers), nil
 }
 
 // computeNodesOf counts the compute nodes nova has for host (through nova-conductor).
@@ -276,8 +208,8 @@ func (b *bench) rowOSRegistration(ctx context.Context) error {
 		return err
 	}
 	took := time.Since(began)
-	writes, reads := h.placement.writes.Load(), h.placement.reads.Load()
-	ok := countItems(first, messages.ItemOK)
+	writes, reads := h.placement.Writes(), h.placement.Reads()
+	ok := publisher.Summarize(nil, first).OK
 	b.reportNotOK("registration", first)
 	providers, perr := p.providersWith(ctx, rc)
 	computes, cerr := computeNodesOf(ctx, h.svc, h.host)
@@ -295,7 +227,7 @@ func (b *bench) rowOSRegistration(ctx context.Context) error {
 		value: value, target: targetRegistration.String(), result: result})
 
 	// The same job again: every node unchanged, nothing written to placement.
-	w0, r0 := h.placement.writes.Load(), h.placement.reads.Load()
+	w0, r0 := h.placement.Writes(), h.placement.Reads()
 	began = time.Now()
 	second, err := submit(ctx, p, h.host, "register_nodes", args)
 	if err != nil {
@@ -309,7 +241,7 @@ func (b *bench) rowOSRegistration(ctx context.Context) error {
 			unchanged++
 		}
 	}
-	w1, r1 := h.placement.writes.Load()-w0, h.placement.reads.Load()-r0
+	w1, r1 := h.placement.Writes()-w0, h.placement.Reads()-r0
 	b.add(row{n: "7b", measure: fmt.Sprintf("registration again: the same %d nodes, unchanged", n),
 		value:  fmt.Sprintf("%d placement writes (%s; %d/%d reported unchanged; %d placement reads)", w1, took.Round(100*time.Millisecond), unchanged, n, r1),
 		target: "0 writes", result: b.passFail(w1 == 0 && unchanged == n)})

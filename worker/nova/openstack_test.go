@@ -20,6 +20,7 @@ import (
 	"xcatbm/internal/broker"
 	"xcatbm/internal/config"
 	"xcatbm/internal/testkit/testdb"
+	"xcatbm/internal/testkit/testhttp"
 	"xcatbm/internal/testkit/testopenstack"
 	"xcatbm/worker"
 	"xcatbm/worker/nova"
@@ -42,6 +43,9 @@ type plane struct {
 	image  string
 	// log holds everything the worker and the nova integration logged.
 	log *logBuffer
+	// placement counts the nova integration's requests to placement (its client is
+	// the production one, httpretry.Client).
+	placement *testhttp.Count
 }
 
 // logBuffer keeps what a logger wrote, for tests that look for secrets in it.
@@ -100,7 +104,7 @@ type planeOpts struct {
 func startPlaneWith(t *testing.T, o planeOpts) *plane {
 	p := testopenstack.Start(t)
 	id := o.id
-	e := &plane{t: t, p: p, host: "xcatbm-" + id, rc: "baremetal-" + id, nodes: o.nodes}
+	e := &plane{t: t, p: p, host: "xcatbm-" + id, rc: "baremetal-" + id, nodes: o.nodes, placement: &testhttp.Count{}}
 	// Runs last, once the worker has stopped: without it nova counts the stopped host
 	// as up for service_down_time, and a later hypervisor listing on the same plane
 	// waits the RPC timeout for its get_host_uptime.
@@ -139,7 +143,8 @@ func startPlaneWith(t *testing.T, o planeOpts) *plane {
 	log := zerolog.New(io.MultiWriter(zerolog.NewTestWriter(t), e.log)).Level(level)
 	conn := broker.NewConn(broker.ConnConfig{URLs: []string{p.AMQPURL}, Name: "nova-test", Log: log})
 	e.svc, err = nova.New(nova.Config{ComputeHost: e.host, Backoff: broker.Backoff{Min: 200 * time.Millisecond, Max: 2 * time.Second}},
-		nova.Deps{Conn: conn, Store: e.st, Placement: &nova.Placement{URL: p.PlacementURL, Token: config.NewSecret(testopenstack.Token)}, Log: log})
+		nova.Deps{Conn: conn, Store: e.st, Log: log,
+			Placement: &nova.Placement{URL: p.PlacementURL, Token: config.NewSecret(testopenstack.Token), HTTP: e.placement.Client(30 * time.Second)}})
 	if err != nil {
 		t.Fatal(err)
 	}

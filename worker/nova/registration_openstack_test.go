@@ -21,7 +21,7 @@ import (
 // xCAT nodes (opsaddbmnode's job) and they become 20 schedulable nodes in nova and
 // placement, each reported ok only once its provider and inventory exist (placement
 // runs as deployed, behind uwsgi closing every connection after its answer); a
-// second run changes nothing; register an xCAT image (opsaddimage's job)
+// second run changes nothing and writes nothing to placement; register an xCAT image (opsaddimage's job)
 // into Glance, and a server boots from it onto one of the nodes.
 func TestOpenStackRegistration(t *testing.T) {
 	id := rnd()
@@ -91,11 +91,20 @@ func TestOpenStackRegistration(t *testing.T) {
 		t.Errorf("nova lists %d hypervisors named %s*, want 20", n, prefix)
 	}
 
+	// Each new node's provider costs three writes (create, inventory, traits), the
+	// resource class one for the whole job; resends on closed connections add some.
+	if w := e.placement.Writes(); w < 3*20+1 {
+		t.Errorf("%d placement writes for 20 new nodes, want at least %d", w, 3*20+1)
+	}
+	before := e.placement.Writes()
 	second := run("register_nodes", &messages.RegisterNodesArgs{NodeRange: noderange, ComputeHost: e.host, ResourceClass: e.rc})
 	for _, r := range second.Results {
 		if r.Status != messages.ItemOK || !strings.Contains(r.Message, "unchanged") {
 			t.Errorf("second registration of %s: %s %q", r.Name, r.Status, r.Message)
 		}
+	}
+	if w := e.placement.Writes() - before; w != 0 {
+		t.Errorf("the second registration wrote to placement %d times, want none: nothing changed", w)
 	}
 
 	// The image, from xCAT's osimage definitions into Glance, then a server from it.
