@@ -18,7 +18,9 @@ import (
 // refuses (dead-letters) that names an instance queues what nova-compute writes when
 // a request fails unexpectedly — the action event started and finished with the
 // error, a fault with the reason, the instance saved in ERROR with no task state —
-// once, however often the cast is delivered; without an instance, nothing is queued.
+// once, however often the cast is delivered. A cast of an instance operation xcatbm
+// does not implement (pause_instance) queues what nova-compute writes when its
+// driver lacks it: the event and the fault, the task state cleared, vm_state kept.
 func TestDeadLetteredCastFailsItsInstance(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, ipmiNode("n01", "10.0.0.11"))
@@ -34,8 +36,9 @@ func TestDeadLetteredCastFailsItsInstance(t *testing.T) {
 	c := castSpec{file: "cast-build_and_run_instance.json", node: "n01", uuid: uuid, hostname: "tenant-a", image: image,
 		version: "7.1", uniqueID: "0badcafe0badcafe0badcafe0badcafe"}
 	e.cast(c)
-	e.cast(c)                                                                         // delivered twice, refused once
-	e.cast(castSpec{file: "cast-start_instance.json", method: "frobnicate_instance"}) // names no instance of ours
+	e.cast(c) // delivered twice, refused once
+	const paused = "deadbeef-2222-4222-8222-222222222222"
+	e.cast(castSpec{file: "cast-start_instance.json", method: "pause_instance", uuid: paused, uniqueID: "1badcafe0badcafe0badcafe0badcafe"})
 
 	type row struct {
 		op      string
@@ -64,8 +67,7 @@ func TestDeadLetteredCastFailsItsInstance(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	// The instance-less cast was dead-lettered too (the duplicate is not put there
-	// again), so all three were handled by now.
+	// The pause was dead-lettered too (the duplicate is not put there again).
 	for got := 0; got < 2; {
 		_, ok, err := e.ch.Get("xcatbm.dead_letter", true)
 		switch {
@@ -96,11 +98,43 @@ func TestDeadLetteredCastFailsItsInstance(t *testing.T) {
 	if ev, _ := rows[3].payload["event"].(string); ev != "compute__do_build_and_run_instance" || rows[3].payload["exc_val"] == nil {
 		t.Errorf("event finish %v, want build_and_run_instance's event finished with the error", rows[3].payload)
 	}
+
+	rows = rows[:0]
+	rs, err := e.db.QueryContext(context.Background(), `SELECT op, payload FROM nova_outbox WHERE instance_uuid=$1 ORDER BY id`, paused)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rs.Next() {
+		var r row
+		var p []byte
+		if err := rs.Scan(&r.op, &p); err != nil {
+			t.Fatal(err)
+		}
+		_ = json.Unmarshal(p, &r.payload)
+		rows = append(rows, r)
+	}
+	rs.Close()
+	ops = ops[:0]
+	for _, r := range rows {
+		ops = append(ops, r.op)
+	}
+	if want := []string{"event_start", "fault_create", "instance_save", "event_finish"}; !slices.Equal(ops, want) {
+		t.Fatalf("pause: nova ops %v, want %v", ops, want)
+	}
+	if msg, _ := rows[1].payload["message"].(string); !strings.Contains(msg, "pause_instance") {
+		t.Errorf("pause: fault message %q does not name the method", msg)
+	}
+	if updates, _ := rows[2].payload["updates"].(map[string]any); len(updates) != 1 || updates["task_state"] != nil {
+		t.Errorf("pause: instance save %v, want only the task state cleared", updates)
+	}
+	if ev, _ := rows[3].payload["event"].(string); ev != "compute_pause_instance" || rows[3].payload["exc_val"] == nil {
+		t.Errorf("pause: event finish %v, want compute_pause_instance finished with the error", rows[3].payload)
+	}
 	var total int
 	if err := e.db.QueryRowContext(context.Background(), `SELECT count(*) FROM nova_outbox`).Scan(&total); err != nil {
 		t.Fatal(err)
 	}
-	if total != 4 {
-		t.Errorf("%d nova ops queued in all, want the refused instance's 4", total)
+	if total != 8 {
+		t.Errorf("%d nova ops queued in all, want 4 for each refused instance", total)
 	}
 }

@@ -53,6 +53,11 @@ type JobEvent struct {
 	// dead-lettered, Err saying why): nova-compute's answer to a request that fails
 	// unexpectedly is due, the instance in ERROR with a fault.
 	Rejected bool
+	// Unsupported names the method of a rejected cast that is no kind of job (Kind
+	// is empty then): an instance operation xcatbm does not implement, such as
+	// pause_instance. nova-compute answers one its driver lacks by recording a fault
+	// and clearing the task state (reverts_task_state), the instance left as it was.
+	Unsupported string
 }
 
 // NovaPlan is what nova-compute writes for one kind of job, read from the state
@@ -97,12 +102,13 @@ func (w *Worker) novaRejected(req *messages.Request, f *messages.Failure) []stor
 	if w.nova == nil || req.IsCall() {
 		return nil
 	}
-	kind, ok := byMethod[castKey{req.Namespace, req.Method}]
-	if !ok {
-		return nil
-	}
-	if ks := spec(kind); ks.registration || ks.internal {
-		return nil
+	kind, isJob := byMethod[castKey{req.Namespace, req.Method}]
+	if isJob {
+		if ks := spec(kind); ks.registration || ks.internal {
+			return nil
+		}
+	} else if req.Namespace != "" {
+		return nil // not nova-compute's API
 	}
 	raw, ok := req.Arg("instance")
 	if !ok {
@@ -116,8 +122,12 @@ func (w *Worker) novaRejected(req *messages.Request, f *messages.Failure) []stor
 	if err != nil {
 		return nil
 	}
-	return w.nova.JobEnded(JobEvent{Kind: string(kind), InstanceUUID: inst.UUID, Node: inst.Node, Instance: stored,
-		Context: req.Context, Err: f, Rejected: true})
+	ev := JobEvent{Kind: string(kind), InstanceUUID: inst.UUID, Node: inst.Node, Instance: stored,
+		Context: req.Context, Err: f, Rejected: true}
+	if !isJob {
+		ev.Kind, ev.Unsupported = "", req.Method
+	}
+	return w.nova.JobEnded(ev)
 }
 
 // novaEnded returns the nova writes of a finished job.

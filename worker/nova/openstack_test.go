@@ -373,6 +373,12 @@ func TestOpenStackLifecycle(t *testing.T) {
 	time.Sleep(time.Second)
 	e.waitServer(id, "ACTIVE", 2*time.Minute)
 
+	// An operation xcatbm does not implement (pause) is refused as nova-compute
+	// refuses one its driver lacks: the task state cleared, the server left ACTIVE,
+	// the action's event finished with the error.
+	e.action(id, map[string]any{"pause": nil})
+	e.checkRefused(id, "pause", "compute_pause_instance")
+
 	e.nova("DELETE", "/servers/"+id, nil, 204)
 	e.waitServer(id, "gone", 3*time.Minute)
 	deadline := time.Now().Add(2 * time.Minute)
@@ -475,5 +481,44 @@ func TestOpenStackLifecycle(t *testing.T) {
 			t.Fatalf("%d nova writes still pending a minute after the last delete: %q", n, left)
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// checkRefused waits until nova shows the server's last action of the given name
+// refused by the compute host: the task state cleared with the server ACTIVE and
+// the action's compute event finished with an error.
+func (e *plane) checkRefused(id, action, event string) {
+	e.t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		srv := e.nova("GET", "/servers/"+id, nil, 200)["server"].(map[string]any)
+		acts := e.nova("GET", "/servers/"+id+"/os-instance-actions", nil, 200)
+		var reqID string
+		for _, a := range acts["instanceActions"].([]any) {
+			if a := a.(map[string]any); a["action"] == action && reqID == "" {
+				reqID, _ = a["request_id"].(string)
+			}
+		}
+		var result any
+		if reqID != "" {
+			act := e.nova("GET", "/servers/"+id+"/os-instance-actions/"+reqID, nil, 200)["instanceAction"].(map[string]any)
+			events, _ := act["events"].([]any)
+			for _, ev := range events {
+				if ev := ev.(map[string]any); ev["event"] == event {
+					result = ev["result"]
+				}
+			}
+		}
+		if srv["OS-EXT-STS:task_state"] == nil && result == "Error" {
+			if srv["status"] != "ACTIVE" {
+				e.t.Fatalf("server %s is %v after a refused %s, want ACTIVE", id, srv["status"], action)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("%s of %s not refused after 1m: status %v, task %v, event %s result %v",
+				action, id, srv["status"], srv["OS-EXT-STS:task_state"], event, result)
+		}
+		time.Sleep(500 * time.Millisecond)
 	}
 }

@@ -108,6 +108,19 @@ func (s *Service) JobStarted(ev worker.JobEvent) []store.NovaOp {
 // the kind's Error saves and the failed finish; for a done one the End saves, the
 // kind's EndOps and the finish.
 func (s *Service) JobEnded(ev worker.JobEvent) []store.NovaOp {
+	if ev.Rejected && ev.Unsupported != "" && ev.Err != nil {
+		// As nova-compute does when its driver raises NotImplementedError: the
+		// action event (wrap_instance_event names it compute_<method>) finished with
+		// the error, a fault (wrap_instance_fault), the task state cleared
+		// (reverts_task_state); vm_state is left as it was.
+		b := newOps(ev)
+		event := "compute_" + ev.Unsupported
+		b.add(opEventStart, opPayload{Event: event})
+		b.add(opFaultCreate, opPayload{Message: ev.Err.Error(), Node: ev.Node})
+		b.add(opInstanceSave, opPayload{Instance: ev.Instance, Updates: map[string]any{"task_state": nil}})
+		b.add(opEventFinish, opPayload{Event: event, ExcVal: ev.Err.Error()})
+		return b.out
+	}
 	plan, ok := worker.PlanOf(ev.Kind)
 	if !ok {
 		return nil
