@@ -242,7 +242,8 @@ func runSetup(ctx context.Context, env *environment, args []string) int {
 	ca := fs.String("xcat-ca", "", "CA certificate of xcatd (default <xcat-cred-dir>/ca.pem)")
 	config.Deprecate(fs, "xcat-cred", "--xcat-cred-dir")
 	config.Deprecate(fs, "xcat-ca", "--xcat-cred-dir")
-	mgmt := fs.String("mgmt-names", "", "comma-separated names and addresses this management node has in\nnoderes.xcatmaster/servicenode, besides site.master")
+	mgmtNode := fs.String("mgmt-node", "", "name of this management node, as the worker's --mgmt-node: nodes whose\nnoderes.xcatmaster/servicenode name it are owned here")
+	mgmt := fs.String("mgmt-names", "", "comma-separated further names and addresses this management node has in\nnoderes.xcatmaster/servicenode, besides site.master and --mgmt-node")
 	fs.Usage = config.Usage(fs, "usage: xcatbm setup [--check] [flags]\n\n"+
 		"Sets site.sshbetweennodes=NOGROUPS, checks that the postscripts are installed, lists\n"+
 		"the osimages and the nodes this management node owns, and prints one table of what\n"+
@@ -272,7 +273,7 @@ func runSetup(ctx context.Context, env *environment, args []string) int {
 		return config.UsageError(env.stderr, "xcatbm setup", "--xcat-backend %q: want native or cli", x.Backend)
 	}
 	opts := setupOptions{dir: *dir, check: *check}
-	for _, n := range strings.Split(*mgmt, ",") {
+	for _, n := range strings.Split(*mgmtNode+","+*mgmt, ",") {
 		if n = strings.TrimSpace(n); n != "" {
 			opts.mgmtNames = append(opts.mgmtNames, n)
 		}

@@ -41,7 +41,7 @@ func TestSetupAgainstSimulator(t *testing.T) {
 		t.Fatalf("install-postscripts: exit %d: %s", code, out)
 	}
 	flags := []string{"setup", "--xcat-host", srv.Addr(), "--xcat-cred-dir", srv.CredDir(),
-		"--dir", dir, "--mgmt-names", "mn1"}
+		"--dir", dir, "--mgmt-node", "mn1"}
 
 	// --check reports and changes nothing.
 	code, out := runCmd(t, append(flags, "--check")...)

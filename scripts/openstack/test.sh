@@ -7,4 +7,4 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 exec bash scripts/openstack/with-plane.sh go test -count=1 -timeout 30m \
 	-run 'TestPlane|OpenStack|Glance|Neutron' \
-	./internal/testkit/testopenstack/ ./worker/ ./worker/nova/
+	./internal/testkit/testopenstack/ ./worker/ ./worker/nova/ ./cmd/xcatbm-worker/

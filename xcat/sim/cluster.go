@@ -113,7 +113,7 @@ type PasswdEntry struct {
 	Password string `json:"password" yaml:"password"`
 }
 
-// NewCluster returns a cluster with the given nodes, site master "mn1", an ipmi passwd
+// NewCluster returns a cluster with the given nodes, site master 10.0.0.1, an ipmi passwd
 // default and one osimage "rhels7.5-x86_64-install-compute".
 func NewCluster(nodes ...NodeSpec) *Cluster {
 	return &Cluster{
