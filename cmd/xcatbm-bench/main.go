@@ -92,7 +92,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.logLevel, "log-level", "warn", "worker log `level` (logs go to stderr)")
 	fs.DurationVar(&o.rowTimeout, "row-timeout", 15*time.Minute, "give up on a row after `duration`")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to `file` (go tool pprof)")
-	fs.StringVar(&o.only, "rows", "", "run only the rows whose names contain one of these comma-separated `words` (ceiling, spawn,\ncontrol, scale (both scale rows), scale-out, latency; latency reports on the rows run before it)")
+	fs.StringVar(&o.only, "rows", "", "run only the rows whose names contain one of these comma-separated `words` (ceiling, spawn,\ncontrol, scale (both scale rows), scale-out, latency; latency reports on the rows run before it;\nwith --openstack: registration, fake (servers on nova's fake driver and on xcatbm), openstack (both))")
 	fs.StringVar(&o.openstack, "openstack", "", "run the rows against a real OpenStack control plane started by scripts/openstack/plane.sh\nstart `DIR` (make bench-openstack): only those rows, unless --rows names others")
 	fs.DurationVar(&o.coalesce, "coalesce-window", 20*time.Millisecond, "xCAT request coalescing window of the rows' workers (the spawn storm also runs with it off)")
 	fs.Usage = config.Usage(fs, synopsis, "")
@@ -144,6 +144,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		{"scale-out", b.rowScaleOut, false},
 		{"notification latency", b.rowLatency, false},
 		{"openstack registration", b.rowOSRegistration, true},
+		{"openstack servers vs fake driver", b.rowOSSpawnVsFake, true},
 	}
 	failed := false
 	for _, s := range steps {

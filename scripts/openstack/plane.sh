@@ -13,6 +13,11 @@
 #   plane.sh status DIR       each service: pid, alive, port, memory
 #   plane.sh discover DIR     map compute hosts into cell1 (nova-manage cell_v2
 #                             discover_hosts --verbose)
+#   plane.sh fake-compute DIR HOST   start nova's own nova-compute with its fake driver
+#                             (compute_driver = fake.FakeDriver) as compute host HOST,
+#                             wait until it serves its RPC topic, map it to cell1:
+#                             the baseline of bench row 8 (stopped by stop and purge)
+#   plane.sh fake-compute-stop DIR HOST   stop that nova-compute
 #
 # Nothing under /etc is read or edited: every config lives in DIR, every service binds
 # 127.0.0.1, logs go to DIR/log/<service>.log, PIDs (each the leader of its own
@@ -455,6 +460,10 @@ service_cmd() { # prints nothing; sets the array cmd for service $1
 	nova-api) cmd=(/usr/bin/nova-api --config-file "$dir/nova.conf" --config-dir "$dir/conf.d/nova") ;;
 	nova-conductor) cmd=(/usr/bin/nova-conductor --config-file "$dir/nova.conf" --config-dir "$dir/conf.d/nova") ;;
 	nova-scheduler) cmd=(/usr/bin/nova-scheduler --config-file "$dir/nova.conf" --config-dir "$dir/conf.d/nova") ;;
+	# Debian ships nova-compute's entry point in python3-nova and the program in the
+	# nova-compute package, which pulls in a hypervisor; the fake driver needs neither.
+	fake-compute-*) cmd=(/usr/bin/python3 -c 'import sys; from nova.cmd.compute import main; sys.argv[0] = "nova-compute"; sys.exit(main())'
+		--config-file "$dir/nova.conf" --config-dir "$dir/conf.d/nova" --config-file "$dir/$1.conf") ;;
 	*) die "unknown service $1" ;;
 	esac
 }
@@ -496,6 +505,10 @@ ours() {
 	[[ $cmdline == *"$dir/"* ]]
 }
 
+# critical NAME tells whether service NAME logged a CRITICAL record (an unhandled
+# start-up error), not merely an option whose value is CRITICAL (debug's option dump).
+critical() { grep -Eq '^[0-9-]+ [0-9:.]+ [0-9]+ CRITICAL ' "$dir/log/$1.log" 2>/dev/null; }
+
 service_pid() { cat "$dir/pids/$1.pid" 2>/dev/null || true; }
 
 fail_service() {
@@ -525,7 +538,7 @@ wait_ready() {
 			ours "$(service_pid "$name")" || fail_service "$name" "exited during start-up"
 			# oslo.log marks an unhandled start-up error CRITICAL; a WSGI server may
 			# keep running without its application, so do not wait for the deadline.
-			if grep -q ' CRITICAL ' "$dir/log/$name.log" 2>/dev/null; then
+			if critical "$name"; then
 				fail_service "$name" "failed to start"
 			fi
 			case $name in
@@ -622,8 +635,10 @@ group_pids() { ps -o pid= -s "$1" 2>/dev/null | tr -d ' ' || true; }
 cmd_stop() {
 	dir=$(cd "$1" 2>/dev/null && pwd) || die "no such directory: $1"
 	[ -d "$dir/pids" ] || return 0
-	local s pid leaders=() p i
-	for s in $services; do
+	local s pid leaders=() p i f
+	for f in "$dir"/pids/*.pid; do
+		[ -e "$f" ] || continue
+		s=$(basename "$f" .pid)
 		pid=$(service_pid "$s")
 		[ -n "$pid" ] || continue
 		if ours "$pid"; then
@@ -712,8 +727,68 @@ cmd_discover() {
 	/usr/bin/nova-manage --config-file "$dir/nova.conf" --config-dir "$dir/conf.d/nova" cell_v2 discover_hosts --verbose
 }
 
+# fail_fake HOST WHY stops the fake nova-compute of HOST (and nothing else of the
+# plane), shows its log's tail and exits 1.
+fail_fake() {
+	local name="fake-compute-$1"
+	log "$name $2; last lines of $dir/log/$name.log:"
+	tail -n 40 "$dir/log/$name.log" 2>/dev/null | sed 's/^/    /' >&2
+	cmd_fake_compute_stop "$dir" "$1" || true
+	exit 1
+}
+
+# fake-compute DIR HOST starts nova-compute with nova's fake driver as compute host
+# HOST on the plane in DIR and returns once it serves its RPC topic (its compute node
+# and provider made) and cell1 has its host mapping.
+cmd_fake_compute() {
+	dir=$(cd "$1" 2>/dev/null && pwd) || die "no such directory: $1"
+	local host=$2 name="fake-compute-$2"
+	[[ $host =~ ^[A-Za-z0-9][A-Za-z0-9.-]*$ ]] || die "host name $host: letters, digits, dots and dashes only"
+	[ -f "$dir/nova.conf" ] || die "$dir/nova.conf missing: start a plane there first"
+	settings "$dir"
+	if ours "$(service_pid "$name")"; then
+		die "$name is already running; run: $0 fake-compute-stop $dir $host"
+	fi
+	cat >"$dir/$name.conf" <<EOF
+[DEFAULT]
+host = $host
+compute_driver = fake.FakeDriver
+debug = $DEBUG
+instances_path = $dir/state/nova/instances-$host
+EOF
+	start_seconds=$SECONDS
+	launch "$name"
+	local deadline=$((SECONDS + TIMEOUT)) code
+	while :; do
+		ours "$(service_pid "$name")" || fail_fake "$host" "exited during start-up"
+		critical "$name" && fail_fake "$host" "failed to start"
+		# nova-compute consumes its topic once its resource tracker has created its
+		# compute node and provider (nova.service.Service.start).
+		rpc_consumers | awk -v q="compute.$host" '$1 == q && $2 > 0 { ok = 1 } END { exit !ok }' && break
+		[ $SECONDS -lt $deadline ] || fail_fake "$host" "did not consume compute.$host within ${TIMEOUT}s"
+		sleep 0.5
+	done
+	log "$name ready after $((SECONDS - start_seconds))s"
+	cmd_discover "$dir" >/dev/null
+}
+
+cmd_fake_compute_stop() {
+	dir=$(cd "$1" 2>/dev/null && pwd) || die "no such directory: $1"
+	local name="fake-compute-$2" pid i
+	pid=$(service_pid "$name")
+	ours "$pid" || return 0
+	kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+	for ((i = 0; i < 40; i++)); do
+		ours "$pid" || break
+		sleep 0.25
+	done
+	ours "$pid" && kill -KILL -- "-$pid" 2>/dev/null
+	rm -f "$dir/pids/$name.pid"
+	log "$name stopped"
+}
+
 usage() {
-	sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' >&2
+	sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//' >&2
 	exit 2
 }
 
@@ -723,6 +798,10 @@ install) cmd_install ;;
 start | stop | purge | status | discover)
 	[ $# -eq 2 ] || usage
 	"cmd_$1" "$2"
+	;;
+fake-compute | fake-compute-stop)
+	[ $# -eq 3 ] || usage
+	"cmd_${1//-/_}" "$2" "$3"
 	;;
 *) usage ;;
 esac

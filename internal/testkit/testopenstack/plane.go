@@ -157,6 +157,21 @@ func Start(t testing.TB) *Plane {
 	return p
 }
 
+// Open returns the plane plane.sh start runs in dir, for programs that are not tests
+// (the bench). The plane is left running.
+func Open(dir string) (*Plane, error) {
+	script, err := osplane.Script()
+	if err != nil {
+		return nil, err
+	}
+	p, err := load(dir)
+	if err != nil {
+		return nil, err
+	}
+	p.script = script
+	return p, nil
+}
+
 // Discover maps compute hosts that registered through the conductor into cell1
 // (nova-manage cell_v2 discover_hosts) and returns its output. It fails the test on
 // error.
@@ -164,11 +179,38 @@ func (p *Plane) Discover(t testing.TB) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
+	out, err := p.DiscoverHosts(ctx)
+	if err != nil {
+		t.Fatalf("testopenstack: %v", err)
+	}
+	return out
+}
+
+// DiscoverHosts is Discover for callers that are not tests.
+func (p *Plane) DiscoverHosts(ctx context.Context) (string, error) {
 	out, err := run(ctx, nil, p.script, "discover", p.ConfigDir)
 	if err != nil {
-		t.Fatalf("testopenstack: discover hosts: %v\n%s", err, out)
+		return string(out), fmt.Errorf("discover hosts: %w\n%s", err, out)
 	}
-	return string(out)
+	return string(out), nil
+}
+
+// StartFakeCompute starts nova's own nova-compute with its fake driver as compute
+// host (plane.sh fake-compute): it returns once placement has the host's provider and
+// the host is mapped to cell1.
+func (p *Plane) StartFakeCompute(ctx context.Context, host string) error {
+	if out, err := run(ctx, nil, p.script, "fake-compute", p.ConfigDir, host); err != nil {
+		return fmt.Errorf("start nova-compute (fake driver) %s: %w\n%s", host, err, out)
+	}
+	return nil
+}
+
+// StopFakeCompute stops what StartFakeCompute started.
+func (p *Plane) StopFakeCompute(ctx context.Context, host string) error {
+	if out, err := run(ctx, nil, p.script, "fake-compute-stop", p.ConfigDir, host); err != nil {
+		return fmt.Errorf("stop nova-compute (fake driver) %s: %w\n%s", host, err, out)
+	}
+	return nil
 }
 
 // NovaRequest sends one request to the compute API as admin (X-Auth-Token admin:admin,

@@ -1,0 +1,405 @@
+package main
+
+// Row 8 (--openstack): xcatbm is never nova's bottleneck. N servers are created at
+// once through the real nova API, first on nova's own nova-compute with its fake
+// driver (plane.sh fake-compute), then on xcatbm against an xCAT simulator whose
+// install takes no time; the wall time from the request to every server ACTIVE is
+// compared.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"xcatbm/internal/testkit/testopenstack"
+	"xcatbm/messages"
+	"xcatbm/publisher"
+	"xcatbm/worker/nova"
+	"xcatbm/xcat/sim"
+)
+
+// targetFakeRatio is issue #20's bound: xcatbm's wall time for N servers at most 1.1×
+// that of nova's fake driver on the same plane.
+var targetFakeRatio = target{"<=", 1.1, "× nova's fake driver"}
+
+// novaAPI sends the row's requests to nova and Glance as admin.
+type novaAPI struct{ p *testopenstack.Plane }
+
+// call sends one request to nova and decodes a JSON answer into out (when not nil);
+// any status but want is an error naming the request.
+func (a novaAPI) call(ctx context.Context, method, path string, body, out any, want int) error {
+	st, b, err := a.p.NovaRequest(ctx, method, path, body)
+	if err != nil {
+		return err
+	}
+	if st != want {
+		return fmt.Errorf("nova %s %s: %d %s", method, path, st, strings.TrimSpace(string(b)))
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			return fmt.Errorf("nova %s %s: %w", method, path, err)
+		}
+	}
+	return nil
+}
+
+// glance sends one request to Glance's v2 API.
+func (a novaAPI) glance(ctx context.Context, method, path, ctype string, body []byte, out any, want int) error {
+	req, err := http.NewRequestWithContext(ctx, method, a.p.GlanceURL+"/v2"+path, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("X-Auth-Token", testopenstack.Token)
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("glance %s %s: %w", method, path, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != want {
+		return fmt.Errorf("glance %s %s: %s", method, path, resp.Status)
+	}
+	if out != nil {
+		return json.NewDecoder(resp.Body).Decode(out)
+	}
+	return nil
+}
+
+// createImage makes an active public image naming the simulator's osimage.
+func (a novaAPI) createImage(ctx context.Context, name string) (string, error) {
+	meta, _ := json.Marshal(map[string]any{"name": name, "disk_format": "raw", "container_format": "bare", "visibility": "public",
+		messages.XCATImageProperty: "rhels7.5-x86_64-install-compute"})
+	var im struct {
+		ID string `json:"id"`
+	}
+	if err := a.glance(ctx, http.MethodPost, "/images", "application/json", meta, &im, http.StatusCreated); err != nil {
+		return "", err
+	}
+	if err := a.glance(ctx, http.MethodPut, "/images/"+im.ID+"/file", "application/octet-stream", []byte("xcat osimage stand-in"), nil, http.StatusNoContent); err != nil {
+		return im.ID, err
+	}
+	return im.ID, nil
+}
+
+// createFlavor makes a flavor with extra specs (none when specs is nil).
+func (a novaAPI) createFlavor(ctx context.Context, name string, vcpus, ram, disk int, specs map[string]string) (string, error) {
+	var f struct {
+		Flavor struct {
+			ID string `json:"id"`
+		} `json:"flavor"`
+	}
+	if err := a.call(ctx, http.MethodPost, "/flavors", map[string]any{"flavor": map[string]any{"name": name, "vcpus": vcpus, "ram": ram, "disk": disk}}, &f, http.StatusOK); err != nil {
+		return "", err
+	}
+	if specs != nil {
+		if err := a.call(ctx, http.MethodPost, "/flavors/"+f.Flavor.ID+"/os-extra_specs", map[string]any{"extra_specs": specs}, nil, http.StatusOK); err != nil {
+			return f.Flavor.ID, err
+		}
+	}
+	return f.Flavor.ID, nil
+}
+
+// unlimitQuota lifts the default quota class's instances, cores and RAM for the run
+// (nova's defaults allow 10 instances) and returns what puts them back.
+func (a novaAPI) unlimitQuota(ctx context.Context) (restore func(context.Context) error, err error) {
+	var q struct {
+		Set map[string]any `json:"quota_class_set"`
+	}
+	if err := a.call(ctx, http.MethodGet, "/os-quota-class-sets/default", nil, &q, http.StatusOK); err != nil {
+		return nil, err
+	}
+	keys := []string{"instances", "cores", "ram"}
+	old, open := map[string]any{}, map[string]any{}
+	for _, k := range keys {
+		old[k], open[k] = q.Set[k], -1
+	}
+	if err := a.call(ctx, http.MethodPut, "/os-quota-class-sets/default", map[string]any{"quota_class_set": open}, nil, http.StatusOK); err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context) error {
+		return a.call(ctx, http.MethodPut, "/os-quota-class-sets/default", map[string]any{"quota_class_set": old}, nil, http.StatusOK)
+	}, nil
+}
+
+// servers lists the ids of the servers whose name starts with prefix, in status
+// (any when "").
+func (a novaAPI) servers(ctx context.Context, prefix, status string) ([]string, error) {
+	q := url.Values{"name": {"^" + prefix}, "limit": {"1000"}}
+	if status != "" {
+		q.Set("status", status)
+	}
+	var out struct {
+		Servers []struct {
+			ID string `json:"id"`
+		} `json:"servers"`
+	}
+	if err := a.call(ctx, http.MethodGet, "/servers?"+q.Encode(), nil, &out, http.StatusOK); err != nil {
+		return nil, err
+	}
+	ids := make([]string, len(out.Servers))
+	for i, s := range out.Servers {
+		ids[i] = s.ID
+	}
+	return ids, nil
+}
+
+// fault returns the fault message of a server in ERROR.
+func (a novaAPI) fault(ctx context.Context, id string) string {
+	var out struct {
+		Server struct {
+			Fault struct {
+				Message string `json:"message"`
+			} `json:"fault"`
+		} `json:"server"`
+	}
+	if err := a.call(ctx, http.MethodGet, "/servers/"+id, nil, &out, http.StatusOK); err != nil {
+		return err.Error()
+	}
+	return out.Server.Fault.Message
+}
+
+// spawnAll creates n servers in one request (min_count = max_count = n) and returns
+// the wall time until the first and until every one of them is ACTIVE. A server in
+// ERROR ends the wait.
+func (a novaAPI) spawnAll(ctx context.Context, prefix, flavor, image string, n int, within time.Duration) (first, all time.Duration, err error) {
+	body := map[string]any{"server": map[string]any{"name": prefix, "flavorRef": flavor, "imageRef": image,
+		"networks": "none", "min_count": n, "max_count": n}}
+	began := time.Now()
+	if err := a.call(ctx, http.MethodPost, "/servers", body, nil, http.StatusAccepted); err != nil {
+		return 0, 0, err
+	}
+	// The lists cost nova-api CPU the servers' builds need too: ACTIVE every 500 ms,
+	// ERROR every 2 s.
+	deadline := time.Now().Add(within)
+	for poll := 0; ; poll++ {
+		active, err := a.servers(ctx, prefix, "ACTIVE")
+		if err != nil {
+			return 0, 0, err
+		}
+		if len(active) > 0 && first == 0 {
+			first = time.Since(began)
+		}
+		if len(active) >= n {
+			return first, time.Since(began), nil
+		}
+		if poll%4 == 3 {
+			failed, err := a.servers(ctx, prefix, "ERROR")
+			if err != nil {
+				return 0, 0, err
+			}
+			if len(failed) > 0 {
+				return 0, 0, fmt.Errorf("%d of %d servers in ERROR (%d ACTIVE); the first: %s", len(failed), n, len(active), a.fault(ctx, failed[0]))
+			}
+		}
+		if time.Now().After(deadline) {
+			return 0, 0, fmt.Errorf("%d of %d servers ACTIVE after %s", len(active), n, within)
+		}
+		select {
+		case <-ctx.Done():
+			return 0, 0, ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// deleteAll deletes the servers whose name starts with prefix, eight requests at a
+// time, and waits until nova lists none of them.
+func (a novaAPI) deleteAll(ctx context.Context, prefix string, within time.Duration) error {
+	ids, err := a.servers(ctx, prefix, "")
+	if err != nil {
+		return err
+	}
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+		sem  = make(chan struct{}, 8)
+	)
+	for _, id := range ids {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if err := a.call(ctx, http.MethodDelete, "/servers/"+id, nil, nil, http.StatusNoContent); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(within)
+	for {
+		left, err := a.servers(ctx, prefix, "")
+		if err != nil {
+			return err
+		}
+		if len(left) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d servers %s* still listed %s after their delete", len(left), prefix, within)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// deleteComputeService removes a compute host that has stopped from nova (DELETE
+// /os-services/{id}), with its compute nodes and their providers.
+func (a novaAPI) deleteComputeService(ctx context.Context, host string) error {
+	var out struct {
+		Services []struct {
+			ID string `json:"id"`
+		} `json:"services"`
+	}
+	if err := a.call(ctx, http.MethodGet, "/os-services?binary=nova-compute&host="+url.QueryEscape(host), nil, &out, http.StatusOK); err != nil {
+		return err
+	}
+	var errs []error
+	for _, s := range out.Services {
+		errs = append(errs, a.call(ctx, http.MethodDelete, "/os-services/"+s.ID, nil, nil, http.StatusNoContent))
+	}
+	return errors.Join(errs...)
+}
+
+// rowOSSpawnVsFake is issue #20's "xcatbm is never nova's bottleneck": N = 20 ×
+// scale servers (at most 1000, nova's page) created at once through nova's API reach
+// ACTIVE on xcatbm in at most 1.1× the wall time they take on nova's fake driver.
+// N is small because the baseline grows with N²: nova-compute claims one build at a
+// time under its resource tracker's lock, and each claim reads the allocations of
+// every instance already on the host from placement (BENCHMARKS.md, row 8).
+func (b *bench) rowOSSpawnVsFake(ctx context.Context) (err error) {
+	p, err := loadPlane(b.o.openstack)
+	if err != nil {
+		return err
+	}
+	op, err := testopenstack.Open(b.o.openstack)
+	if err != nil {
+		return err
+	}
+	a := novaAPI{p: op}
+	n := min(b.scaled(20, 5), 1000)
+	within := 5*time.Minute + time.Duration(n)*10*time.Second
+	suffix := randomSuffix()
+	// What the row made is removed on every path, errors joined to the row's.
+	var undo []func(context.Context) error
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Minute)
+		defer cancel()
+		for i := len(undo) - 1; i >= 0; i-- {
+			err = errors.Join(err, undo[i](cctx))
+		}
+	}()
+
+	restore, err := a.unlimitQuota(ctx)
+	if err != nil {
+		return err
+	}
+	undo = append(undo, restore)
+	image, err := a.createImage(ctx, "bench-"+suffix)
+	if image != "" {
+		undo = append(undo, func(ctx context.Context) error {
+			return a.glance(ctx, http.MethodDelete, "/images/"+image, "", nil, nil, http.StatusNoContent)
+		})
+	}
+	if err != nil {
+		return err
+	}
+
+	// The baseline: nova's own nova-compute with its fake driver.
+	fakeHost := "bench-fake-" + suffix
+	if err := op.StartFakeCompute(ctx, fakeHost); err != nil {
+		return err
+	}
+	fakeRunning := true
+	stopFake := func(ctx context.Context) error {
+		if !fakeRunning {
+			return nil
+		}
+		fakeRunning = false
+		return errors.Join(op.StopFakeCompute(ctx, fakeHost), a.deleteComputeService(ctx, fakeHost))
+	}
+	undo = append(undo, stopFake)
+	fakeFlavor, err := a.createFlavor(ctx, "bench-fake-"+suffix, 1, 64, 1, nil)
+	if fakeFlavor != "" {
+		undo = append(undo, func(ctx context.Context) error {
+			return a.call(ctx, http.MethodDelete, "/flavors/"+fakeFlavor, nil, nil, http.StatusAccepted)
+		})
+	}
+	if err != nil {
+		return err
+	}
+	fakePrefix := "bf" + suffix
+	undo = append(undo, func(ctx context.Context) error { return a.deleteAll(ctx, fakePrefix, within) })
+	fakeFirst, fakeTook, err := a.spawnAll(ctx, fakePrefix, fakeFlavor, image, n, within)
+	if err != nil {
+		return fmt.Errorf("fake driver: %w", err)
+	}
+	b.add(row{n: "8a", measure: fmt.Sprintf("%d servers at once through nova's API to ACTIVE, nova-compute with nova's fake driver (the baseline)", n),
+		value: fmt.Sprintf("%.1f s, %.1f servers/s (the first ACTIVE after %.1f s)", fakeTook.Seconds(), float64(n)/fakeTook.Seconds(), fakeFirst.Seconds())})
+	if err := a.deleteAll(ctx, fakePrefix, within); err != nil {
+		return fmt.Errorf("fake driver: %w", err)
+	}
+	if err := stopFake(ctx); err != nil {
+		return err
+	}
+
+	// xcatbm as the compute host of N nodes, instant xCAT, install taking no time.
+	prefix := "s" + suffix[:6] + "n"
+	h, err := b.startOSHost(ctx, p, "osspawn", sim.GenerateCluster(prefix, n, "mn1"), sim.Latency{}, sim.Timeline{Installing: time.Nanosecond})
+	if err != nil {
+		return err
+	}
+	undo = append(undo, func(ctx context.Context) error { h.stop(); return a.deleteComputeService(ctx, h.host) })
+	width := len(fmt.Sprint(n))
+	reg, err := submit(ctx, p, h.host, "register_nodes", &messages.RegisterNodesArgs{
+		NodeRange: fmt.Sprintf("%s[%0*d-%d]", prefix, width, 1, n), ComputeHost: h.host, ResourceClass: h.rc})
+	if err != nil {
+		return err
+	}
+	if ok := publisher.Summarize(nil, reg).OK; ok != n {
+		b.reportNotOK("registration", reg)
+		return fmt.Errorf("registration: %d of %d nodes ok", ok, n)
+	}
+	if _, err := op.DiscoverHosts(ctx); err != nil {
+		return err
+	}
+	bmFlavor, err := a.createFlavor(ctx, "bench-bm-"+suffix, 1, 1, 0, map[string]string{
+		"resources:" + nova.ResourceClass(h.rc): "1", "resources:VCPU": "0", "resources:MEMORY_MB": "0", "resources:DISK_GB": "0"})
+	if bmFlavor != "" {
+		undo = append(undo, func(ctx context.Context) error {
+			return a.call(ctx, http.MethodDelete, "/flavors/"+bmFlavor, nil, nil, http.StatusAccepted)
+		})
+	}
+	if err != nil {
+		return err
+	}
+	bmPrefix := "bx" + suffix
+	undo = append(undo, func(ctx context.Context) error { return a.deleteAll(ctx, bmPrefix, within) })
+	first, took, err := a.spawnAll(ctx, bmPrefix, bmFlavor, image, n, within)
+	if err != nil {
+		return fmt.Errorf("xcatbm: %w", err)
+	}
+	b.add(row{n: "8b", measure: fmt.Sprintf("the same %d servers on xcatbm: %d nodes, instant xCAT simulator, install 0", n, n),
+		value: fmt.Sprintf("%.1f s, %.1f servers/s (the first ACTIVE after %.1f s)", took.Seconds(), float64(n)/took.Seconds(), first.Seconds())})
+	ratio := took.Seconds() / fakeTook.Seconds()
+	b.add(row{n: "8c", measure: "xcatbm / fake driver, wall time (8b / 8a)", value: fmt.Sprintf("%.2f×", ratio),
+		target: targetFakeRatio.String(), result: b.check(targetFakeRatio, ratio)})
+	return nil
+}
