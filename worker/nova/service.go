@@ -585,6 +585,10 @@ func computeNodesByName(res json.RawMessage) (map[string]*messages.Object, error
 func (s *Service) record(ctx context.Context, reg store.NodeRegistration) store.NodeRegistration {
 	changed, err := s.store.SetNodeRegistration(ctx, reg)
 	switch {
+	case err != nil && ctx.Err() != nil:
+		// Stopping cut the sync short: the next sync records where the node stands;
+		// one warning per node of a 10,000-node host would bury the stop's reason.
+		s.log.Debug().Err(err).Str("node", reg.Name).Msg("registration state not recorded: stopping")
 	case err != nil:
 		s.log.Warn().Err(err).Str("node", reg.Name).Msg("cannot record the node's registration state")
 	case changed && reg.State == store.RegistrationReady:
