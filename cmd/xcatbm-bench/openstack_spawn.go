@@ -90,22 +90,47 @@ func (a novaAPI) createImage(ctx context.Context, name string) (string, error) {
 	return im.ID, nil
 }
 
-// createFlavor makes a flavor with extra specs (none when specs is nil).
-func (a novaAPI) createFlavor(ctx context.Context, name string, vcpus, ram, disk int, specs map[string]string) (string, error) {
-	var f struct {
+// flavorSpec is a flavor to create: its size and extra specs (none when nil).
+type flavorSpec struct {
+	name             string
+	vcpus, ram, disk int
+	specs            map[string]string
+}
+
+// createFlavor makes a flavor and returns its id (also with an error, when it was
+// made but its extra specs were refused).
+func (a novaAPI) createFlavor(ctx context.Context, f flavorSpec) (string, error) {
+	var out struct {
 		Flavor struct {
 			ID string `json:"id"`
 		} `json:"flavor"`
 	}
-	if err := a.call(ctx, http.MethodPost, "/flavors", map[string]any{"flavor": map[string]any{"name": name, "vcpus": vcpus, "ram": ram, "disk": disk}}, &f, http.StatusOK); err != nil {
+	if err := a.call(ctx, http.MethodPost, "/flavors", map[string]any{"flavor": map[string]any{"name": f.name, "vcpus": f.vcpus, "ram": f.ram, "disk": f.disk}}, &out, http.StatusOK); err != nil {
 		return "", err
 	}
-	if specs != nil {
-		if err := a.call(ctx, http.MethodPost, "/flavors/"+f.Flavor.ID+"/os-extra_specs", map[string]any{"extra_specs": specs}, nil, http.StatusOK); err != nil {
-			return f.Flavor.ID, err
+	if f.specs != nil {
+		if err := a.call(ctx, http.MethodPost, "/flavors/"+out.Flavor.ID+"/os-extra_specs", map[string]any{"extra_specs": f.specs}, nil, http.StatusOK); err != nil {
+			return out.Flavor.ID, err
 		}
 	}
-	return f.Flavor.ID, nil
+	return out.Flavor.ID, nil
+}
+
+// timeServers creates flavor f, then n servers of it named prefix-1..n at once, and
+// returns the wall time until the first and until every one of them is ACTIVE. The
+// flavor's delete and the servers' are put on undo, whatever happens.
+func (a novaAPI) timeServers(ctx context.Context, undo *[]func(context.Context) error, f flavorSpec, prefix, image string, n int, within time.Duration) (first, all time.Duration, err error) {
+	flavor, err := a.createFlavor(ctx, f)
+	if flavor != "" {
+		*undo = append(*undo, func(ctx context.Context) error {
+			return a.call(ctx, http.MethodDelete, "/flavors/"+flavor, nil, nil, http.StatusAccepted)
+		})
+	}
+	if err != nil {
+		return 0, 0, err
+	}
+	*undo = append(*undo, func(ctx context.Context) error { return a.deleteAll(ctx, prefix, within) })
+	return a.spawnAll(ctx, prefix, flavor, image, n, within)
 }
 
 // unlimitQuota lifts the default quota class's instances, cores and RAM for the run
@@ -336,18 +361,9 @@ func (b *bench) rowOSSpawnVsFake(ctx context.Context) (err error) {
 		return errors.Join(op.StopFakeCompute(ctx, fakeHost), a.deleteComputeService(ctx, fakeHost))
 	}
 	undo = append(undo, stopFake)
-	fakeFlavor, err := a.createFlavor(ctx, "bench-fake-"+suffix, 1, 64, 1, nil)
-	if fakeFlavor != "" {
-		undo = append(undo, func(ctx context.Context) error {
-			return a.call(ctx, http.MethodDelete, "/flavors/"+fakeFlavor, nil, nil, http.StatusAccepted)
-		})
-	}
-	if err != nil {
-		return err
-	}
 	fakePrefix := "bf" + suffix
-	undo = append(undo, func(ctx context.Context) error { return a.deleteAll(ctx, fakePrefix, within) })
-	fakeFirst, fakeTook, err := a.spawnAll(ctx, fakePrefix, fakeFlavor, image, n, within)
+	fakeFirst, fakeTook, err := a.timeServers(ctx, &undo, flavorSpec{name: "bench-fake-" + suffix, vcpus: 1, ram: 64, disk: 1},
+		fakePrefix, image, n, within)
 	if err != nil {
 		return fmt.Errorf("fake driver: %w", err)
 	}
@@ -380,19 +396,9 @@ func (b *bench) rowOSSpawnVsFake(ctx context.Context) (err error) {
 	if _, err := op.DiscoverHosts(ctx); err != nil {
 		return err
 	}
-	bmFlavor, err := a.createFlavor(ctx, "bench-bm-"+suffix, 1, 1, 0, map[string]string{
-		"resources:" + nova.ResourceClass(h.rc): "1", "resources:VCPU": "0", "resources:MEMORY_MB": "0", "resources:DISK_GB": "0"})
-	if bmFlavor != "" {
-		undo = append(undo, func(ctx context.Context) error {
-			return a.call(ctx, http.MethodDelete, "/flavors/"+bmFlavor, nil, nil, http.StatusAccepted)
-		})
-	}
-	if err != nil {
-		return err
-	}
-	bmPrefix := "bx" + suffix
-	undo = append(undo, func(ctx context.Context) error { return a.deleteAll(ctx, bmPrefix, within) })
-	first, took, err := a.spawnAll(ctx, bmPrefix, bmFlavor, image, n, within)
+	first, took, err := a.timeServers(ctx, &undo, flavorSpec{name: "bench-bm-" + suffix, vcpus: 1, ram: 1, specs: map[string]string{
+		"resources:" + nova.ResourceClass(h.rc): "1", "resources:VCPU": "0", "resources:MEMORY_MB": "0", "resources:DISK_GB": "0"}},
+		"bx"+suffix, image, n, within)
 	if err != nil {
 		return fmt.Errorf("xcatbm: %w", err)
 	}
