@@ -7,7 +7,6 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -19,6 +18,7 @@ import (
 
 	_ "github.com/lib/pq"
 
+	"xcatbm/internal/testkit/osplane"
 	"xcatbm/internal/testkit/testopenstack"
 	"xcatbm/xcat/sim"
 )
@@ -26,6 +26,10 @@ import (
 // readmeSection is the README section TestREADMEAddingXcatbmToAnExistingOpenStack
 // follows.
 const readmeSection = "## Adding xcatbm to an existing OpenStack"
+
+// serverShow is the README command whose output shows the tenant's server: the plane
+// test checks it says ACTIVE on a registered node.
+const serverShow = "openstack server show first-bm"
 
 // fence is one fenced block of the README: its info string and its text.
 type fence struct {
@@ -72,19 +76,20 @@ func readmeFences(t *testing.T, path, title string) []fence {
 // plane test follows: the site's values first, a worker block, the yaml.
 func readmeSteps(t *testing.T) (shells []string, keystoneless string) {
 	t.Helper()
-	worker := false
+	worker, shows := false, false
 	for _, f := range readmeFences(t, "../../README.md", readmeSection) {
 		switch {
 		case f.lang == "sh":
 			shells = append(shells, f.text)
 			worker = worker || strings.HasPrefix(f.text, "xcatbm-worker")
+			shows = shows || strings.Contains(f.text, serverShow)
 		case f.lang == "yaml" && strings.Contains(f.text, "auth_type: none"):
 			keystoneless = f.text
 		}
 	}
-	if len(shells) < 2 || !worker || keystoneless == "" || !strings.HasPrefix(shells[0], "export XCATBM_COMPUTE_HOST=") {
-		t.Fatalf("the README section %q changed shape (want the site's values first, a block starting xcatbm-worker, a yaml with auth_type: none): %q",
-			readmeSection, shells)
+	if len(shells) < 2 || !worker || !shows || keystoneless == "" || !strings.HasPrefix(shells[0], "export XCATBM_COMPUTE_HOST=") {
+		t.Fatalf("the README section %q changed shape (want the site's values first, a block starting xcatbm-worker, a block with %q whose output the test checks, a yaml with auth_type: none): %q",
+			readmeSection, serverShow, shells)
 	}
 	return shells, keystoneless
 }
@@ -179,7 +184,11 @@ func TestREADMEAddingXcatbmToAnExistingOpenStack(t *testing.T) {
 	}
 
 	host := "readme-" + id
-	listen := freeAddr(t)
+	port, err := osplane.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	listen := fmt.Sprintf("127.0.0.1:%d", port)
 	dbURL := "postgres://xcatbm@127.0.0.1:5432/xcatbm?sslmode=disable"
 	env := []string{
 		"PATH=" + bin + ":/usr/sbin:/usr/bin:/sbin:/bin", "HOME=" + home, "LC_ALL=C.UTF-8",
@@ -210,7 +219,8 @@ func TestREADMEAddingXcatbmToAnExistingOpenStack(t *testing.T) {
 	}
 	dropXcatbm()
 	t.Cleanup(func() { dropXcatbm(); _ = pg.Close() })
-	t.Cleanup(func() { cleanupPlane(t, p, host) })
+	quotas := quotaClass(t, p)
+	t.Cleanup(func() { cleanupPlane(t, p, host, quotas) })
 
 	var workerLog bytes.Buffer
 	for i, block := range shells[1:] {
@@ -218,17 +228,24 @@ func TestREADMEAddingXcatbmToAnExistingOpenStack(t *testing.T) {
 			startWorker(t, env, block, listen, &workerLog)
 			// Runs before the worker stops: a server left by a failed step is
 			// deleted while its compute host still answers.
-			t.Cleanup(func() { deleteServers(t, p, "first-bm") })
+			t.Cleanup(func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+				defer cancel()
+				if err := p.DeleteServers(ctx, "^first-bm$"); err != nil {
+					t.Errorf("deleting first-bm: %v", err)
+				}
+			})
 			continue
 		}
 		out := runBlock(t, env, block)
 		t.Logf("README block %d:\n%s%s", i+1, block, out)
-		if strings.Contains(block, "openstack server show first-bm") {
+		if strings.Contains(block, serverShow) {
 			if !strings.Contains(out, "ACTIVE") || !strings.Contains(out, "rd"+id+"n") {
 				t.Errorf("first-bm is not ACTIVE on one of the registered nodes:\n%s", out)
 			}
 		}
 	}
+
 	if t.Failed() {
 		t.Logf("worker log:\n%s", workerLog.String())
 	}
@@ -292,79 +309,50 @@ func startWorker(t *testing.T, env []string, block, listen string, log *bytes.Bu
 	}
 }
 
-// freeAddr returns a loopback address no one listens on.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-// deleteServers deletes the servers of the given name and waits until they are gone.
-func deleteServers(t *testing.T, p *testopenstack.Plane, name string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	st, b, err := p.NovaRequest(ctx, "GET", "/servers?name=^"+name+"$", nil)
-	if err != nil || st != 200 {
-		t.Errorf("list servers %s: %d %v", name, st, err)
-		return
-	}
-	var out struct {
-		Servers []struct{ ID string } `json:"servers"`
-	}
-	_ = json.Unmarshal(b, &out)
-	for _, s := range out.Servers {
-		t.Logf("deleting server %s (%s) left behind", name, s.ID)
-		_, _, _ = p.NovaRequest(ctx, "DELETE", "/servers/"+s.ID, nil)
-		for ctx.Err() == nil {
-			if st, _, _ := p.NovaRequest(ctx, "GET", "/servers/"+s.ID, nil); st == 404 {
-				break
-			}
-			time.Sleep(time.Second)
-		}
-	}
-}
-
 // cleanupPlane removes from the plane what following the README leaves there once
-// the worker has stopped: the flavor, the raised default quotas and the compute
-// service with its nodes and providers.
-func cleanupPlane(t *testing.T, p *testopenstack.Plane, host string) {
+// the worker has stopped: the flavor, the raised default quotas (back to quotas, what
+// they were before) and the compute service with its nodes and providers.
+func cleanupPlane(t *testing.T, p *testopenstack.Plane, host string, quotas map[string]any) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	req := func(method, path string, body any) (int, []byte) {
-		st, b, err := p.NovaRequest(ctx, method, path, body)
-		if err != nil {
-			t.Logf("cleanup %s %s: %v", method, path, err)
-		}
-		return st, b
+	st, b, err := p.NovaRequest(ctx, "GET", "/flavors?is_public=None", nil)
+	if err != nil || st != 200 {
+		t.Errorf("list flavors: %d %v %s", st, err, b)
 	}
-	if st, b := req("GET", "/flavors?is_public=None", nil); st == 200 {
-		var out struct {
-			Flavors []struct{ ID, Name string } `json:"flavors"`
+	var out struct {
+		Flavors []struct{ ID, Name string } `json:"flavors"`
+	}
+	_ = json.Unmarshal(b, &out)
+	for _, f := range out.Flavors {
+		if f.Name != "bm.gold" {
+			continue
 		}
-		_ = json.Unmarshal(b, &out)
-		for _, f := range out.Flavors {
-			if f.Name == "bm.gold" {
-				req("DELETE", "/flavors/"+f.ID, nil)
-			}
+		if st, b, err := p.NovaRequest(ctx, "DELETE", "/flavors/"+f.ID, nil); err != nil || st != 202 {
+			t.Errorf("delete flavor bm.gold: %d %v %s", st, err, b)
 		}
 	}
-	// nova's defaults again.
-	req("PUT", "/os-quota-class-sets/default", map[string]any{"quota_class_set": map[string]any{"cores": 20, "ram": 51200}})
-	if st, b := req("GET", "/os-services?binary=nova-compute&host="+host, nil); st == 200 {
-		var out struct {
-			Services []struct {
-				ID string `json:"id"`
-			} `json:"services"`
-		}
-		_ = json.Unmarshal(b, &out)
-		for _, s := range out.Services {
-			if st, b := req("DELETE", "/os-services/"+s.ID, nil); st != 204 {
-				t.Errorf("delete compute service %s: %d %s", host, st, b)
-			}
-		}
+	if st, b, err := p.NovaRequest(ctx, "PUT", "/os-quota-class-sets/default", map[string]any{"quota_class_set": quotas}); err != nil || st != 200 {
+		t.Errorf("restore the default quota class: %d %v %s", st, err, b)
 	}
+	if err := p.DeleteComputeService(ctx, host); err != nil {
+		t.Error(err)
+	}
+}
+
+// quotaClass returns the default quota class's cores and RAM, which the README raises.
+func quotaClass(t *testing.T, p *testopenstack.Plane) map[string]any {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	st, b, err := p.NovaRequest(ctx, "GET", "/os-quota-class-sets/default", nil)
+	if err != nil || st != 200 {
+		t.Fatalf("GET /os-quota-class-sets/default: %d %v %s", st, err, b)
+	}
+	var out struct {
+		Set map[string]any `json:"quota_class_set"`
+	}
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatal(err)
+	}
+	return map[string]any{"cores": out.Set["cores"], "ram": out.Set["ram"]}
 }

@@ -195,24 +195,8 @@ func (e *plane) deleteComputeService() {
 	if e.t.Failed() {
 		report = e.t.Logf // the test left instances behind; the delete may be refused
 	}
-	st, b, err := e.p.NovaRequest(ctx, "GET", "/os-services?binary=nova-compute&host="+e.host, nil)
-	if err != nil || st != 200 {
-		report("list compute service %s: %d %v %s", e.host, st, err, b)
-		return
-	}
-	var out struct {
-		Services []struct {
-			ID string `json:"id"`
-		} `json:"services"`
-	}
-	if err := json.Unmarshal(b, &out); err != nil {
-		report("list compute service %s: %v", e.host, err)
-		return
-	}
-	for _, s := range out.Services {
-		if st, b, err := e.p.NovaRequest(ctx, "DELETE", "/os-services/"+s.ID, nil); err != nil || st != 204 {
-			report("delete compute service %s (%s): %d %v %s", e.host, s.ID, st, err, b)
-		}
+	if err := e.p.DeleteComputeService(ctx, e.host); err != nil {
+		report("%v", err)
 	}
 }
 

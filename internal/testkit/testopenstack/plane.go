@@ -24,14 +24,17 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -155,6 +158,109 @@ func Start(t testing.TB) *Plane {
 	p.script, p.owned, p.StartTime = script, true, time.Since(begin)
 	t.Logf("testopenstack: plane up in %s in %s (nova %s, bus %s)", dir, p.StartTime.Round(time.Second), p.NovaURL, p.Vhost)
 	return p
+}
+
+// DeleteComputeService removes compute host host from nova as an operator retiring
+// it would (DELETE /os-services/{id} of its nova-compute service), with its compute
+// nodes, host mapping and resource providers. A host nova does not know is no error.
+func (p *Plane) DeleteComputeService(ctx context.Context, host string) error {
+	var out struct {
+		Services []struct {
+			ID string `json:"id"`
+		} `json:"services"`
+	}
+	if err := p.novaJSON(ctx, http.MethodGet, "/os-services?binary=nova-compute&host="+url.QueryEscape(host), &out); err != nil {
+		return err
+	}
+	var errs []error
+	for _, s := range out.Services {
+		if st, b, err := p.NovaRequest(ctx, http.MethodDelete, "/os-services/"+s.ID, nil); err != nil || st != http.StatusNoContent {
+			errs = append(errs, fmt.Errorf("delete compute service %s (%s): %d %v %s", host, s.ID, st, err, bytes.TrimSpace(b)))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// ServerIDs lists the ids of the servers whose name matches nova's name filter (a
+// regular expression, e.g. "^bench-"), in status when status is not "".
+func (p *Plane) ServerIDs(ctx context.Context, name, status string) ([]string, error) {
+	q := url.Values{"name": {name}, "limit": {"1000"}}
+	if status != "" {
+		q.Set("status", status)
+	}
+	var out struct {
+		Servers []struct {
+			ID string `json:"id"`
+		} `json:"servers"`
+	}
+	if err := p.novaJSON(ctx, http.MethodGet, "/servers?"+q.Encode(), &out); err != nil {
+		return nil, err
+	}
+	ids := make([]string, len(out.Servers))
+	for i, s := range out.Servers {
+		ids[i] = s.ID
+	}
+	return ids, nil
+}
+
+// DeleteServers deletes the servers whose name matches nova's name filter, eight
+// requests at a time, and waits until nova lists none of them (or ctx ends).
+func (p *Plane) DeleteServers(ctx context.Context, name string) error {
+	ids, err := p.ServerIDs(ctx, name, "")
+	if err != nil {
+		return err
+	}
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+		sem  = make(chan struct{}, 8)
+	)
+	for _, id := range ids {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if st, b, err := p.NovaRequest(ctx, http.MethodDelete, "/servers/"+id, nil); err != nil || (st != http.StatusNoContent && st != http.StatusNotFound) {
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("delete server %s: %d %v %s", id, st, err, bytes.TrimSpace(b)))
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	for {
+		left, err := p.ServerIDs(ctx, name, "")
+		if err != nil {
+			return err
+		}
+		if len(left) == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%d servers %s still listed after their delete: %w", len(left), name, ctx.Err())
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// novaJSON sends one request without a body and decodes a 200 answer into out.
+func (p *Plane) novaJSON(ctx context.Context, method, path string, out any) error {
+	st, b, err := p.NovaRequest(ctx, method, path, nil)
+	if err != nil {
+		return err
+	}
+	if st != http.StatusOK {
+		return fmt.Errorf("nova %s %s: %d %s", method, path, st, bytes.TrimSpace(b))
+	}
+	if err := json.Unmarshal(b, out); err != nil {
+		return fmt.Errorf("nova %s %s: %w", method, path, err)
+	}
+	return nil
 }
 
 // Open returns the plane plane.sh start runs in dir, for programs that are not tests
