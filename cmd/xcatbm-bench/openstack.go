@@ -16,8 +16,8 @@ import (
 
 	"xcatbm/internal/broker"
 	"xcatbm/internal/config"
-	"xcatbm/internal/testkit/osplane"
 	"xcatbm/internal/testkit/testhttp"
+	"xcatbm/internal/testkit/testopenstack"
 	"xcatbm/messages"
 	"xcatbm/publisher"
 	"xcatbm/worker"
@@ -34,18 +34,20 @@ const ironicEnrollRate = 3.0
 // what the rows use of it.
 type osPlane struct {
 	placement, amqp, token string
+	os                     *testopenstack.Plane
 }
 
 func loadPlane(dir string) (*osPlane, error) {
-	v, err := osplane.ReadEnv(dir, "OS_PLACEMENT_URL", "OS_AMQP_URL", "OS_TOKEN")
+	p, err := testopenstack.Open(dir)
 	if err != nil {
 		return nil, fmt.Errorf("--openstack %s: %w (start a plane with scripts/openstack/plane.sh start DIR)", dir, err)
 	}
-	return &osPlane{placement: v["OS_PLACEMENT_URL"], amqp: v["OS_AMQP_URL"], token: v["OS_TOKEN"]}, nil
+	return &osPlane{placement: p.PlacementURL, amqp: p.AMQPURL, token: testopenstack.Token, os: p}, nil
 }
 
 // osHost is one compute host on the plane: a simulator cluster, a schema, the nova
-// integration and a worker consuming nova's bus.
+// integration and a worker consuming nova's bus. stop stops them and deletes the
+// host's compute service from nova.
 type osHost struct {
 	host, rc  string
 	sim       *sim.Server
@@ -91,12 +93,20 @@ func (b *bench) startOSHost(ctx context.Context, p *osPlane, tag string, cl *sim
 	go func() { conn.Run(wctx); done <- struct{}{} }()
 	go func() { _ = h.svc.Run(wctx); done <- struct{}{} }()
 	go func() { _ = w.Run(wctx); done <- struct{}{} }()
+	// Stopping retires the host from nova too: a compute service left behind counts
+	// as up for nova's service_down_time, and what lists hypervisors on the same
+	// plane then waits on it.
 	h.stop = func() {
 		cancel()
 		for range 3 {
 			<-done
 		}
 		_ = srv.Close()
+		dctx, dcancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer dcancel()
+		if err := p.os.DeleteComputeService(dctx, h.host); err != nil {
+			fmt.Fprintf(b.errw, "xcatbm-bench: retiring compute host %s: %v\n", h.host, err)
+		}
 	}
 	for what, ready := range map[string]<-chan struct{}{"nova integration registered with nova-conductor": h.svc.Ready(), "worker consuming": w.Ready()} {
 		select {

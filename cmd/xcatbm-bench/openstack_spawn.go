@@ -13,9 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"strings"
-	"sync"
 	"time"
 
 	"xcatbm/internal/testkit/testopenstack"
@@ -155,28 +153,6 @@ func (a novaAPI) unlimitQuota(ctx context.Context) (restore func(context.Context
 	}, nil
 }
 
-// servers lists the ids of the servers whose name starts with prefix, in status
-// (any when "").
-func (a novaAPI) servers(ctx context.Context, prefix, status string) ([]string, error) {
-	q := url.Values{"name": {"^" + prefix}, "limit": {"1000"}}
-	if status != "" {
-		q.Set("status", status)
-	}
-	var out struct {
-		Servers []struct {
-			ID string `json:"id"`
-		} `json:"servers"`
-	}
-	if err := a.call(ctx, http.MethodGet, "/servers?"+q.Encode(), nil, &out, http.StatusOK); err != nil {
-		return nil, err
-	}
-	ids := make([]string, len(out.Servers))
-	for i, s := range out.Servers {
-		ids[i] = s.ID
-	}
-	return ids, nil
-}
-
 // fault returns the fault message of a server in ERROR.
 func (a novaAPI) fault(ctx context.Context, id string) string {
 	var out struct {
@@ -206,7 +182,7 @@ func (a novaAPI) spawnAll(ctx context.Context, prefix, flavor, image string, n i
 	// ERROR every 2 s.
 	deadline := time.Now().Add(within)
 	for poll := 0; ; poll++ {
-		active, err := a.servers(ctx, prefix, "ACTIVE")
+		active, err := a.p.ServerIDs(ctx, "^"+prefix, "ACTIVE")
 		if err != nil {
 			return 0, 0, err
 		}
@@ -217,7 +193,7 @@ func (a novaAPI) spawnAll(ctx context.Context, prefix, flavor, image string, n i
 			return first, time.Since(began), nil
 		}
 		if poll%4 == 3 {
-			failed, err := a.servers(ctx, prefix, "ERROR")
+			failed, err := a.p.ServerIDs(ctx, "^"+prefix, "ERROR")
 			if err != nil {
 				return 0, 0, err
 			}
@@ -236,71 +212,12 @@ func (a novaAPI) spawnAll(ctx context.Context, prefix, flavor, image string, n i
 	}
 }
 
-// deleteAll deletes the servers whose name starts with prefix, eight requests at a
-// time, and waits until nova lists none of them.
+// deleteAll deletes the servers whose name starts with prefix and waits, at most
+// within, until nova lists none of them.
 func (a novaAPI) deleteAll(ctx context.Context, prefix string, within time.Duration) error {
-	ids, err := a.servers(ctx, prefix, "")
-	if err != nil {
-		return err
-	}
-	var (
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-		errs []error
-		sem  = make(chan struct{}, 8)
-	)
-	for _, id := range ids {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			if err := a.call(ctx, http.MethodDelete, "/servers/"+id, nil, nil, http.StatusNoContent); err != nil {
-				mu.Lock()
-				errs = append(errs, err)
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return err
-	}
-	deadline := time.Now().Add(within)
-	for {
-		left, err := a.servers(ctx, prefix, "")
-		if err != nil {
-			return err
-		}
-		if len(left) == 0 {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%d servers %s* still listed %s after their delete", len(left), prefix, within)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(time.Second):
-		}
-	}
-}
-
-// deleteComputeService removes a compute host that has stopped from nova (DELETE
-// /os-services/{id}), with its compute nodes and their providers.
-func (a novaAPI) deleteComputeService(ctx context.Context, host string) error {
-	var out struct {
-		Services []struct {
-			ID string `json:"id"`
-		} `json:"services"`
-	}
-	if err := a.call(ctx, http.MethodGet, "/os-services?binary=nova-compute&host="+url.QueryEscape(host), nil, &out, http.StatusOK); err != nil {
-		return err
-	}
-	var errs []error
-	for _, s := range out.Services {
-		errs = append(errs, a.call(ctx, http.MethodDelete, "/os-services/"+s.ID, nil, nil, http.StatusNoContent))
-	}
-	return errors.Join(errs...)
+	ctx, cancel := context.WithTimeout(ctx, within)
+	defer cancel()
+	return a.p.DeleteServers(ctx, "^"+prefix)
 }
 
 // rowOSSpawnVsFake is issue #20's "xcatbm is never nova's bottleneck": N = 20 ×
@@ -314,10 +231,7 @@ func (b *bench) rowOSSpawnVsFake(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	op, err := testopenstack.Open(b.o.openstack)
-	if err != nil {
-		return err
-	}
+	op := p.os
 	a := novaAPI{p: op}
 	n := min(b.scaled(20, 5), 1000)
 	within := 5*time.Minute + time.Duration(n)*10*time.Second
@@ -358,7 +272,7 @@ func (b *bench) rowOSSpawnVsFake(ctx context.Context) (err error) {
 			return nil
 		}
 		fakeRunning = false
-		return errors.Join(op.StopFakeCompute(ctx, fakeHost), a.deleteComputeService(ctx, fakeHost))
+		return errors.Join(op.StopFakeCompute(ctx, fakeHost), a.p.DeleteComputeService(ctx, fakeHost))
 	}
 	undo = append(undo, stopFake)
 	fakePrefix := "bf" + suffix
@@ -382,7 +296,7 @@ func (b *bench) rowOSSpawnVsFake(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	undo = append(undo, func(ctx context.Context) error { h.stop(); return a.deleteComputeService(ctx, h.host) })
+	undo = append(undo, func(context.Context) error { h.stop(); return nil })
 	width := len(fmt.Sprint(n))
 	reg, err := submit(ctx, p, h.host, "register_nodes", &messages.RegisterNodesArgs{
 		NodeRange: fmt.Sprintf("%s[%0*d-%d]", prefix, width, 1, n), ComputeHost: h.host, ResourceClass: h.rc})
