@@ -511,11 +511,14 @@ critical() { grep -Eq '^[0-9-]+ [0-9:.]+ [0-9]+ CRITICAL ' "$dir/log/$1.log" 2>/
 
 service_pid() { cat "$dir/pids/$1.pid" 2>/dev/null || true; }
 
+# fail_service NAME WHY [STOP...] reports why service NAME failed with its log's tail,
+# runs STOP (default: stop the whole plane) and exits 1.
 fail_service() {
 	local name=$1 why=$2
+	shift 2
 	log "$name $why; last lines of $dir/log/$name.log:"
 	tail -n 40 "$dir/log/$name.log" 2>/dev/null | sed 's/^/    /' >&2
-	cmd_stop "$dir" || true
+	if [ $# -gt 0 ]; then "$@" || true; else cmd_stop "$dir" || true; fi
 	exit 1
 }
 
@@ -632,15 +635,12 @@ cmd_start() {
 # group_pids PID prints the PIDs of the session PID leads (the service and its workers).
 group_pids() { ps -o pid= -s "$1" 2>/dev/null | tr -d ' ' || true; }
 
-cmd_stop() {
-	dir=$(cd "$1" 2>/dev/null && pwd) || die "no such directory: $1"
-	[ -d "$dir/pids" ] || return 0
-	local s pid leaders=() p i f
-	for f in "$dir"/pids/*.pid; do
-		[ -e "$f" ] || continue
-		s=$(basename "$f" .pid)
+# stop_services NAME... signals each running service NAME of DIR (its whole process
+# group) and waits until none of their processes is left, killing them after 10 s.
+stop_services() {
+	local s pid leaders=() p i
+	for s in "$@"; do
 		pid=$(service_pid "$s")
-		[ -n "$pid" ] || continue
 		if ours "$pid"; then
 			kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
 			leaders+=("$pid")
@@ -662,6 +662,17 @@ cmd_stop() {
 		fi
 		sleep 0.25
 	done
+	for s in "$@"; do rm -f "$dir/pids/$s.pid"; done
+}
+
+cmd_stop() {
+	dir=$(cd "$1" 2>/dev/null && pwd) || die "no such directory: $1"
+	[ -d "$dir/pids" ] || return 0
+	local f names=() p
+	for f in "$dir"/pids/*.pid; do
+		[ -e "$f" ] && names+=("$(basename "$f" .pid)")
+	done
+	stop_services "${names[@]}"
 	# Workers that left their session still name DIR on their command line.
 	local stray=""
 	for p in /proc/[0-9]*; do
@@ -673,7 +684,6 @@ cmd_stop() {
 		# shellcheck disable=SC2086
 		kill -KILL $stray 2>/dev/null || true
 	fi
-	rm -f "$dir"/pids/*.pid
 	log "stopped"
 }
 
@@ -727,16 +737,6 @@ cmd_discover() {
 	/usr/bin/nova-manage --config-file "$dir/nova.conf" --config-dir "$dir/conf.d/nova" cell_v2 discover_hosts --verbose
 }
 
-# fail_fake HOST WHY stops the fake nova-compute of HOST (and nothing else of the
-# plane), shows its log's tail and exits 1.
-fail_fake() {
-	local name="fake-compute-$1"
-	log "$name $2; last lines of $dir/log/$name.log:"
-	tail -n 40 "$dir/log/$name.log" 2>/dev/null | sed 's/^/    /' >&2
-	cmd_fake_compute_stop "$dir" "$1" || true
-	exit 1
-}
-
 # fake-compute DIR HOST starts nova-compute with nova's fake driver as compute host
 # HOST on the plane in DIR and returns once it serves its RPC topic (its compute node
 # and provider made) and cell1 has its host mapping.
@@ -760,12 +760,12 @@ EOF
 	launch "$name"
 	local deadline=$((SECONDS + TIMEOUT)) code
 	while :; do
-		ours "$(service_pid "$name")" || fail_fake "$host" "exited during start-up"
-		critical "$name" && fail_fake "$host" "failed to start"
+		ours "$(service_pid "$name")" || fail_service "$name" "exited during start-up" cmd_fake_compute_stop "$dir" "$host"
+		critical "$name" && fail_service "$name" "failed to start" cmd_fake_compute_stop "$dir" "$host"
 		# nova-compute consumes its topic once its resource tracker has created its
 		# compute node and provider (nova.service.Service.start).
 		rpc_consumers | awk -v q="compute.$host" '$1 == q && $2 > 0 { ok = 1 } END { exit !ok }' && break
-		[ $SECONDS -lt $deadline ] || fail_fake "$host" "did not consume compute.$host within ${TIMEOUT}s"
+		[ $SECONDS -lt $deadline ] || fail_service "$name" "did not consume compute.$host within ${TIMEOUT}s" cmd_fake_compute_stop "$dir" "$host"
 		sleep 0.5
 	done
 	log "$name ready after $((SECONDS - start_seconds))s"
@@ -774,17 +774,8 @@ EOF
 
 cmd_fake_compute_stop() {
 	dir=$(cd "$1" 2>/dev/null && pwd) || die "no such directory: $1"
-	local name="fake-compute-$2" pid i
-	pid=$(service_pid "$name")
-	ours "$pid" || return 0
-	kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-	for ((i = 0; i < 40; i++)); do
-		ours "$pid" || break
-		sleep 0.25
-	done
-	ours "$pid" && kill -KILL -- "-$pid" 2>/dev/null
-	rm -f "$dir/pids/$name.pid"
-	log "$name stopped"
+	stop_services "fake-compute-$2"
+	log "fake-compute-$2 stopped"
 }
 
 usage() {
