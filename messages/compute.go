@@ -36,7 +36,7 @@ func (r *Request) argInstance(name string) (*Instance, error) {
 	if !ok || string(raw) == "null" {
 		return nil, fieldErr("args."+name, "missing", nil)
 	}
-	in, err := DecodeInstance(raw)
+	in, err := validInstance(raw)
 	if err != nil {
 		return nil, within("args."+name, err)
 	}
@@ -48,7 +48,7 @@ func (r *Request) argObject(name string) (*Object, error) {
 	if !ok || string(raw) == "null" {
 		return nil, nil
 	}
-	o, err := DecodeObject(raw)
+	o, err := validObjectPrimitive(raw)
 	if err != nil {
 		return nil, within("args."+name, err)
 	}
@@ -410,14 +410,14 @@ func (r *Request) ExternalInstanceEvent() (*ExternalInstanceEventArgs, error) {
 		return nil, err
 	}
 	for i, raw := range instances {
-		in, err := DecodeInstance(raw)
+		in, err := validInstance(raw)
 		if err != nil {
 			return nil, within(fmt.Sprintf("args.instances.%d", i), err)
 		}
 		a.Instances = append(a.Instances, in)
 	}
 	for i, raw := range events {
-		o, err := DecodeObject(raw)
+		o, err := validObjectPrimitive(raw)
 		if err == nil {
 			var ev *InstanceExternalEvent
 			if ev, err = ExternalEventFromObject(o); err == nil {

@@ -56,13 +56,12 @@ func NewContext() *Context { return &Context{} }
 func checkContextValue(key string, raw json.RawMessage) error {
 	switch {
 	case slices.Contains(contextStringKeys, key):
-		var s *string
-		if err := json.Unmarshal(raw, &s); err != nil {
+		// unquoteBytes takes exactly the valid JSON strings.
+		if _, ok := unquoteBytes(raw); !ok && string(raw) != "null" {
 			return fieldErr(ContextPrefix+key, "not a string or null", nil)
 		}
 	case slices.Contains(contextBoolKeys, key):
-		var b *bool
-		if err := json.Unmarshal(raw, &b); err != nil {
+		if s := string(raw); s != "true" && s != "false" && s != "null" {
 			return fieldErr(ContextPrefix+key, "not a boolean or null", nil)
 		}
 	case key == "roles":
@@ -149,11 +148,8 @@ func (c *Context) str(key string) string {
 	if !ok {
 		return ""
 	}
-	var s *string
-	if json.Unmarshal(raw, &s) != nil || s == nil {
-		return ""
-	}
-	return *s
+	s, _ := unquote(raw) // set through SetRaw: a string or null
+	return s
 }
 
 func (c *Context) boolean(key string) bool {

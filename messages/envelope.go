@@ -3,6 +3,7 @@ package messages
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -20,27 +21,32 @@ const (
 // lacking either key is an unenveloped (v1.0) message and is returned as it is. The
 // map values are the raw JSON of each key. Errors are *FieldError.
 func DecodeEnvelope(body []byte) (map[string]json.RawMessage, error) {
-	outer, err := decodeObject(body)
+	outer, err := splitValidated(body)
 	if err != nil {
 		return nil, within("body", err)
 	}
 	rawVer, hasVer := outer[EnvelopeVersionKey]
 	rawMsg, hasMsg := outer[EnvelopeMessageKey]
 	if !hasVer || !hasMsg {
+		// An unenveloped message: its members are kept, so they become copies
+		// rather than parts of the caller's body.
+		for k, v := range outer {
+			outer[k] = slices.Clone(v)
+		}
 		return outer, nil
 	}
-	var ver string
-	if err := json.Unmarshal(rawVer, &ver); err != nil {
+	ver, ok := unquote(rawVer)
+	if !ok {
 		return nil, fieldErr(EnvelopeVersionKey, "not a string", nil)
 	}
 	if err := checkEnvelopeVersion(ver); err != nil {
 		return nil, err
 	}
-	var text string
-	if err := json.Unmarshal(rawMsg, &text); err != nil {
+	text, ok := unquoteBytes(rawMsg)
+	if !ok {
 		return nil, fieldErr(EnvelopeMessageKey, "not a string", nil)
 	}
-	inner, err := decodeObject([]byte(text))
+	inner, err := splitValidated(text) // text is a new slice: its parts are ours to keep
 	if err != nil {
 		return nil, within(EnvelopeMessageKey, err)
 	}
@@ -58,14 +64,37 @@ func checkEnvelopeVersion(ver string) error {
 	return nil
 }
 
-// decodeObject parses data as a JSON object. Errors are *FieldError with an empty
-// Field, to be re-rooted by the caller.
+// decodeObject parses data as a JSON object: it validates data and splits it, the
+// members' values copied. Errors are *FieldError with an empty Field, to be re-rooted
+// by the caller.
 func decodeObject(data []byte) (map[string]json.RawMessage, error) {
 	if json.Valid(data) {
-		if m, ok := splitObject(data); ok {
+		if m, ok := splitObject(data, true); ok {
 			return m, nil
 		}
 	}
+	return unmarshalObject(data)
+}
+
+// splitValidated is decodeObject whose values are parts of data, not copies.
+func splitValidated(data []byte) (map[string]json.RawMessage, error) {
+	if json.Valid(data) {
+		return validObject(data)
+	}
+	return unmarshalObject(data)
+}
+
+// validObject is decodeObject for data known to be valid JSON (a part of what was
+// validated): it splits without validating, the values parts of data.
+func validObject(data []byte) (map[string]json.RawMessage, error) {
+	if m, ok := splitObject(data, false); ok {
+		return m, nil
+	}
+	return unmarshalObject(data)
+}
+
+// unmarshalObject is encoding/json's path of decodeObject, and its errors.
+func unmarshalObject(data []byte) (map[string]json.RawMessage, error) {
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(data, &m); err != nil {
 		return nil, fieldErr("", "not a JSON object", err)

@@ -334,6 +334,16 @@ func DecodeInstance(raw []byte) (*Instance, error) {
 	return InstanceFromObject(o)
 }
 
+// validInstance is DecodeInstance for raw known to be valid JSON (a request's
+// argument).
+func validInstance(raw []byte) (*Instance, error) {
+	o, err := validObjectPrimitive(raw)
+	if err != nil {
+		return nil, err
+	}
+	return InstanceFromObject(o)
+}
+
 // Flavor is a typed view of a nova Flavor primitive (1.2).
 type Flavor struct {
 	Object      *Object

@@ -58,22 +58,24 @@ func (n *Notification) Encode() ([]byte, error) {
 	case len(n.Payload) == 0:
 		return nil, fieldErr("payload", "empty", nil)
 	}
-	msg := make(map[string]json.RawMessage, 20)
-	putContext(msg, n.Context.ForNotification())
-	for k, v := range map[string]string{
-		"message_id": n.MessageID, "publisher_id": n.PublisherID, "event_type": n.EventType,
-		"priority": n.Priority, "timestamp": FormatTimestamp(n.Timestamp), "_unique_id": n.UniqueID,
-	} {
-		raw, _ := json.Marshal(v) // a string always encodes
-		msg[k] = raw
+	ctx := n.Context.ForNotification()
+	ms := make([]member, 0, 8+ctx.Len())
+	for k, v := range ctx.fields {
+		ms = append(ms, member{ContextPrefix + k, v})
 	}
-	msg["payload"] = n.Payload
-	return EncodeEnvelope(msg)
+	for _, f := range [...]struct{ k, v string }{
+		{"message_id", n.MessageID}, {"publisher_id", n.PublisherID}, {"event_type", n.EventType},
+		{"priority", n.Priority}, {"timestamp", FormatTimestamp(n.Timestamp)}, {"_unique_id", n.UniqueID},
+	} {
+		ms = append(ms, member{f.k, appendString(nil, f.v)})
+	}
+	ms = append(ms, member{"payload", n.Payload})
+	return wrapEnvelope(appendMembers(make([]byte, 0, 512+len(n.Payload)), ms)), nil
 }
 
 // NewNotification returns a notification with fresh message and unique ids.
 func NewNotification(topic, publisherID, eventType, priority string, payload any, at time.Time, ctx *Context) (*Notification, error) {
-	raw, err := json.Marshal(payload)
+	raw, err := rawJSON(payload)
 	if err != nil {
 		return nil, fmt.Errorf("encode %s payload: %w", eventType, err)
 	}

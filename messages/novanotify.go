@@ -108,36 +108,57 @@ func (in *NotifyInput) validate() error {
 // "compute.instance.<action>.<phase>", flat payload). Priority is ERROR for the error
 // phase, INFO otherwise. Errors are *FieldError naming the NotifyInput field.
 func NewInstanceNotifications(in NotifyInput) (versioned, legacy *Notification, err error) {
-	if err := in.validate(); err != nil {
+	if versioned, err = NewVersionedInstanceNotification(in); err != nil {
 		return nil, nil, err
 	}
-	priority := PriorityInfo
-	if in.Phase == "error" {
-		priority = PriorityError
-	}
-	source := in.Source
-	if source == "" {
-		source = DefaultNotificationSource
-	}
-	vp, err := versionedInstancePayload(&in)
-	if err != nil {
-		return nil, nil, err
-	}
-	versioned, err = NewNotification(VersionedTopic, source+":"+in.Host,
-		"instance."+in.Action+"."+in.Phase, priority, vp, in.Time, in.Context)
-	if err != nil {
-		return nil, nil, err
-	}
-	lp, err := legacyInstancePayload(&in)
-	if err != nil {
-		return nil, nil, err
-	}
-	legacy, err = NewNotification(LegacyTopic, "compute."+in.Host,
-		"compute.instance."+in.Action+"."+in.Phase, priority, lp, in.Time, in.Context)
-	if err != nil {
+	if legacy, err = NewLegacyInstanceNotification(in); err != nil {
 		return nil, nil, err
 	}
 	return versioned, legacy, nil
+}
+
+// NewVersionedInstanceNotification builds the versioned notification of the pair
+// NewInstanceNotifications builds.
+func NewVersionedInstanceNotification(in NotifyInput) (*Notification, error) {
+	if err := in.validate(); err != nil {
+		return nil, err
+	}
+	vp, err := versionedInstancePayload(&in)
+	if err != nil {
+		return nil, err
+	}
+	return NewNotification(VersionedTopic, in.source()+":"+in.Host,
+		"instance."+in.Action+"."+in.Phase, in.priority(), vp, in.Time, in.Context)
+}
+
+// NewLegacyInstanceNotification builds the legacy notification of the pair
+// NewInstanceNotifications builds.
+func NewLegacyInstanceNotification(in NotifyInput) (*Notification, error) {
+	if err := in.validate(); err != nil {
+		return nil, err
+	}
+	lp, err := legacyInstancePayload(&in)
+	if err != nil {
+		return nil, err
+	}
+	return NewNotification(LegacyTopic, "compute."+in.Host,
+		"compute.instance."+in.Action+"."+in.Phase, in.priority(), lp, in.Time, in.Context)
+}
+
+// priority is ERROR for the error phase, INFO otherwise.
+func (in *NotifyInput) priority() string {
+	if in.Phase == "error" {
+		return PriorityError
+	}
+	return PriorityInfo
+}
+
+// source is the versioned notification's publisher prefix.
+func (in *NotifyInput) source() string {
+	if in.Source == "" {
+		return DefaultNotificationSource
+	}
+	return in.Source
 }
 
 // rawOr returns the raw JSON of data field key, or null when absent.

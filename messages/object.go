@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -43,6 +44,20 @@ func DecodeObject(raw []byte) (*Object, error) {
 	if err != nil {
 		return nil, err
 	}
+	return objectFromMembers(m)
+}
+
+// validObjectPrimitive is DecodeObject for raw known to be valid JSON (a part of a
+// validated body, a value of Object.Data).
+func validObjectPrimitive(raw []byte) (*Object, error) {
+	m, err := validObject(raw)
+	if err != nil {
+		return nil, err
+	}
+	return objectFromMembers(m)
+}
+
+func objectFromMembers(m map[string]json.RawMessage) (*Object, error) {
 	o := &Object{}
 	for _, s := range []struct {
 		key string
@@ -52,7 +67,7 @@ func DecodeObject(raw []byte) (*Object, error) {
 		if !ok {
 			return nil, fieldErr(s.key, "missing", nil)
 		}
-		if err := json.Unmarshal(v, s.dst); err != nil {
+		if !stringOrNull(v, s.dst) {
 			return nil, fieldErr(s.key, "not a string", nil)
 		}
 	}
@@ -63,7 +78,8 @@ func DecodeObject(raw []byte) (*Object, error) {
 	if !ok {
 		return nil, fieldErr(objData, "missing", nil)
 	}
-	if o.Data, err = decodeObject(v); err != nil {
+	var err error
+	if o.Data, err = validObject(v); err != nil {
 		return nil, within(objData, err)
 	}
 	if v, ok := m[objChanges]; ok {
@@ -77,23 +93,21 @@ func DecodeObject(raw []byte) (*Object, error) {
 	return o, nil
 }
 
-// MarshalJSON encodes the primitive.
-func (o *Object) MarshalJSON() ([]byte, error) {
-	data := o.Data
-	if data == nil {
-		data = map[string]json.RawMessage{}
+// stringOrNull sets *dst to the string raw holds and reports true; null leaves *dst
+// as it is and reports true; anything else reports false. raw is valid JSON.
+func stringOrNull(raw json.RawMessage, dst *string) bool {
+	if string(raw) == "null" {
+		return true
 	}
-	m := map[string]any{
-		objName:      o.Name,
-		objNamespace: o.Namespace,
-		objVersion:   o.Version,
-		objData:      data,
+	s, ok := unquote(raw)
+	if ok {
+		*dst = s
 	}
-	if o.Changes != nil {
-		m[objChanges] = o.Changes
-	}
-	return json.Marshal(m)
+	return ok
 }
+
+// MarshalJSON encodes the primitive (encode.go): keys sorted, data's values as held.
+func (o *Object) MarshalJSON() ([]byte, error) { return o.appendJSON(nil), nil }
 
 // NewObject returns an object in nova's namespace whose data are the given fields,
 // each encoded as JSON.
@@ -109,7 +123,7 @@ func NewObject(name, version string, fields map[string]any) (*Object, error) {
 
 // Set sets data field key to v encoded as JSON.
 func (o *Object) Set(key string, v any) error {
-	raw, err := json.Marshal(v)
+	raw, err := rawJSON(v)
 	if err != nil {
 		return fmt.Errorf("%s.%s: %w", o.Name, key, err)
 	}
@@ -143,13 +157,13 @@ func (o *Object) Objects() ([]*Object, error) {
 	if !ok {
 		return nil, fieldErr(objData+".objects", "missing", nil)
 	}
-	var items []json.RawMessage
-	if err := json.Unmarshal(raw, &items); err != nil {
+	items, ok := splitArray(raw)
+	if !ok {
 		return nil, fieldErr(objData+".objects", "not a list", nil)
 	}
 	out := make([]*Object, 0, len(items))
 	for i, item := range items {
-		obj, err := DecodeObject(item)
+		obj, err := validObjectPrimitive(item)
 		if err != nil {
 			return nil, within(fmt.Sprintf("%s.objects.%d", objData, i), err)
 		}
@@ -180,22 +194,22 @@ func (o *Object) Str(key string) (string, error) {
 	if !ok {
 		return "", nil
 	}
-	var s *string
-	if err := json.Unmarshal(raw, &s); err != nil {
+	var s string
+	if !stringOrNull(raw, &s) {
 		return "", fieldErr(key, "not a string or null", nil)
 	}
-	if s == nil {
-		return "", nil
-	}
-	return *s, nil
+	return s, nil
 }
 
 // Int reads an integer field; absent or null is 0. A float with an integral value
 // (Python's 1.0) is accepted.
 func (o *Object) Int(key string) (int64, error) {
 	raw, ok := o.Data[key]
-	if !ok {
+	if !ok || string(raw) == "null" {
 		return 0, nil
+	}
+	if n, err := strconv.ParseInt(string(raw), 10, 64); err == nil && n >= -1<<53 && n <= 1<<53 {
+		return n, nil // what the float path below gives, without it
 	}
 	var f *float64
 	if err := json.Unmarshal(raw, &f); err != nil {
@@ -232,6 +246,12 @@ func (o *Object) Bool(key string) (bool, error) {
 	if !ok {
 		return false, nil
 	}
+	switch string(raw) {
+	case "true":
+		return true, nil
+	case "false", "null":
+		return false, nil
+	}
 	var b *bool
 	if err := json.Unmarshal(raw, &b); err != nil {
 		return false, fieldErr(key, "not a boolean or null", nil)
@@ -264,17 +284,16 @@ func (o *Object) StringMap(key string) (map[string]string, error) {
 }
 
 func decodeStringMap(key string, raw json.RawMessage) (map[string]string, error) {
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &m); err != nil {
-		return nil, fieldErr(key, "not an object or null", nil)
-	}
-	if m == nil {
+	if string(raw) == "null" {
 		return nil, nil
+	}
+	m, ok := splitObject(raw, false)
+	if !ok {
+		return nil, fieldErr(key, "not an object or null", nil)
 	}
 	out := make(map[string]string, len(m))
 	for k, v := range m {
-		var s string
-		if json.Unmarshal(v, &s) == nil {
+		if s, ok := unquote(v); ok {
 			out[k] = s
 		} else {
 			out[k] = string(v)
@@ -288,7 +307,7 @@ func (o *Object) Child(key string) (*Object, error) {
 	if !o.has(key) {
 		return nil, nil
 	}
-	c, err := DecodeObject(o.Data[key])
+	c, err := validObjectPrimitive(o.Data[key])
 	if err != nil {
 		return nil, within(key, err)
 	}

@@ -80,14 +80,14 @@ func requestFromMessage(msg map[string]json.RawMessage) (*Request, error) {
 	if !ok {
 		return nil, fieldErr("method", "missing", nil)
 	}
-	if err := json.Unmarshal(rawMethod, &r.Method); err != nil {
+	if !stringOrNull(rawMethod, &r.Method) {
 		return nil, fieldErr("method", "not a string", nil)
 	}
 	if r.Method == "" {
 		return nil, fieldErr("method", "empty", nil)
 	}
 	if rawArgs, ok := msg["args"]; ok {
-		args, err := decodeObject(rawArgs)
+		args, err := validObject(rawArgs)
 		if err != nil {
 			return nil, within("args", err)
 		}
@@ -149,12 +149,8 @@ func stringMember(msg map[string]json.RawMessage, key string, dst *string) error
 	if !ok {
 		return nil
 	}
-	var s *string
-	if err := json.Unmarshal(raw, &s); err != nil {
+	if !stringOrNull(raw, dst) {
 		return fieldErr(key, "not a string", nil)
-	}
-	if s != nil {
-		*dst = *s
 	}
 	return nil
 }

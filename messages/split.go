@@ -2,17 +2,29 @@ package messages
 
 import (
 	"encoding/json"
+	"strconv"
+	"unicode/utf16"
 	"unicode/utf8"
 )
+
+// The package reads JSON in two passes at most: a body (or the JSON text an envelope's
+// oslo.message string holds) is validated once, where it enters, and everything
+// within it — the members of its objects, an object's data, the items of a list — is
+// then split without being validated again: a part of valid JSON is valid JSON.
+// Object.Data and Request.Args hold such parts, so their readers (Str, Child,
+// Objects, ...) take the fast paths below. What comes from outside the package as
+// bytes (DecodeObject, DecodeInstance and the other Decode functions) is validated
+// first.
 
 // splitObject is the fast path of decodeObject: data, already known to be valid JSON
 // whose first non-space byte is '{', split into its members' raw values in one pass,
 // without encoding/json's reflection. The result is what json.Unmarshal into a
-// map[string]json.RawMessage gives: each value's exact bytes (copied), the last of
-// duplicate keys winning, and keys with escapes or non-ASCII bytes decoded by
-// encoding/json itself. ok is false when data is not shaped as expected; the caller
-// then takes encoding/json's path.
-func splitObject(data []byte) (m map[string]json.RawMessage, ok bool) {
+// map[string]json.RawMessage gives: each value's exact bytes, the last of duplicate
+// keys winning, and keys with escapes or non-ASCII bytes decoded by encoding/json
+// itself. The values are copies when copyValues is set, else parts of data (their
+// capacity cut at their end, so an append to one never writes into data). ok is false
+// when data is not shaped as expected; the caller then takes encoding/json's path.
+func splitObject(data []byte, copyValues bool) (m map[string]json.RawMessage, ok bool) {
 	i := skipSpace(data, 0)
 	if i >= len(data) || data[i] != '{' {
 		return nil, false
@@ -45,7 +57,11 @@ func splitObject(data []byte) (m map[string]json.RawMessage, ok bool) {
 		if vend < 0 {
 			return nil, false
 		}
-		m[key] = append(json.RawMessage(nil), data[i:vend]...)
+		if copyValues {
+			m[key] = append(json.RawMessage(nil), data[i:vend]...)
+		} else {
+			m[key] = json.RawMessage(data[i:vend:vend])
+		}
 		i = skipSpace(data, vend)
 		if i >= len(data) {
 			return nil, false
@@ -133,4 +149,142 @@ func valueEnd(data []byte, i int) int {
 		}
 		return j
 	}
+}
+
+// splitArray splits data, known to be valid JSON, into its items when it is an
+// array; ok is false otherwise. The items are parts of data, as splitObject's.
+func splitArray(data []byte) (items []json.RawMessage, ok bool) {
+	i := skipSpace(data, 0)
+	if i >= len(data) || data[i] != '[' {
+		return nil, false
+	}
+	i = skipSpace(data, i+1)
+	items = []json.RawMessage{}
+	if i < len(data) && data[i] == ']' {
+		return items, true
+	}
+	for i < len(data) {
+		end := valueEnd(data, i)
+		if end < 0 {
+			return nil, false
+		}
+		items = append(items, json.RawMessage(data[i:end:end]))
+		i = skipSpace(data, end)
+		if i >= len(data) {
+			return nil, false
+		}
+		switch data[i] {
+		case ',':
+			i = skipSpace(data, i+1)
+		case ']':
+			return items, true
+		default:
+			return nil, false
+		}
+	}
+	return nil, false
+}
+
+// unquote returns the value of raw, a JSON string token known to be valid JSON, as
+// json.Unmarshal into a string gives it (invalid UTF-8 and lone surrogates become
+// U+FFFD); ok is false when raw is not a string.
+func unquote(raw []byte) (s string, ok bool) {
+	b, ok := unquoteBytes(raw)
+	return string(b), ok
+}
+
+// unquoteBytes is unquote returning bytes: a part of raw when the string has neither
+// escapes nor bytes outside ASCII, else a new slice.
+func unquoteBytes(raw []byte) ([]byte, bool) {
+	raw = raw[skipSpace(raw, 0):]
+	for len(raw) > 0 && (raw[len(raw)-1] == ' ' || raw[len(raw)-1] == '\t' || raw[len(raw)-1] == '\n' || raw[len(raw)-1] == '\r') {
+		raw = raw[:len(raw)-1]
+	}
+	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {
+		return nil, false
+	}
+	body := raw[1 : len(raw)-1]
+	plain := true
+	for _, c := range body {
+		if c == '\\' || c == '"' || c < ' ' || c >= utf8.RuneSelf {
+			plain = false
+			break
+		}
+	}
+	if plain {
+		return body, true
+	}
+	out := make([]byte, 0, len(body))
+	for i := 0; i < len(body); {
+		c := body[i]
+		switch {
+		case c == '"' || c < ' ':
+			return nil, false // not valid JSON after all
+		case c >= utf8.RuneSelf:
+			r, size := utf8.DecodeRune(body[i:])
+			if r == utf8.RuneError && size == 1 {
+				out = utf8.AppendRune(out, utf8.RuneError)
+			} else {
+				out = append(out, body[i:i+size]...)
+			}
+			i += size
+		case c != '\\':
+			out = append(out, c)
+			i++
+		default:
+			if i+1 >= len(body) {
+				return nil, false
+			}
+			e := body[i+1]
+			i += 2
+			switch e {
+			case '"', '\\', '/':
+				out = append(out, e)
+			case 'b':
+				out = append(out, '\b')
+			case 'f':
+				out = append(out, '\f')
+			case 'n':
+				out = append(out, '\n')
+			case 'r':
+				out = append(out, '\r')
+			case 't':
+				out = append(out, '\t')
+			case 'u':
+				r, n := hex4(body, i)
+				if n < 0 {
+					return nil, false
+				}
+				i = n
+				if utf16.IsSurrogate(r) {
+					// A pair when a \u low surrogate follows; else U+FFFD.
+					if r2, n2 := hex4(body, i+2); i+1 < len(body) && body[i] == '\\' && body[i+1] == 'u' && n2 > 0 {
+						if dec := utf16.DecodeRune(r, r2); dec != utf8.RuneError {
+							out = utf8.AppendRune(out, dec)
+							i = n2
+							continue
+						}
+					}
+					r = utf8.RuneError
+				}
+				out = utf8.AppendRune(out, r)
+			default:
+				return nil, false
+			}
+		}
+	}
+	return out, true
+}
+
+// hex4 reads the four hex digits at b[i:], returning their value and the index after
+// them, or n < 0.
+func hex4(b []byte, i int) (r rune, n int) {
+	if i+4 > len(b) {
+		return 0, -1
+	}
+	v, err := strconv.ParseUint(string(b[i:i+4]), 16, 32)
+	if err != nil {
+		return 0, -1
+	}
+	return rune(v), i + 4
 }

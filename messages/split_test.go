@@ -71,3 +71,69 @@ func FuzzSplitObject(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) { splitAgrees(t, data) })
 }
+
+// unquoteAgrees checks that unquote reads a valid JSON string token as json.Unmarshal
+// does, and refuses anything else that is valid JSON.
+func unquoteAgrees(t *testing.T, data []byte) {
+	t.Helper()
+	if !json.Valid(data) {
+		return // unquote is only given valid JSON
+	}
+	var want string
+	werr := json.Unmarshal(data, &want)
+	got, ok := unquote(data)
+	switch {
+	case werr != nil && ok && string(data) != "null":
+		t.Errorf("%.60q: unquote gave %q, encoding/json refuses it as a string", data, got)
+	case werr == nil && !ok && string(data) != "null":
+		t.Errorf("%.60q: unquote refused it, encoding/json gives %q", data, want)
+	case werr == nil && ok && got != want:
+		t.Errorf("%.60q: unquote gave %q, want %q", data, got, want)
+	}
+}
+
+func TestUnquoteAgreesWithEncodingJSON(t *testing.T) {
+	for _, s := range []string{
+		`""`, `"a"`, `"\""`, `"\\"`, `"\/"`, `"\b\f\n\r\t"`, `"\u00e9"`, `"é"`, `"\ud83d\ude00"`, `"\ud83d"`,
+		`"\ud83dx"`, `"\ude00\ud83d"`, `"\ud83d\u0041"`, "\"\xff\"", "\"a\xe2\x82\"", `1`, `null`, `{}`, `[]`,
+		` "x" `, `"\u2028"`,
+	} {
+		unquoteAgrees(t, []byte(s))
+	}
+}
+
+func FuzzUnquote(f *testing.F) {
+	for _, s := range []string{`"a"`, `"\ud83d\ude00"`, `"\u00e9\n"`, "\"\xff\""} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) { unquoteAgrees(t, data) })
+}
+
+// appendStringAgrees checks that appendString writes valid JSON that reads back as
+// the string json.Marshal's encoding reads back as.
+func appendStringAgrees(t *testing.T, s string) {
+	t.Helper()
+	out := appendString(nil, s)
+	var got, want string
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatalf("%.60q: appendString wrote %q, not a JSON string: %v", s, out, err)
+	}
+	std, _ := json.Marshal(s)
+	_ = json.Unmarshal(std, &want)
+	if got != want {
+		t.Errorf("%.60q: reads back as %q, encoding/json's as %q", s, got, want)
+	}
+}
+
+func TestAppendStringAgreesWithEncodingJSON(t *testing.T) {
+	for _, s := range []string{"", "a", `"`, `\`, "\n\r\t\x00\x1f", "<&>", "é", "\u2028\u2029", "\xff", "a\xe2\x82", "😀"} {
+		appendStringAgrees(t, s)
+	}
+}
+
+func FuzzAppendString(f *testing.F) {
+	for _, s := range []string{"a", "\"\\\n", "\xff\u2028"} {
+		f.Add(s)
+	}
+	f.Fuzz(appendStringAgrees)
+}

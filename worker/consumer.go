@@ -328,7 +328,7 @@ func (w *Worker) decideOne(ctx context.Context, d amqp.Delivery) (*store.NewJob,
 		}
 		// What is kept of the instance holds none of its secrets (user data): they
 		// went into the tenant data tree, if anywhere.
-		if r.Instance, err = json.Marshal(messages.WithoutInstanceSecrets(inst.Object)); err != nil {
+		if r.Instance, err = messages.WithoutInstanceSecrets(inst.Object).MarshalJSON(); err != nil {
 			w.removeDrive(r.ConfigDrive)
 			return badArgs(err)
 		}

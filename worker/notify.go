@@ -51,20 +51,20 @@ func (n *notifier) instance(kind Kind, inst *messages.Instance, ctx *messages.Co
 	if fault != nil {
 		in.Fault = &messages.Fault{Exception: faultClass, Message: fault.Error(), ModuleName: "xcatbm.worker"}
 	}
-	v, l, err := messages.NewInstanceNotifications(in)
-	if err != nil {
-		return nil, fmt.Errorf("%s.%s notification: %w", nv.action, phaseName, err)
-	}
 	wantV, wantL := n.wanted()
 	var out []store.OutboxMessage
-	for _, pair := range []struct {
-		on bool
-		n  *messages.Notification
-	}{{wantV, v}, {wantL, l}} {
-		if !pair.on {
+	for _, b := range []struct {
+		on    bool
+		build func(messages.NotifyInput) (*messages.Notification, error)
+	}{{wantV, messages.NewVersionedInstanceNotification}, {wantL, messages.NewLegacyInstanceNotification}} {
+		if !b.on {
 			continue
 		}
-		m, err := n.row(pair.n)
+		note, err := b.build(in)
+		if err != nil {
+			return nil, fmt.Errorf("%s.%s notification: %w", nv.action, phaseName, err)
+		}
+		m, err := n.row(note)
 		if err != nil {
 			return nil, err
 		}

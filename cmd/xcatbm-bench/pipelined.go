@@ -24,11 +24,12 @@ const (
 	pipeBatch      = 1000 // the outbox publisher's largest batch
 )
 
-// ceilingResult is one run of a ceiling: the time from the first cast to the last
-// notification seen on the broker and, for the pipelined one, the p99 of commit to
-// broker-confirmed of its outbox rows.
+// ceilingResult is one run of the pipelined ceiling: the time from the first cast to
+// the last notification seen on the broker, where the CPU went meanwhile (cpuPer) and
+// the p99 of commit to broker-confirmed of its outbox rows.
 type ceilingResult struct {
 	took time.Duration
+	cpu  string
 	p99  time.Duration
 }
 
@@ -168,7 +169,7 @@ func (b *bench) pipelinedCeiling(ctx context.Context, k int) (ceilingResult, err
 	if err != nil {
 		return ceilingResult{}, err
 	}
-	took, err := b.storm(ctx, host, "instance.power_off.end", bodies)
+	res, err := b.storm(ctx, host, "instance.power_off.end", bodies)
 	if err != nil {
 		select {
 		case ferr := <-failed:
@@ -193,7 +194,7 @@ func (b *bench) pipelinedCeiling(ctx context.Context, k int) (ceilingResult, err
 		FROM pipe_outbox WHERE published_at IS NOT NULL`).Scan(&p99); err != nil {
 		return ceilingResult{}, fmt.Errorf("outbox p99: %w", err)
 	}
-	return ceilingResult{took: took, p99: time.Duration(p99 * float64(time.Second))}, nil
+	return ceilingResult{took: res.took, cpu: res.cpu, p99: time.Duration(p99 * float64(time.Second))}, nil
 }
 
 // pipePublish sends the oldest unpublished outbox rows, at most pipeBatch, with

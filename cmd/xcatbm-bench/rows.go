@@ -119,28 +119,36 @@ func casts(file string, n int, spawn bool) ([][]byte, error) {
 	return out, nil
 }
 
+// stormResult is a storm's time from the first cast to the last notification, and
+// where the machine's CPU went meanwhile, per cast (cpuPer).
+type stormResult struct {
+	took time.Duration
+	cpu  string
+}
+
 // storm sends bodies to compute.<host> and waits for want notifications of event from
-// host; it returns the time from the first cast to the last notification.
-func (b *bench) storm(ctx context.Context, host, event string, bodies [][]byte) (time.Duration, error) {
+// host.
+func (b *bench) storm(ctx context.Context, host, event string, bodies [][]byte) (stormResult, error) {
 	conn, err := amqp.Dial(b.env.amqpURL)
 	if err != nil {
-		return 0, err
+		return stormResult{}, err
 	}
 	defer conn.Close()
 	w, err := newWatch(conn, event, ":"+host, len(bodies))
 	if err != nil {
-		return 0, err
+		return stormResult{}, err
 	}
 	ch, err := conn.Channel()
 	if err != nil {
-		return 0, err
+		return stormResult{}, err
 	}
+	cpu := sampleCPU()
 	began := time.Now()
 	if err := publishCasts(ctx, ch, "compute."+host, bodies); err != nil {
-		return 0, err
+		return stormResult{}, err
 	}
 	last, _, err := w.wait(ctx, b.o.rowTimeout)
-	return last.Sub(began), err
+	return stormResult{took: last.Sub(began), cpu: cpuPer(cpu, sampleCPU(), len(bodies), "cast")}, err
 }
 
 // jobStates summarizes the jobs of a schema: "done 1000" or "done 990, failed 10".
@@ -180,7 +188,7 @@ type workerStorm struct {
 // workerStorm runs s on a fresh schema, which then feeds the latency row. It returns
 // the time from the first cast to the last notification, the schema's store and the
 // simulator, still running until done is called (done is never nil).
-func (b *bench) workerStorm(ctx context.Context, s workerStorm) (took time.Duration, st *store.Store, srv *sim.Server, done func(), err error) {
+func (b *bench) workerStorm(ctx context.Context, s workerStorm) (res stormResult, st *store.Store, srv *sim.Server, done func(), err error) {
 	var cleanup []func()
 	done = func() {
 		for i := len(cleanup) - 1; i >= 0; i-- {
@@ -188,27 +196,27 @@ func (b *bench) workerStorm(ctx context.Context, s workerStorm) (took time.Durat
 		}
 	}
 	if st, err = b.env.schema(ctx, s.tag); err != nil {
-		return 0, nil, nil, done, err
+		return res, nil, nil, done, err
 	}
 	b.latencyStores = append(b.latencyStores, latencySource{s.name, st})
 	srv, xc, err := startSim(ctx, cluster(s.k), s.lat, s.tl, s.coalesce)
 	if err != nil {
-		return 0, st, nil, done, err
+		return res, st, nil, done, err
 	}
 	cleanup = append(cleanup, func() { _ = srv.Close() })
 	stop, err := b.startWorker(ctx, s.cfg, st, xc)
 	if err != nil {
-		return 0, st, srv, done, err
+		return res, st, srv, done, err
 	}
 	cleanup = append(cleanup, stop)
 	bodies, err := casts(s.castFile, s.k, s.spawn)
 	if err != nil {
-		return 0, st, srv, done, err
+		return res, st, srv, done, err
 	}
-	if took, err = b.storm(ctx, s.cfg.ComputeHost, s.event, bodies); err != nil {
-		return 0, st, srv, done, fmt.Errorf("%s (jobs: %s): %w", s.name, jobStates(ctx, st), err)
+	if res, err = b.storm(ctx, s.cfg.ComputeHost, s.event, bodies); err != nil {
+		return res, st, srv, done, fmt.Errorf("%s (jobs: %s): %w", s.name, jobStates(ctx, st), err)
 	}
-	return took, st, srv, done, nil
+	return res, st, srv, done, nil
 }
 
 // --- 1: ceiling and power storm --------------------------------------------------
@@ -222,8 +230,8 @@ func (b *bench) rowCeiling(ctx context.Context) error {
 		return fmt.Errorf("pipelined ceiling: %w", err)
 	}
 	b.ceilingRate = rate(k, pipe.took)
-	b.add(row{n: "1a", measure: fmt.Sprintf("pipelined ceiling: %d casts, prefetch %d, %d committers (1 job row + 1 outbox row per tx), 1 outbox publisher, confirms in batches, ack after commit; p99 commit->confirm %v",
-		k, pipePrefetch, pipeCommitters, pipe.p99.Round(time.Millisecond)), value: fmt.Sprintf("%.0f msg/s", b.ceilingRate)})
+	b.add(row{n: "1a", measure: fmt.Sprintf("pipelined ceiling: %d casts, prefetch %d, %d committers (1 job row + 1 outbox row per tx), 1 outbox publisher, confirms in batches, ack after commit; p99 commit->confirm %v; %s",
+		k, pipePrefetch, pipeCommitters, pipe.p99.Round(time.Millisecond), pipe.cpu), value: fmt.Sprintf("%.0f msg/s", b.ceilingRate)})
 	single, err := b.ceiling(ctx, kSingle)
 	if err != nil {
 		return fmt.Errorf("single-batch pipeline: %w", err)
@@ -234,13 +242,13 @@ func (b *bench) rowCeiling(ctx context.Context) error {
 	const host = "bench-power"
 	ws := workerStorm{tag: "power", name: "power storm", k: k, cfg: workerConfig(host, time.Second), coalesce: b.o.coalesce,
 		castFile: "cast-stop_instance.json", event: "instance.power_off.end"}
-	took, st, _, done, err := b.workerStorm(ctx, ws)
+	res, st, _, done, err := b.workerStorm(ctx, ws)
 	defer done()
 	if err != nil {
 		return err
 	}
-	storm := rate(k, took)
-	b.add(row{n: "1b", measure: fmt.Sprintf("worker power storm: %d stop_instance, instant xCAT (%s)", k, jobStates(ctx, st)),
+	storm := rate(k, res.took)
+	b.add(row{n: "1b", measure: fmt.Sprintf("worker power storm: %d stop_instance, instant xCAT (%s); %s", k, jobStates(ctx, st), res.cpu),
 		value: fmt.Sprintf("%.0f jobs/s", storm)})
 	ratio := storm / b.ceilingRate
 	b.add(row{n: "1c", measure: "power storm / pipelined ceiling (1b / 1a)", value: fmt.Sprintf("%.2f×", ratio), target: targetStormRatio.String(), result: b.check(targetStormRatio, ratio)})
@@ -329,7 +337,8 @@ func (b *bench) ceiling(ctx context.Context, k int) (time.Duration, error) {
 	if err != nil {
 		return 0, err
 	}
-	return b.storm(ctx, host, "instance.power_off.end", bodies)
+	res, err := b.storm(ctx, host, "instance.power_off.end", bodies)
+	return res.took, err
 }
 
 func ceilingNotification(host string) ([]byte, error) {
@@ -361,11 +370,12 @@ func (b *bench) spawnStorm(ctx context.Context, label string, coalesce, gather t
 	cfg.GatherWindow = gather
 	ws := workerStorm{tag: "spawn_" + label, name: "spawn storm " + label, k: k, cfg: cfg, coalesce: coalesce,
 		lat: xcatLatency, tl: sim.Timeline{Installing: install}, castFile: "cast-build_and_run_instance.json", spawn: true, event: "instance.create.end"}
-	took, st, srv, done, err := b.workerStorm(ctx, ws)
+	res, st, srv, done, err := b.workerStorm(ctx, ws)
 	defer done()
 	if err != nil {
 		return err
 	}
+	took := res.took
 	limit := install + 60*time.Second
 	b.add(row{n: "2a", measure: fmt.Sprintf("spawn storm, coalescing %s: %d spawns, xCAT %v/request + %v/node, install %v, poll %v (%s)", label, k, xcatLatency.Fixed, xcatLatency.PerNode, install, poll, jobStates(ctx, st)),
 		value: fmt.Sprintf("%.1f s (install + %.1f s)", took.Seconds(), (took - install).Seconds()), target: fmt.Sprintf("<= install + 60 s = %.0f s", limit.Seconds()), result: b.passFail(took <= limit)})
@@ -421,14 +431,14 @@ func (b *bench) rowControlPlane(ctx context.Context) error {
 	const poll = 100 * time.Millisecond
 	ws := workerStorm{tag: "rate", name: "control-plane", k: k, cfg: workerConfig("bench-rate", poll), coalesce: b.o.coalesce,
 		tl: sim.Timeline{Installing: time.Millisecond}, castFile: "cast-build_and_run_instance.json", spawn: true, event: "instance.create.end"}
-	took, st, _, done, err := b.workerStorm(ctx, ws)
+	res, st, _, done, err := b.workerStorm(ctx, ws)
 	defer done()
 	if err != nil {
 		return err
 	}
-	r := rate(k, took)
-	b.add(row{n: "3", measure: fmt.Sprintf("control plane: %d spawns, instant xCAT, install 1 ms, poll %v (%s)", k, poll, jobStates(ctx, st)),
-		value: fmt.Sprintf("%.0f spawns/s (%.1f s)", r, took.Seconds())})
+	r := rate(k, res.took)
+	b.add(row{n: "3", measure: fmt.Sprintf("control plane: %d spawns, instant xCAT, install 1 ms, poll %v (%s); %s", k, poll, jobStates(ctx, st), res.cpu),
+		value: fmt.Sprintf("%.0f spawns/s (%.1f s)", r, res.took.Seconds())})
 	if b.ceilingRate > 0 {
 		ratio := r / b.ceilingRate
 		b.add(row{n: "3r", measure: "control-plane spawns/s / pipelined ceiling msg/s (3 / 1a)", value: fmt.Sprintf("%.2f×", ratio),
