@@ -74,20 +74,15 @@ type member struct {
 	raw []byte
 }
 
-// appendMembers appends {"key":raw,...} with the members sorted by key; a key given
-// twice is written once, with its last value, as a map would hold it.
+// appendMembers appends {"key":raw,...} with the members, whose keys are distinct (a
+// map's), sorted by key.
 func appendMembers(dst []byte, ms []member) []byte {
-	slices.SortStableFunc(ms, func(a, b member) int { return strings.Compare(a.key, b.key) })
+	slices.SortFunc(ms, func(a, b member) int { return strings.Compare(a.key, b.key) })
 	dst = append(dst, '{')
-	first := true
 	for i, m := range ms {
-		if i+1 < len(ms) && ms[i+1].key == m.key {
-			continue
-		}
-		if !first {
+		if i > 0 {
 			dst = append(dst, ',')
 		}
-		first = false
 		dst = appendString(dst, m.key)
 		dst = append(dst, ':')
 		if len(m.raw) == 0 { // as json.Marshal writes an empty RawMessage

@@ -224,7 +224,9 @@ func (e *executor) step(ctx context.Context, jobs []*store.Job, cont []*run) []*
 		}
 		t := next[r.job.ID]
 		r.job.State, r.job.StepStarted, r.job.Attempts, r.job.CancelRequested = t.To, true, 1, cancel[r.job.ID]
-		r.out, r.chained = outcome{}, true
+		// The node was bound by the transition just written, if at all; the next
+		// step's transition has nothing of it to write again.
+		r.out, r.chained, r.bind = outcome{}, true, false
 		out = append(out, r)
 	}
 	return out

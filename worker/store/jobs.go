@@ -595,7 +595,7 @@ func (s *Store) Apply(ctx context.Context, worker string, ts []Transition) (lost
 				data = coalesce(nullif(u.data, '')::jsonb, j.data),
 				node = CASE WHEN u.node <> '' THEN u.node ELSE j.node END,
 				error = u.error,
-				run_after = coalesce(nullif(u.run_after, '')::timestamptz, now()),
+				run_after = CASE WHEN u.start_next AND u.run_after = '' THEN j.run_after ELSE coalesce(nullif(u.run_after, '')::timestamptz, now()) END,
 				finished_at = CASE WHEN u.finish THEN now() ELSE NULL END,
 				locked_by = CASE WHEN u.finish THEN '' ELSE j.locked_by END,
 				locked_until = CASE WHEN u.finish THEN NULL ELSE j.locked_until END,
