@@ -68,7 +68,7 @@ func checkEnvelopeVersion(ver string) error {
 // members' values copied. Errors are *FieldError with an empty Field, to be re-rooted
 // by the caller.
 func decodeObject(data []byte) (map[string]json.RawMessage, error) {
-	if json.Valid(data) {
+	if validJSON(data) {
 		if m, ok := splitObject(data, true); ok {
 			return m, nil
 		}
@@ -78,7 +78,7 @@ func decodeObject(data []byte) (map[string]json.RawMessage, error) {
 
 // splitValidated is decodeObject whose values are parts of data, not copies.
 func splitValidated(data []byte) (map[string]json.RawMessage, error) {
-	if json.Valid(data) {
+	if validJSON(data) {
 		return validObject(data)
 	}
 	return unmarshalObject(data)

@@ -1,6 +1,7 @@
 package messages
 
 import (
+	"bytes"
 	"encoding/json"
 	"strconv"
 	"unicode/utf16"
@@ -194,86 +195,81 @@ func unquote(raw []byte) (s string, ok bool) {
 }
 
 // unquoteBytes is unquote returning bytes: a part of raw when the string has neither
-// escapes nor bytes outside ASCII, else a new slice.
+// escapes nor invalid UTF-8, else a new slice. Runs between escapes are copied
+// whole.
 func unquoteBytes(raw []byte) ([]byte, bool) {
 	raw = raw[skipSpace(raw, 0):]
 	for len(raw) > 0 && (raw[len(raw)-1] == ' ' || raw[len(raw)-1] == '\t' || raw[len(raw)-1] == '\n' || raw[len(raw)-1] == '\r') {
 		raw = raw[:len(raw)-1]
 	}
-	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {
+	if len(raw) < 2 || raw[0] != '"' || validStringEnd(raw, 0) != len(raw) {
 		return nil, false
 	}
 	body := raw[1 : len(raw)-1]
-	plain := true
-	for _, c := range body {
-		if c == '\\' || c == '"' || c < ' ' || c >= utf8.RuneSelf {
-			plain = false
-			break
-		}
-	}
-	if plain {
+	if bytes.IndexByte(body, '\\') < 0 && utf8.Valid(body) {
 		return body, true
 	}
 	out := make([]byte, 0, len(body))
 	for i := 0; i < len(body); {
-		c := body[i]
-		switch {
-		case c == '"' || c < ' ':
-			return nil, false // not valid JSON after all
-		case c >= utf8.RuneSelf:
-			r, size := utf8.DecodeRune(body[i:])
-			if r == utf8.RuneError && size == 1 {
-				out = utf8.AppendRune(out, utf8.RuneError)
-			} else {
-				out = append(out, body[i:i+size]...)
-			}
-			i += size
-		case c != '\\':
-			out = append(out, c)
-			i++
-		default:
-			if i+1 >= len(body) {
-				return nil, false
-			}
-			e := body[i+1]
-			i += 2
-			switch e {
-			case '"', '\\', '/':
-				out = append(out, e)
-			case 'b':
-				out = append(out, '\b')
-			case 'f':
-				out = append(out, '\f')
-			case 'n':
-				out = append(out, '\n')
-			case 'r':
-				out = append(out, '\r')
-			case 't':
-				out = append(out, '\t')
-			case 'u':
-				r, n := hex4(body, i)
-				if n < 0 {
-					return nil, false
-				}
-				i = n
-				if utf16.IsSurrogate(r) {
-					// A pair when a \u low surrogate follows; else U+FFFD.
-					if r2, n2 := hex4(body, i+2); i+1 < len(body) && body[i] == '\\' && body[i+1] == 'u' && n2 > 0 {
-						if dec := utf16.DecodeRune(r, r2); dec != utf8.RuneError {
-							out = utf8.AppendRune(out, dec)
-							i = n2
-							continue
-						}
+		k := bytes.IndexByte(body[i:], '\\')
+		if k < 0 {
+			k = len(body) - i
+		}
+		out = appendValidUTF8(out, body[i:i+k])
+		if i += k; i >= len(body) {
+			break
+		}
+		e := body[i+1] // validStringEnd saw a complete escape
+		i += 2
+		switch e {
+		case 'b':
+			out = append(out, '\b')
+		case 'f':
+			out = append(out, '\f')
+		case 'n':
+			out = append(out, '\n')
+		case 'r':
+			out = append(out, '\r')
+		case 't':
+			out = append(out, '\t')
+		case 'u':
+			r, n := hex4(body, i)
+			i = n
+			if utf16.IsSurrogate(r) {
+				// A pair when a \u low surrogate follows; else U+FFFD.
+				if r2, n2 := hex4(body, i+2); i+1 < len(body) && body[i] == '\\' && body[i+1] == 'u' && n2 > 0 {
+					if dec := utf16.DecodeRune(r, r2); dec != utf8.RuneError {
+						out = utf8.AppendRune(out, dec)
+						i = n2
+						continue
 					}
-					r = utf8.RuneError
 				}
-				out = utf8.AppendRune(out, r)
-			default:
-				return nil, false
+				r = utf8.RuneError
 			}
+			out = utf8.AppendRune(out, r)
+		default: // '"', '\\', '/'
+			out = append(out, e)
 		}
 	}
 	return out, true
+}
+
+// appendValidUTF8 appends b with each byte of invalid UTF-8 written as U+FFFD, as
+// encoding/json reads it.
+func appendValidUTF8(out, b []byte) []byte {
+	if utf8.Valid(b) {
+		return append(out, b...)
+	}
+	for len(b) > 0 {
+		r, size := utf8.DecodeRune(b)
+		if r == utf8.RuneError && size == 1 {
+			out = utf8.AppendRune(out, utf8.RuneError)
+		} else {
+			out = append(out, b[:size]...)
+		}
+		b = b[size:]
+	}
+	return out
 }
 
 // hex4 reads the four hex digits at b[i:], returning their value and the index after

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -136,4 +137,45 @@ func FuzzAppendString(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(appendStringAgrees)
+}
+
+// validAgrees checks that validJSON says what json.Valid says.
+func validAgrees(t *testing.T, data []byte) {
+	t.Helper()
+	if got, want := validJSON(data), json.Valid(data); got != want {
+		t.Errorf("%.80q: validJSON %v, json.Valid %v", data, got, want)
+	}
+}
+
+func TestValidAgreesWithEncodingJSON(t *testing.T) {
+	for _, s := range []string{
+		``, ` `, `{}`, `[]`, ` { } `, `{"a":1}`, `{"a":1,}`, `{"a"}`, `{"a":}`, `{,}`, `[1,]`, `[,1]`, `[1 2]`,
+		`{"a":1 "b":2}`, `{"a":[1,{"b":null}],"c":"d"}`, `{"a":1}}`, `[[]]]`, `{"a":[}`, `[{]}`,
+		`0`, `-0`, `01`, `-`, `1.`, `1.5`, `.5`, `1e5`, `1E+5`, `1e`, `1e-`, `-1.5e-10`, `+1`, `0x1`,
+		`true`, `tru`, `truex`, `false`, `null`, `nul`, `"a"`, `"a`, `"\"`, `"\u00e9"`, `"\u00g9"`, `"\x"`,
+		"\"\x01\"", "\"\xff\"", "\"a\tb\"", `"\/"`, `1 2`, `"a" "b"`, "{\n\t\"a\" :\r\n [ ] }",
+		strings.Repeat("[", maxDepth) + strings.Repeat("]", maxDepth),
+		strings.Repeat("[", maxDepth+1) + strings.Repeat("]", maxDepth+1),
+		strings.Repeat(`{"a":`, maxDepth) + "1" + strings.Repeat("}", maxDepth),
+		strings.Repeat(`{"a":`, maxDepth+1) + "1" + strings.Repeat("}", maxDepth+1),
+	} {
+		validAgrees(t, []byte(s))
+	}
+	files, _ := filepath.Glob(filepath.Join("testdata", "*.json"))
+	for _, f := range files {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i <= len(raw); i += 1 + len(raw)/200 { // whole, and cut short everywhere
+			validAgrees(t, raw[:i])
+		}
+	}
+}
+
+func FuzzValidJSON(f *testing.F) {
+	for _, s := range []string{`{"a":[1,2.5e3,"x\u0041"],"b":{"c":null}}`, `[1,]`, `"\ud83d"`, `-0.0E+1`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(validAgrees)
 }
