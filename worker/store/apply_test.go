@@ -82,3 +82,54 @@ func TestApplyNodeUpdates(t *testing.T) {
 		t.Errorf("n1 in use: original_ip %q power %q, want 10.9.9.9 on", ip, power)
 	}
 }
+
+// TestApplyHistory: a job's history has one row per transition; a transition that
+// starts the next step in its own transaction says so on its row (no row of its own),
+// while a step started by itself (MarkStarted) still gets a "started" row.
+func TestApplyHistory(t *testing.T) {
+	t.Parallel()
+	_, st := newStore(t)
+	ctx := context.Background()
+	ins, err := st.InsertJobs(ctx, []store.NewJob{{Kind: "power_off", ComputeHost: "mn1", State: "resolve", Request: []byte(`{}`), Deadline: time.Now().Add(time.Hour)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := ins[0].ID
+	if got, err := st.ClaimJobs(ctx, "w1", "mn1", 10, time.Minute, nil); err != nil || len(got) != 1 {
+		t.Fatalf("claimed %d of 1: %v", len(got), err)
+	}
+	if marked, err := st.MarkStarted(ctx, "w1", []store.StepStart{{JobID: id, State: "resolve"}}); err != nil || len(marked) != 1 {
+		t.Fatalf("mark started: %v, %v", marked, err)
+	}
+	for _, tr := range []store.Transition{
+		{JobID: id, From: "resolve", To: "power", StartNext: true, Detail: "node n1"},
+		{JobID: id, From: "power", To: "power", KeepAttempts: true, Detail: "retry: busy"},
+		{JobID: id, From: "power", To: "done", Finish: true},
+	} {
+		if lost, _, err := st.Apply(ctx, "w1", []store.Transition{tr}); err != nil || len(lost) > 0 {
+			t.Fatalf("apply %s -> %s: lost %v, %v", tr.From, tr.To, lost, err)
+		}
+	}
+	hist, err := st.History(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type row struct {
+		from, to, detail string
+		startedNext      bool
+	}
+	want := []row{{"", "resolve", "accepted", false}, {"resolve", "resolve", "started", false},
+		{"resolve", "power", "node n1", true}, {"power", "power", "retry: busy", false}, {"power", "done", "", false}}
+	var got []row
+	for _, h := range hist {
+		got = append(got, row{h.From, h.To, h.Detail, h.StartedNext})
+	}
+	if len(got) != len(want) {
+		t.Fatalf("history %+v, want %+v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("history row %d: %+v, want %+v", i, got[i], want[i])
+		}
+	}
+}

@@ -633,11 +633,11 @@ func (s *Store) Apply(ctx context.Context, worker string, ts []Transition) (lost
 				lost = append(lost, t.JobID)
 				continue
 			}
-			if t.From != t.To || t.Detail != "" || t.Finish {
+			switch {
+			case t.StartNext: // its row says the next step started with it
+				h.addStartedNext(t.JobID, t.From, t.To, t.Detail)
+			case t.From != t.To || t.Detail != "" || t.Finish:
 				h.add(t.JobID, t.From, t.To, t.From, t.Detail)
-			}
-			if t.StartNext {
-				h.add(t.JobID, t.To, t.To, t.To, "started")
 			}
 			for _, m := range t.Outbox {
 				out = append(out, jobMessage{t.JobID, m})
@@ -679,20 +679,29 @@ func (s *Store) Apply(ctx context.Context, worker string, ts []Transition) (lost
 type history struct {
 	job                    []int64
 	from, to, step, detail []string
+	startedNext            []bool
 }
 
 func (h *history) add(job int64, from, to, step, detail string) {
 	h.job = append(h.job, job)
 	h.from, h.to, h.step, h.detail = append(h.from, from), append(h.to, to), append(h.step, step), append(h.detail, detail)
+	h.startedNext = append(h.startedNext, false)
+}
+
+// addStartedNext adds the row of a transition from step from whose next step, to,
+// started in the same transaction.
+func (h *history) addStartedNext(job int64, from, to, detail string) {
+	h.add(job, from, to, from, detail)
+	h.startedNext[len(h.startedNext)-1] = true
 }
 
 func (h *history) insert(ctx context.Context, tx *sql.Tx) error {
 	if len(h.job) == 0 {
 		return nil
 	}
-	_, err := tx.ExecContext(ctx, `INSERT INTO job_history (job_id, from_state, to_state, step, detail)
-		SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[])`,
-		pq.Array(h.job), pq.Array(h.from), pq.Array(h.to), pq.Array(h.step), pq.Array(h.detail))
+	_, err := tx.ExecContext(ctx, `INSERT INTO job_history (job_id, from_state, to_state, step, detail, started_next)
+		SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::boolean[])`,
+		pq.Array(h.job), pq.Array(h.from), pq.Array(h.to), pq.Array(h.step), pq.Array(h.detail), pq.Array(h.startedNext))
 	if err != nil {
 		return fmt.Errorf("job history: %w", err)
 	}
@@ -756,15 +765,18 @@ func (s *Store) JobsByInstance(ctx context.Context, uuid string) ([]*Job, error)
 	return out, rows.Err()
 }
 
-// HistoryEntry is one row of job_history.
+// HistoryEntry is one row of job_history: a transition, or a step started on its
+// own ("started"). StartedNext says the transition started its To step at once, in
+// the same transaction.
 type HistoryEntry struct {
 	From, To, Step, Detail string
+	StartedNext            bool
 	At                     time.Time
 }
 
 // History returns a job's transitions in order.
 func (s *Store) History(ctx context.Context, jobID int64) ([]HistoryEntry, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT from_state, to_state, step, detail, at FROM job_history WHERE job_id=$1 ORDER BY id`, jobID)
+	rows, err := s.db.QueryContext(ctx, `SELECT from_state, to_state, step, detail, started_next, at FROM job_history WHERE job_id=$1 ORDER BY id`, jobID)
 	if err != nil {
 		return nil, fmt.Errorf("history of job %d: %w", jobID, err)
 	}
@@ -772,7 +784,7 @@ func (s *Store) History(ctx context.Context, jobID int64) ([]HistoryEntry, error
 	var out []HistoryEntry
 	for rows.Next() {
 		var h HistoryEntry
-		if err := rows.Scan(&h.From, &h.To, &h.Step, &h.Detail, &h.At); err != nil {
+		if err := rows.Scan(&h.From, &h.To, &h.Step, &h.Detail, &h.StartedNext, &h.At); err != nil {
 			return nil, err
 		}
 		out = append(out, h)
