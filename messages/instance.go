@@ -59,6 +59,9 @@ func (p PowerState) NotificationName() string {
 // the primitive as received; send it back unchanged where nova expects the instance.
 type Instance struct {
 	Object *Object
+	// raw is the primitive Object was decoded from, when it was (DecodeInstance):
+	// EncodeWithoutSecrets returns it as it is when it holds no secret.
+	raw json.RawMessage
 
 	ID                 int64
 	UUID               string
@@ -331,7 +334,18 @@ func DecodeInstance(raw []byte) (*Instance, error) {
 	if err != nil {
 		return nil, err
 	}
-	return InstanceFromObject(o)
+	return withRaw(InstanceFromObject(o))(raw)
+}
+
+// withRaw records the primitive an Instance was decoded from.
+func withRaw(in *Instance, err error) func(raw []byte) (*Instance, error) {
+	return func(raw []byte) (*Instance, error) {
+		if err != nil {
+			return nil, err
+		}
+		in.raw = raw
+		return in, nil
+	}
 }
 
 // validInstance is DecodeInstance for raw known to be valid JSON (a request's
@@ -341,7 +355,28 @@ func validInstance(raw []byte) (*Instance, error) {
 	if err != nil {
 		return nil, err
 	}
-	return InstanceFromObject(o)
+	return withRaw(InstanceFromObject(o))(raw)
+}
+
+// EncodeWithoutSecrets returns the JSON of the instance's primitive with its secret
+// fields null (WithoutInstanceSecrets): the primitive as it was decoded when none of
+// them holds anything, else the object encoded again. It is for an Instance whose
+// Object was not changed after it was decoded.
+func (in *Instance) EncodeWithoutSecrets() ([]byte, error) {
+	if in.raw != nil && !hasSecrets(in.Object) {
+		return in.raw, nil
+	}
+	return WithoutInstanceSecrets(in.Object).MarshalJSON()
+}
+
+// hasSecrets reports whether a secret field of an Instance primitive is set.
+func hasSecrets(o *Object) bool {
+	for _, k := range InstanceSecretFields {
+		if raw, ok := o.Data[k]; ok && string(raw) != "null" {
+			return true
+		}
+	}
+	return false
 }
 
 // Flavor is a typed view of a nova Flavor primitive (1.2).

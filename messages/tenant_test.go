@@ -226,3 +226,52 @@ func TestNetworkInfoRoutesAndMeta(t *testing.T) {
 		t.Errorf("meta = %v / %v", sn.Meta, vifs[0].Network.Meta)
 	}
 }
+
+// TestEncodeWithoutSecrets: an instance decoded from a request encodes without its
+// user data when it has some, and as it was received when it has none.
+func TestEncodeWithoutSecrets(t *testing.T) {
+	t.Parallel()
+	_, withData := tenantBuild(t, 1) // a spawn whose instance carries user data
+	stop, err := DecodeRequest([]byte(loadVector(t, "cast-stop_instance.json").Body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := stop.StopInstance() // user_data null
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name     string
+		in       *Instance
+		asIs     bool // the received bytes, unchanged
+		userData string
+	}{
+		{"user data", withData.Instance, false, withData.Instance.UserData.Reveal()},
+		{"no user data", plain.Instance, true, ""},
+		{"built, not decoded", &Instance{Object: plain.Instance.Object}, false, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b, err := tc.in.EncodeWithoutSecrets()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.userData != "" && strings.Contains(string(b), tc.userData) {
+				t.Fatal("user data kept")
+			}
+			raw, _ := stop.Arg("instance")
+			if got := string(b) == string(raw); got != tc.asIs {
+				t.Errorf("received bytes returned: %v, want %v", got, tc.asIs)
+			}
+			o, err := DecodeObject(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ud := string(o.Data["user_data"]); ud != "null" {
+				t.Errorf("user_data %s, want null", ud)
+			}
+			if len(o.Data) != len(tc.in.Object.Data) {
+				t.Errorf("%d fields, want %d", len(o.Data), len(tc.in.Object.Data))
+			}
+		})
+	}
+}

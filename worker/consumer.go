@@ -328,7 +328,7 @@ func (w *Worker) decideOne(ctx context.Context, d amqp.Delivery) (*store.NewJob,
 		}
 		// What is kept of the instance holds none of its secrets (user data): they
 		// went into the tenant data tree, if anywhere.
-		if r.Instance, err = messages.WithoutInstanceSecrets(inst.Object).MarshalJSON(); err != nil {
+		if r.Instance, err = inst.EncodeWithoutSecrets(); err != nil {
 			w.removeDrive(r.ConfigDrive)
 			return badArgs(err)
 		}
@@ -337,7 +337,7 @@ func (w *Worker) decideOne(ctx context.Context, d amqp.Delivery) (*store.NewJob,
 		job.Outbox = w.notify.started(kind, inst, req.Context, &r)
 		job.NovaOps = w.novaStarted(kind, r.Instance, inst.UUID, r.Node, req.Context)
 	}
-	if job.Request, err = json.Marshal(r); err != nil {
+	if job.Request, err = r.encode(); err != nil {
 		w.removeDrive(r.ConfigDrive)
 		return badArgs(err)
 	}

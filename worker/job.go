@@ -64,6 +64,25 @@ type request struct {
 	RequestID string                     `json:"request_id,omitempty"`
 }
 
+// encode returns the request as stored in jobs.request. The instance primitive, the
+// bulk of it and already JSON, is put in as it is rather than run through
+// encoding/json again (which would scan and compact it once more).
+func (r *request) encode() ([]byte, error) {
+	c := *r
+	c.Instance = nil
+	b, err := json.Marshal(&c)
+	if err != nil || len(r.Instance) == 0 {
+		return b, err
+	}
+	b = b[:len(b)-1] // the closing brace
+	if len(b) > 1 {
+		b = append(b, ',')
+	}
+	b = append(b, `"instance":`...)
+	b = append(b, r.Instance...)
+	return append(b, '}'), nil
+}
+
 // callInfo is where a call's reply goes.
 type callInfo struct {
 	ReplyQueue string `json:"reply_q"`
