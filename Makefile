@@ -60,7 +60,7 @@ bench-openstack: services
 
 ## bench-short: the same rows at 5% scale, well under the full run's time
 bench-short: services
-	$(GO) run ./cmd/xcatbm-bench --scale 0.05
+	$(GO) run ./cmd/xcatbm-bench --scale 0.05 --runs 1
 ## faults: the fault harness's full form (kills, storms, broker and database faults, a RabbitMQ cluster node stopped)
 faults: services
 	XCATBM_FAULTS=full go test -count=1 -timeout 60m -v ./faults/

@@ -16,6 +16,7 @@ func TestCLIGolden(t *testing.T) {
 		"help":         {"--help"},
 		"unknown-flag": {"--nosuch"},
 		"bad-scale":    {"--scale", "2"},
+		"bad-runs":     {"--runs", "0"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer

@@ -55,6 +55,7 @@ type options struct {
 	cpuProfile string
 	only       string
 	openstack  string
+	runs       int
 }
 
 // bench is one run: its settings, environment and the rows measured so far.
@@ -94,6 +95,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to `file` (go tool pprof)")
 	fs.StringVar(&o.only, "rows", "", "run only the rows whose names contain one of these comma-separated `words` (ceiling, spawn,\ncontrol, scale (both scale rows), scale-out, latency; latency reports on the rows run before it;\nwith --openstack: registration, fake (servers on nova's fake driver and on xcatbm), openstack (both))")
 	fs.StringVar(&o.openstack, "openstack", "", "run the rows against a real OpenStack control plane started by scripts/openstack/plane.sh\nstart `DIR` (make bench-openstack): only those rows, unless --rows names others")
+	fs.IntVar(&o.runs, "runs", 3, "run the ceiling, the power storm and the control-plane row `n` times each (alternately for the first two); each reports its median run")
 	fs.DurationVar(&o.coalesce, "coalesce-window", 20*time.Millisecond, "xCAT request coalescing window of the rows' workers (the spawn storm also runs with it off)")
 	fs.Usage = config.Usage(fs, synopsis, "")
 	if code, done := config.ParseCommandLine(fs, args, os.LookupEnv, stdout, stderr); done {
@@ -101,6 +103,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if o.scale <= 0 || o.scale > 1 {
 		return config.UsageError(stderr, "xcatbm-bench", "--scale %v: want a factor in (0, 1]", o.scale)
+	}
+	if o.runs < 1 {
+		return config.UsageError(stderr, "xcatbm-bench", "--runs %d: want at least 1", o.runs)
 	}
 	lvl, err := zerolog.ParseLevel(o.logLevel)
 	if err != nil {
