@@ -328,24 +328,15 @@ func (in *Instance) tenantObjects(o *Object) error {
 	return nil
 }
 
-// DecodeInstance decodes an Instance primitive and builds its typed view.
+// DecodeInstance decodes an Instance primitive and builds its typed view. The
+// Instance keeps raw (EncodeWithoutSecrets may return it): raw must not be changed
+// afterwards.
 func DecodeInstance(raw []byte) (*Instance, error) {
 	o, err := DecodeObject(raw)
 	if err != nil {
 		return nil, err
 	}
-	return withRaw(InstanceFromObject(o))(raw)
-}
-
-// withRaw records the primitive an Instance was decoded from.
-func withRaw(in *Instance, err error) func(raw []byte) (*Instance, error) {
-	return func(raw []byte) (*Instance, error) {
-		if err != nil {
-			return nil, err
-		}
-		in.raw = raw
-		return in, nil
-	}
+	return instanceFrom(o, raw)
 }
 
 // validInstance is DecodeInstance for raw known to be valid JSON (a request's
@@ -355,7 +346,17 @@ func validInstance(raw []byte) (*Instance, error) {
 	if err != nil {
 		return nil, err
 	}
-	return withRaw(InstanceFromObject(o))(raw)
+	return instanceFrom(o, raw)
+}
+
+// instanceFrom builds the typed view of o, decoded from raw, and records raw.
+func instanceFrom(o *Object, raw []byte) (*Instance, error) {
+	in, err := InstanceFromObject(o)
+	if err != nil {
+		return nil, err
+	}
+	in.raw = raw
+	return in, nil
 }
 
 // EncodeWithoutSecrets returns the JSON of the instance's primitive with its secret
