@@ -224,9 +224,7 @@ func (e *executor) step(ctx context.Context, jobs []*store.Job, cont []*run) []*
 		}
 		t := next[r.job.ID]
 		r.job.State, r.job.StepStarted, r.job.Attempts, r.job.CancelRequested = t.To, true, 1, cancel[r.job.ID]
-		// The node was bound by the transition just written, if at all; the next
-		// step's transition has nothing of it to write again.
-		r.out, r.chained, r.bind = outcome{}, true, false
+		r.out, r.chained = outcome{}, true
 		out = append(out, r)
 	}
 	return out
@@ -374,7 +372,9 @@ func (w *Worker) transition(r *run) store.Transition {
 		to, last := next(r.kind(), from, undoing)
 		t.To = string(to)
 		if r.bind {
-			t.NodeUpdate = w.claimNode(r)
+			// The binding is written once, by the transition that ends the step
+			// that found the node; the steps chained after it have none to write.
+			t.NodeUpdate, r.bind = w.claimNode(r), false
 		}
 		if last && undoing { // undone: the job ends with the error that failed it
 			endErr = errors.New(r.data.Failure)
