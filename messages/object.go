@@ -38,9 +38,10 @@ type Object struct {
 }
 
 // DecodeObject decodes a NovaObject primitive. Errors are *FieldError naming the
-// primitive key that is missing or of the wrong kind.
+// primitive key that is missing or of the wrong kind. The object's data values are
+// parts of raw, not copies: raw must not be changed afterwards.
 func DecodeObject(raw []byte) (*Object, error) {
-	m, err := decodeObject(raw)
+	m, err := splitValidated(raw)
 	if err != nil {
 		return nil, err
 	}
