@@ -103,7 +103,7 @@ func (e *env) schemaURL(ctx context.Context, tag string) (*store.Store, string, 
 	// A finished row's pool must not sit on idle connections: the rows after it
 	// (ten scale-out workers among them) share PostgreSQL's max_connections (100 by
 	// default) with everything else on the machine.
-	db.SetMaxIdleConns(4)
+	db.SetMaxIdleConns(schemaIdleConns)
 	db.SetConnMaxIdleTime(5 * time.Second)
 	e.pools = append(e.pools, db)
 	if _, err := store.Migrate(ctx, db); err != nil {
@@ -167,3 +167,6 @@ func (e *env) close() {
 		}
 	}
 }
+
+// schemaIdleConns is how many idle connections a schema's pool keeps between uses.
+const schemaIdleConns = 4
