@@ -225,12 +225,11 @@ func serve(ctx context.Context, o options, lookup func(string) (string, bool), l
 	if dbURL == "" {
 		dbURL = "postgres://xcatbm@127.0.0.1:5432/xcatbm?sslmode=disable"
 	}
-	db, err := sql.Open("postgres", dbURL)
+	db, err := openDatabase(dbURL, o.databaseConns)
 	if err != nil {
-		return fmt.Errorf("database %s: %w", config.RedactURL(dbURL), err)
+		return err
 	}
 	defer db.Close()
-	db.SetMaxOpenConns(o.databaseConns)
 	// Start-up in a fixed order, each step's first error saying what to fix:
 	// configuration (above), database, broker, xcatd, then OpenStack.
 	if err := waitDB(ctx, db, dbURL, log); err != nil {
@@ -373,4 +372,24 @@ func endpoints(reg *prometheus.Registry, db *sql.DB, w *worker.Worker, health *w
 		_, _ = io.WriteString(rw, "ready\n")
 	})
 	return mux
+}
+
+// openDatabase opens the worker's pool: at most conns connections (0: no bound),
+// all of them kept while busy. database/sql keeps 2 idle connections unless told
+// otherwise, so under load the rest would be closed after each use and opened
+// again, and every opening costs PostgreSQL a backend start-up. What the pool
+// opened is given back after a quiet minute.
+func openDatabase(url string, conns int) (*sql.DB, error) {
+	db, err := sql.Open("postgres", url)
+	if err != nil {
+		return nil, fmt.Errorf("database %s: %w", config.RedactURL(url), err)
+	}
+	db.SetMaxOpenConns(conns)
+	idle := conns
+	if idle <= 0 {
+		idle = 16
+	}
+	db.SetMaxIdleConns(idle)
+	db.SetConnMaxIdleTime(time.Minute)
+	return db, nil
 }
