@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -90,6 +91,7 @@ func (c *Consumer) session(ctx context.Context, up func()) error {
 		maxBatch = 100
 	}
 	closed := ch.NotifyClose(make(chan *amqp.Error, 1))
+	var acks acker // delivery tags count from 1 on each channel
 	for {
 		var first amqp.Delivery
 		select {
@@ -143,10 +145,58 @@ func (c *Consumer) session(ctx context.Context, up func()) error {
 			served = true
 			up()
 		}
-		for _, d := range batch {
-			if err := d.Ack(false); err != nil {
-				return fmt.Errorf("ack: %w", err)
-			}
+		if err := acks.ack(batch); err != nil {
+			return fmt.Errorf("ack: %w", err)
 		}
 	}
+}
+
+// acker acks a channel's batches, with one frame for a batch when it can: when its
+// delivery tags follow, without a gap, every tag acked before, acking the last with
+// multiple set acks exactly the batch. Otherwise (a batch whose tags interleave with
+// deliveries of another queue still waiting in the merge) each delivery is acked
+// alone, so a delivery not yet handled is never acked with it.
+type acker struct {
+	mark  uint64          // every tag up to mark is acked
+	above map[uint64]bool // tags acked past mark
+}
+
+func (a *acker) ack(batch []amqp.Delivery) error {
+	if len(batch) == 0 {
+		return nil
+	}
+	tags := make([]uint64, len(batch))
+	for i, d := range batch {
+		tags[i] = d.DeliveryTag
+	}
+	slices.Sort(tags)
+	run := true
+	for i, t := range tags {
+		if t != a.mark+1+uint64(i) {
+			run = false
+			break
+		}
+	}
+	last := batch[len(batch)-1]
+	if run {
+		if err := last.Acknowledger.Ack(tags[len(tags)-1], true); err != nil {
+			return err
+		}
+		a.mark = tags[len(tags)-1]
+	} else {
+		if a.above == nil {
+			a.above = map[uint64]bool{}
+		}
+		for _, d := range batch {
+			if err := d.Ack(false); err != nil {
+				return err
+			}
+			a.above[d.DeliveryTag] = true
+		}
+	}
+	for a.above[a.mark+1] {
+		delete(a.above, a.mark+1)
+		a.mark++
+	}
+	return nil
 }
