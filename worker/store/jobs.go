@@ -187,10 +187,6 @@ func (s *Store) InsertJobs(ctx context.Context, jobs []NewJob) ([]Inserted, erro
 				return err
 			}
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE processed_messages p SET job_id = u.id
-			FROM unnest($1::text[], $2::bigint[]) AS u(m, id) WHERE p.unique_id = u.m`, pq.Array(mid), pq.Array(jobIDs)); err != nil {
-			return fmt.Errorf("record messages' jobs: %w", err)
-		}
 		if len(cancelUUIDs) > 0 {
 			if _, err := tx.ExecContext(ctx, `UPDATE jobs j SET cancel_requested = true, run_after = now(), updated_at = now()
 				FROM unnest($1::text[], $2::bigint[]) AS c(uuid, before)
