@@ -3,7 +3,10 @@ package messages
 import (
 	"bytes"
 	"encoding/json"
+	"maps"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -31,10 +34,13 @@ func splitObject(data []byte, copyValues bool) (m map[string]json.RawMessage, ok
 		return nil, false
 	}
 	i = skipSpace(data, i+1)
-	m = make(map[string]json.RawMessage, 8)
 	if i < len(data) && data[i] == '}' {
-		return m, true
+		return map[string]json.RawMessage{}, true
 	}
+	// The members are gathered first, so that the map is made at its size (an
+	// Instance has some 70) rather than grown by rehashing.
+	var stack [80]member
+	members := stack[:0]
 	for i < len(data) {
 		if data[i] != '"' {
 			return nil, false
@@ -45,8 +51,8 @@ func splitObject(data []byte, copyValues bool) (m map[string]json.RawMessage, ok
 		}
 		var key string
 		if plain {
-			key = string(data[i+1 : end-1])
-		} else if json.Unmarshal(data[i:end], &key) != nil {
+			key = internKey(data[i+1 : end-1])
+		} else if key, ok = escapedKey(data[i:end]); !ok {
 			return nil, false
 		}
 		i = skipSpace(data, end)
@@ -59,9 +65,9 @@ func splitObject(data []byte, copyValues bool) (m map[string]json.RawMessage, ok
 			return nil, false
 		}
 		if copyValues {
-			m[key] = append(json.RawMessage(nil), data[i:vend]...)
+			members = append(members, member{key, append(json.RawMessage(nil), data[i:vend]...)})
 		} else {
-			m[key] = json.RawMessage(data[i:vend:vend])
+			members = append(members, member{key, json.RawMessage(data[i:vend:vend])})
 		}
 		i = skipSpace(data, vend)
 		if i >= len(data) {
@@ -71,12 +77,68 @@ func splitObject(data []byte, copyValues bool) (m map[string]json.RawMessage, ok
 		case ',':
 			i = skipSpace(data, i+1)
 		case '}':
+			m = make(map[string]json.RawMessage, len(members))
+			for _, mb := range members {
+				m[mb.key] = mb.raw // in order: the last of duplicate keys wins
+			}
 			return m, true
 		default:
 			return nil, false
 		}
 	}
 	return nil, false
+}
+
+// escapedKey decodes a member name with escapes or bytes outside ASCII as
+// encoding/json does. It is a function of its own so that splitObject's key does not
+// escape to the heap for the common, plain names.
+func escapedKey(quoted []byte) (string, bool) {
+	var key string
+	if json.Unmarshal(quoted, &key) != nil {
+		return "", false
+	}
+	return key, true
+}
+
+// internKey returns name as a string, the same string each time for the member names
+// the process has met before: an Instance's seventy names are then not allocated
+// again for every cast. The table is read without locks (a map replaced, never
+// changed, once written) and holds at most maxInterned names, so names a sender
+// makes up cannot grow it without bound.
+func internKey(name []byte) string {
+	if s, ok := (*interned.Load())[string(name)]; ok {
+		return s
+	}
+	s := string(name)
+	if len(name) > maxInternedLen {
+		return s
+	}
+	internMu.Lock()
+	defer internMu.Unlock()
+	old := *interned.Load()
+	if _, ok := old[s]; ok || len(old) >= maxInterned {
+		return s
+	}
+	next := make(map[string]string, len(old)+1)
+	maps.Copy(next, old)
+	next[s] = s
+	interned.Store(&next)
+	return s
+}
+
+const (
+	maxInterned    = 1024 // names kept by internKey
+	maxInternedLen = 64   // longer names are not kept
+)
+
+var (
+	internMu sync.Mutex // serializes the writers of interned
+	interned atomic.Pointer[map[string]string]
+)
+
+func init() {
+	empty := map[string]string{}
+	interned.Store(&empty)
 }
 
 func skipSpace(data []byte, i int) int {

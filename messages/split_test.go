@@ -2,12 +2,14 @@ package messages
 
 import (
 	"encoding/json"
+	"fmt"
 	"maps"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"unsafe"
 )
 
 // splitAgrees checks that decodeObject gives exactly what json.Unmarshal into a
@@ -178,4 +180,29 @@ func FuzzValidJSON(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(validAgrees)
+}
+
+// TestInternKey checks that a member name met before comes back as the same string
+// (no new allocation), that a long name is not kept, and that names made up by a
+// sender stop growing the table at its bound.
+func TestInternKey(t *testing.T) {
+	a := internKey([]byte("intern_test_power_state"))
+	b := internKey([]byte("intern_test_power_state"))
+	if a != "intern_test_power_state" || unsafe.StringData(a) != unsafe.StringData(b) {
+		t.Errorf("a name met twice gave two strings")
+	}
+	long := strings.Repeat("k", maxInternedLen+1)
+	internKey([]byte(long))
+	if _, kept := (*interned.Load())[long]; kept {
+		t.Errorf("a name of %d bytes was kept", len(long))
+	}
+	for i := range 2 * maxInterned {
+		internKey([]byte(fmt.Sprintf("made_up_%d", i)))
+	}
+	if n := len(*interned.Load()); n > maxInterned {
+		t.Errorf("the table holds %d names, more than %d", n, maxInterned)
+	}
+	if allocs := testing.AllocsPerRun(100, func() { internKey([]byte("intern_test_power_state")) }); allocs != 0 {
+		t.Errorf("a known name cost %v allocations", allocs)
+	}
 }
