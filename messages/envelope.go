@@ -76,6 +76,20 @@ func decodeObject(data []byte) (map[string]json.RawMessage, error) {
 	return unmarshalObject(data)
 }
 
+// Members returns the members of the JSON object data, each as its raw value: what
+// json.Unmarshal into a map[string]json.RawMessage gives, from one validating pass
+// and one split. The values are parts of data, which must not change afterwards;
+// MemberString reads a string among them.
+func Members(data []byte) (map[string]json.RawMessage, error) {
+	return splitValidated(data)
+}
+
+// MemberString returns the string a value of Members holds, as json.Unmarshal into a
+// string gives it; ok is false when the value is not a string (null among others).
+func MemberString(raw json.RawMessage) (s string, ok bool) {
+	return unquote(raw)
+}
+
 // splitValidated is decodeObject whose values are parts of data, not copies.
 func splitValidated(data []byte) (map[string]json.RawMessage, error) {
 	if validJSON(data) {

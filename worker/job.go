@@ -3,6 +3,8 @@ package worker
 import (
 	"encoding/json"
 	"fmt"
+	"reflect"
+	"strings"
 	"time"
 
 	"xcatbm/messages"
@@ -83,6 +85,76 @@ func (r *request) encode() ([]byte, error) {
 	return append(b, '}'), nil
 }
 
+// decode reads a stored request (encode's output, or what PostgreSQL gives back of
+// it) as json.Unmarshal would, without its reflection over the whole text: the text
+// is validated and split once, a member is found by its field's name, strings are
+// read directly and the instance is kept as the part of b it is. Members the
+// request has no field for are ignored, as encoding/json does.
+func (r *request) decode(b []byte) error {
+	members, err := messages.Members(b)
+	if err != nil {
+		return err
+	}
+	v := reflect.ValueOf(r).Elem()
+	for _, f := range requestFields {
+		raw, ok := members[f.name]
+		if !ok {
+			continue
+		}
+		fv := v.Field(f.index)
+		switch f.kind {
+		case fieldString:
+			if s, ok := messages.MemberString(raw); ok {
+				fv.SetString(s)
+				continue
+			}
+		case fieldRaw:
+			if string(raw) != "null" {
+				fv.SetBytes(raw)
+				continue
+			}
+		}
+		if err := json.Unmarshal(raw, fv.Addr().Interface()); err != nil {
+			return fmt.Errorf("%s: %w", f.name, err)
+		}
+	}
+	return nil
+}
+
+// requestFields are request's fields by their JSON names, for decode.
+var requestFields = func() []requestField {
+	var out []requestField
+	t := reflect.TypeFor[request]()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "" || name == "-" {
+			continue
+		}
+		kind := fieldOther
+		switch {
+		case f.Type == reflect.TypeFor[json.RawMessage]():
+			kind = fieldRaw
+		case f.Type.Kind() == reflect.String:
+			kind = fieldString
+		}
+		out = append(out, requestField{name: name, index: i, kind: kind})
+	}
+	return out
+}()
+
+type requestField struct {
+	name  string
+	index int
+	kind  int
+}
+
+const (
+	fieldOther  = iota // decoded by encoding/json
+	fieldString        // a string
+	fieldRaw           // json.RawMessage, kept as it is
+)
+
 // callInfo is where a call's reply goes.
 type callInfo struct {
 	ReplyQueue string `json:"reply_q"`
@@ -149,12 +221,11 @@ type run struct {
 
 func newRun(j *store.Job) (*run, error) {
 	r := &run{job: j}
-	if err := json.Unmarshal(j.Request, &r.req); err != nil {
+	if err := r.req.decode(j.Request); err != nil {
 		return nil, fmt.Errorf("job %d: stored request: %w", j.ID, err)
 	}
-	// The run reads r.req from here on. The raw request (a spawn's is several kB)
-	// was the largest single thing a batch of claimed jobs kept alive while its
-	// xCAT step ran; it goes now.
+	// The run reads r.req from here on. Its instance is a part of the raw request
+	// (most of its several kB), which stays alive with it and with nothing else.
 	j.Request = nil
 	if len(j.Data) > 0 {
 		if err := json.Unmarshal(j.Data, &r.data); err != nil {
