@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"time"
 
@@ -88,8 +89,9 @@ func (r *request) encode() ([]byte, error) {
 // decode reads a stored request (encode's output, or what PostgreSQL gives back of
 // it) as json.Unmarshal would, without its reflection over the whole text: the text
 // is validated and split once, a member is found by its field's name, strings are
-// read directly and the instance is kept as the part of b it is. Members the
-// request has no field for are ignored, as encoding/json does.
+// read directly and raw values copied out whole, so that nothing of the request
+// keeps b alive (a run waits for minutes, thousands at a time). Members the request
+// has no field for are ignored, as encoding/json does.
 func (r *request) decode(b []byte) error {
 	members, err := messages.Members(b)
 	if err != nil {
@@ -110,7 +112,20 @@ func (r *request) decode(b []byte) error {
 			}
 		case fieldRaw:
 			if string(raw) != "null" {
-				fv.SetBytes(raw)
+				fv.SetBytes(slices.Clone(raw))
+				continue
+			}
+		case fieldBool:
+			if string(raw) == "true" || string(raw) == "false" {
+				fv.SetBool(string(raw) == "true")
+				continue
+			}
+		case fieldRawMap:
+			if m, err := messages.Members(raw); err == nil {
+				for k, v := range m {
+					m[k] = slices.Clone(v)
+				}
+				fv.Set(reflect.ValueOf(m))
 				continue
 			}
 		}
@@ -137,6 +152,10 @@ var requestFields = func() []requestField {
 			kind = fieldRaw
 		case f.Type.Kind() == reflect.String:
 			kind = fieldString
+		case f.Type.Kind() == reflect.Bool:
+			kind = fieldBool
+		case f.Type == reflect.TypeFor[map[string]json.RawMessage]():
+			kind = fieldRawMap
 		}
 		out = append(out, requestField{name: name, index: i, kind: kind})
 	}
@@ -153,6 +172,8 @@ const (
 	fieldOther  = iota // decoded by encoding/json
 	fieldString        // a string
 	fieldRaw           // json.RawMessage, kept as it is
+	fieldBool          // a bool
+	fieldRawMap        // map[string]json.RawMessage, its values parts of the text
 )
 
 // callInfo is where a call's reply goes.
@@ -224,8 +245,9 @@ func newRun(j *store.Job) (*run, error) {
 	if err := r.req.decode(j.Request); err != nil {
 		return nil, fmt.Errorf("job %d: stored request: %w", j.ID, err)
 	}
-	// The run reads r.req from here on. Its instance is a part of the raw request
-	// (most of its several kB), which stays alive with it and with nothing else.
+	// The run reads r.req from here on. The raw request (a spawn's is several kB)
+	// was the largest single thing a batch of claimed jobs kept alive while its
+	// xCAT step ran; it goes now.
 	j.Request = nil
 	if len(j.Data) > 0 {
 		if err := json.Unmarshal(j.Data, &r.data); err != nil {
