@@ -6,7 +6,7 @@ FUZZTIME    ?= 5s
 # Every test package gets its own schema and vhost, so packages run in parallel.
 TESTFLAGS   ?= -count=1 -timeout 20m
 
-.PHONY: all build test test-go fuzz fuzz-short lint services demo bench bench-short bench-openstack faults test-openstack clean help
+.PHONY: all build test test-go fuzz fuzz-short lint services demo bench bench-short bench-openstack bench-json faults test-openstack clean help
 
 all: build
 
@@ -53,6 +53,11 @@ test-openstack: services
 ## bench: the worker's benchmark table on this machine (several minutes; see BENCHMARKS.md)
 bench: services
 	$(GO) run ./cmd/xcatbm-bench
+
+## bench-json: JSON libraries against xcatbm's own reading and writing, on the captured vectors (messages/jsoncompare, a module of its own; json/v2 under GOEXPERIMENT=jsonv2)
+bench-json:
+	cd messages/jsoncompare && $(GO) test -count=1 -bench . -benchmem .
+	cd messages/jsoncompare && GOEXPERIMENT=jsonv2 $(GO) test -count=1 -bench . -benchmem .
 
 ## bench-openstack: the rows against a real nova and placement (installed, started and purged here; BENCH_FLAGS=--scale 0.1 for a shorter run)
 bench-openstack: services
