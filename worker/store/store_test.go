@@ -2,6 +2,9 @@ package store_test
 
 import (
 	"context"
+	"database/sql"
+	"fmt"
+	"strings"
 	"testing"
 
 	"xcatbm/internal/testkit/testdb"
@@ -39,4 +42,53 @@ func newStore(t *testing.T) (*testdb.DB, *store.Store) {
 		t.Fatal(err)
 	}
 	return db, store.New(db.DB)
+}
+
+// TestLargeValuesCompressWithLZ4 stores a job whose request is past the TOAST
+// threshold and a notification body as large, and reads back how PostgreSQL
+// compressed each (migration 0011), on a server built with lz4 like the test one.
+func TestLargeValuesCompressWithLZ4(t *testing.T) {
+	t.Parallel()
+	db, _ := newStore(t)
+	var lz4 bool
+	if err := db.QueryRow(`SELECT count(*) = 1 FROM pg_settings WHERE name = 'default_toast_compression' AND 'lz4' = ANY(enumvals)`).Scan(&lz4); err != nil {
+		t.Fatal(err)
+	}
+	if !lz4 {
+		t.Skip("this PostgreSQL is built without lz4: migration 0011 keeps pglz")
+	}
+	// Values that compress, as a cast's instance does: repeated keys, varied values.
+	var b strings.Builder
+	b.WriteString(`{"instance": {`)
+	for i := range 200 {
+		fmt.Fprintf(&b, `"field_%d": "value %d of the instance", `, i, i*7919)
+	}
+	b.WriteString(`"last": true}}`)
+	big := b.String()
+	var id int64
+	if err := db.QueryRow(`INSERT INTO jobs (kind, compute_host, state, request, deadline) VALUES ('power_off', 'h', 'resolve', $1::jsonb, now() + interval '10 minutes') RETURNING id`, big).Scan(&id); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`INSERT INTO outbox (job_id, exchange, routing_key, message_id, body) VALUES ($1, 'nova', 'versioned_notifications.info', 'm1', $2)`, id, []byte(big)); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ what, query string }{
+		{"jobs.request", `SELECT pg_column_compression(request) FROM jobs WHERE id = $1`},
+		{"outbox.body", `SELECT pg_column_compression(body) FROM outbox WHERE job_id = $1`},
+	} {
+		var got sql.NullString
+		if err := db.QueryRow(c.query, id).Scan(&got); err != nil {
+			t.Fatalf("%s: %v", c.what, err)
+		}
+		if got.String != "lz4" {
+			t.Errorf("%s of %d bytes is stored with compression %q, want lz4", c.what, len(big), got.String)
+		}
+	}
+	var back string
+	if err := db.QueryRow(`SELECT request::text FROM jobs WHERE id = $1`, id).Scan(&back); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(back, `"field_199": "value 1575881 of the instance"`) {
+		t.Errorf("request read back does not hold what was stored: %.200s", back)
+	}
 }
