@@ -710,7 +710,10 @@ type jobMessage struct {
 	OutboxMessage
 }
 
-// insertMessages writes outbox rows with one statement, in order.
+// insertMessages writes outbox rows with one statement, in order. The bodies go as
+// one bytea, cut into rows by their lengths in the statement: as a bytea[] each body
+// was escaped into an array literal that PostgreSQL parsed back, about 40 % of an
+// outbox row's insert time (BENCHMARKS.md, 2026-12-06).
 func insertMessages(ctx context.Context, tx *sql.Tx, msgs []jobMessage) error {
 	if len(msgs) == 0 {
 		return nil
@@ -718,16 +721,24 @@ func insertMessages(ctx context.Context, tx *sql.Tx, msgs []jobMessage) error {
 	n := len(msgs)
 	jobs := make([]sql.NullInt64, n)
 	exch, keys, ids, exp := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-	bodies := make([][]byte, n)
+	lens := make([]int64, n)
+	size := 0
+	for _, m := range msgs {
+		size += len(m.Body)
+	}
+	bodies := make([]byte, 0, size)
 	for i, m := range msgs {
 		jobs[i] = sql.NullInt64{Int64: m.job, Valid: m.job != 0}
-		exch[i], keys[i], ids[i], exp[i], bodies[i] = m.Exchange, m.RoutingKey, m.MessageID, m.Expiration, m.Body
+		exch[i], keys[i], ids[i], exp[i] = m.Exchange, m.RoutingKey, m.MessageID, m.Expiration
+		bodies = append(bodies, m.Body...)
+		lens[i] = int64(len(m.Body))
 	}
 	_, err := tx.ExecContext(ctx, `INSERT INTO outbox (job_id, exchange, routing_key, message_id, body, expiration)
-		SELECT j, e, k, i, b, x FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bytea[], $6::text[])
-			WITH ORDINALITY AS m(j, e, k, i, b, x, o)
+		SELECT j, e, k, i, substring($5::bytea FROM (sum(l) OVER (ORDER BY o) - l + 1)::int FOR l::int), x
+		FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $7::bigint[], $6::text[])
+			WITH ORDINALITY AS m(j, e, k, i, l, x, o)
 		ORDER BY o`,
-		pq.Array(jobs), pq.Array(exch), pq.Array(keys), pq.Array(ids), pq.ByteaArray(bodies), pq.Array(exp))
+		pq.Array(jobs), pq.Array(exch), pq.Array(keys), pq.Array(ids), bodies, pq.Array(exp), pq.Array(lens))
 	if err != nil {
 		return fmt.Errorf("outbox: %w", err)
 	}

@@ -35,7 +35,7 @@ func TestMigrateCreatesSchemaIdempotently(t *testing.T) {
 }
 
 // newStore returns a store on a fresh migrated schema, and the schema's database.
-func newStore(t *testing.T) (*testdb.DB, *store.Store) {
+func newStore(t testing.TB) (*testdb.DB, *store.Store) {
 	t.Helper()
 	db := testdb.New(t, nil, "")
 	if _, err := store.Migrate(context.Background(), db.DB); err != nil {
