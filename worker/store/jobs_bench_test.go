@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -16,18 +14,10 @@ import (
 // request is about the size of.
 func capturedCast(tb testing.TB, name string) []byte {
 	tb.Helper()
-	raw, err := os.ReadFile(filepath.Join("..", "..", "messages", "testdata", name))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	var file struct{ Body string }
 	var env struct {
 		Message string `json:"oslo.message"`
 	}
-	if err := json.Unmarshal(raw, &file); err != nil {
-		tb.Fatal(err)
-	}
-	if err := json.Unmarshal([]byte(file.Body), &env); err != nil {
+	if err := json.Unmarshal(capturedBody(tb, name), &env); err != nil {
 		tb.Fatal(err)
 	}
 	return []byte(env.Message)

@@ -70,7 +70,7 @@ func TestOutboxBodiesRoundTrip(t *testing.T) {
 // BenchmarkOutboxInsert writes 300 captured versioned notifications as outbox rows in
 // one transaction, as a batch of transitions does; the time is per row.
 func BenchmarkOutboxInsert(b *testing.B) {
-	body := capturedNotification(b)
+	body := capturedBody(b, "notification-versioned-instance.power_off.end.json")
 	_, st := newStore(b)
 	ctx := context.Background()
 	msgs := make([]store.OutboxMessage, 300)
@@ -90,7 +90,7 @@ func BenchmarkOutboxInsert(b *testing.B) {
 // and marks them published, as one batch of the outbox loop does with the broker's
 // confirms left out; the time is per row. The rows are written before the timer runs.
 func BenchmarkPublishOutbox(b *testing.B) {
-	body := capturedNotification(b)
+	body := capturedBody(b, "notification-versioned-instance.power_off.end.json")
 	_, st := newStore(b)
 	ctx := context.Background()
 	const batch = 500
@@ -118,10 +118,10 @@ func BenchmarkPublishOutbox(b *testing.B) {
 	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N*batch), "µs/row")
 }
 
-// capturedNotification returns the body of a captured versioned notification.
-func capturedNotification(tb testing.TB) []byte {
+// capturedBody returns the body of a captured message in messages/testdata.
+func capturedBody(tb testing.TB, name string) []byte {
 	tb.Helper()
-	raw, err := os.ReadFile(filepath.Join("..", "..", "messages", "testdata", "notification-versioned-instance.power_off.end.json"))
+	raw, err := os.ReadFile(filepath.Join("..", "..", "messages", "testdata", name))
 	if err != nil {
 		tb.Fatal(err)
 	}
