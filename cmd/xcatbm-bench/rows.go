@@ -420,8 +420,14 @@ func (b *bench) spawnStorm(ctx context.Context, label string, coalesce, gather t
 	}
 	took := res.took
 	limit := install + 60*time.Second
+	// The target is the worker's as it runs by default, coalescing on; the run with it
+	// off is what coalescing is measured against, as in rows 2b.
+	target, result := fmt.Sprintf("<= install + 60 s = %.0f s", limit.Seconds()), b.passFail(took <= limit)
+	if label == "off" {
+		target, result = "(baseline)", ""
+	}
 	b.add(row{n: "2a", measure: fmt.Sprintf("spawn storm, coalescing %s: %d spawns, xCAT %v/request + %v/node, install %v, poll %v (%s)", label, k, xcatLatency.Fixed, xcatLatency.PerNode, install, poll, jobStates(ctx, st)),
-		value: fmt.Sprintf("%.1f s (install + %.1f s)", took.Seconds(), (took - install).Seconds()), target: fmt.Sprintf("<= install + 60 s = %.0f s", limit.Seconds()), result: b.passFail(took <= limit)})
+		value: fmt.Sprintf("%.1f s (install + %.1f s)", took.Seconds(), (took - install).Seconds()), target: target, result: result})
 	recs := srv.Requests()
 	for _, c := range []struct{ label, cmd, arg string }{{"nodeset", "nodeset", ""}, {"rpower boot", "rpower", "boot"}, {"nodels", "nodels", ""}} {
 		reqs, nodes := 0, 0
