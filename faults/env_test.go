@@ -525,7 +525,11 @@ func (l *noteLog) consume(ctx context.Context, url string, durable bool, up func
 			return err
 		}
 	}
-	ds, err := ch.Consume(q.Name, "", true, false, false, false, nil)
+	// Acked once recorded: with automatic acks, a notification on its way to this
+	// listener when the fault harness closes every connection of the vhost would be
+	// lost here, and counted as missing against the worker. Redelivered, it is
+	// recorded twice and seen deduplicates it by message_id.
+	ds, err := ch.Consume(q.Name, "", false, false, false, false, nil)
 	if err != nil {
 		return err
 	}
@@ -545,6 +549,9 @@ func (l *noteLog) consume(ctx context.Context, url string, durable bool, up func
 				l.raw = append(l.raw, string(d.Body))
 				l.notes = append(l.notes, n)
 				l.mu.Unlock()
+			}
+			if err := d.Ack(false); err != nil {
+				return err
 			}
 		}
 	}
