@@ -7,17 +7,22 @@ import (
 	"testing"
 	"time"
 
+	"xcatbm/messages/novacast"
 	"xcatbm/worker/store"
 )
 
-// capturedCast returns the oslo.message of a captured cast: the JSON a stored
-// request is about the size of.
+// capturedCast returns the oslo.message of a captured cast (novacast's vectors): the
+// JSON a stored request is about the size of.
 func capturedCast(tb testing.TB, name string) []byte {
 	tb.Helper()
+	body, err := novacast.Vector(name)
+	if err != nil {
+		tb.Fatal(err)
+	}
 	var env struct {
 		Message string `json:"oslo.message"`
 	}
-	if err := json.Unmarshal(capturedBody(tb, name), &env); err != nil {
+	if err := json.Unmarshal(body, &env); err != nil {
 		tb.Fatal(err)
 	}
 	return []byte(env.Message)

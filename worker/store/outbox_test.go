@@ -118,7 +118,8 @@ func BenchmarkPublishOutbox(b *testing.B) {
 	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N*batch), "µs/row")
 }
 
-// capturedBody returns the body of a captured message in messages/testdata.
+// capturedBody returns the body of a captured notification in messages/testdata
+// (novacast.Vector holds the casts only).
 func capturedBody(tb testing.TB, name string) []byte {
 	tb.Helper()
 	raw, err := os.ReadFile(filepath.Join("..", "..", "messages", "testdata", name))
