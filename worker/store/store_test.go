@@ -44,9 +44,10 @@ func newStore(t testing.TB) (*testdb.DB, *store.Store) {
 	return db, store.New(db.DB)
 }
 
-// TestLargeValuesCompressWithLZ4 stores a job whose request is past the TOAST
-// threshold and a notification body as large, and reads back how PostgreSQL
-// compressed each (migration 0011), on a server built with lz4 like the test one.
+// TestLargeValuesCompressWithLZ4 checks that every column migration 0011 names is set
+// to lz4, then stores a job whose request is past the TOAST threshold and a
+// notification body as large, and reads back how PostgreSQL compressed each, on a
+// server built with lz4 like the test one.
 func TestLargeValuesCompressWithLZ4(t *testing.T) {
 	t.Parallel()
 	db, _ := newStore(t)
@@ -56,6 +57,19 @@ func TestLargeValuesCompressWithLZ4(t *testing.T) {
 	}
 	if !lz4 {
 		t.Skip("this PostgreSQL is built without lz4: migration 0011 keeps pglz")
+	}
+	// Every column migration 0011 names, for the values written from now on.
+	for _, col := range []struct{ table, column string }{
+		{"jobs", "request"}, {"jobs", "data"}, {"outbox", "body"}, {"nova_outbox", "payload"},
+	} {
+		var method string
+		if err := db.QueryRow(`SELECT attcompression::text FROM pg_attribute WHERE attrelid = to_regclass($1) AND attname = $2`,
+			col.table, col.column).Scan(&method); err != nil {
+			t.Fatalf("%s.%s: %v", col.table, col.column, err)
+		}
+		if method != "l" {
+			t.Errorf("%s.%s compresses with %q, want l (lz4)", col.table, col.column, method)
+		}
 	}
 	// Values that compress, as a cast's instance does: repeated keys, varied values.
 	var b strings.Builder
