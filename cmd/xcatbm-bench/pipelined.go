@@ -41,7 +41,29 @@ type ceilingResult struct {
 // marks them published once confirmed. The time is from the first cast published to
 // the k-th notification seen by a listener on the broker.
 func (b *bench) pipelinedCeiling(ctx context.Context, k int) (ceilingResult, error) {
-	st, err := b.env.schema(ctx, "pipelined")
+	return b.pipelined(ctx, k, false)
+}
+
+// designFloor measures k casts through the ceiling's pipeline doing the least
+// DESIGN.md asks of a power-off job beyond one message: the job row is committed
+// with its one step already recorded as started, together with the
+// instance.power_off.start notification, and the cast acked (the ceiling's
+// transaction); then one finisher records the step's end for every job waiting (up
+// to 1000 in one statement: the job rows updated and each job's
+// instance.power_off.end inserted into the outbox), as the worker batches
+// transitions; the publisher sends both notifications. No xCAT, no history, no state
+// machine: an implementation of the design can do no less per job.
+func (b *bench) designFloor(ctx context.Context, k int) (ceilingResult, error) {
+	return b.pipelined(ctx, k, true)
+}
+
+// pipelined is the pipelined ceiling, or with floor the design floor.
+func (b *bench) pipelined(ctx context.Context, k int, floor bool) (ceilingResult, error) {
+	tag := "pipelined"
+	if floor {
+		tag = "floor"
+	}
+	st, err := b.env.schema(ctx, tag)
 	if err != nil {
 		return ceilingResult{}, err
 	}
@@ -52,8 +74,13 @@ func (b *bench) pipelinedCeiling(ctx context.Context, k int) (ceilingResult, err
 	// in a 2,000-cast run). The cap returns when the row ends.
 	db.SetMaxIdleConns(pipeCommitters + 2)
 	defer db.SetMaxIdleConns(schemaIdleConns)
+	// The floor's job rows also say when their step started and when the job ended.
+	stepColumns := ""
+	if floor {
+		stepColumns = ", step_started timestamptz NOT NULL DEFAULT now(), finished_at timestamptz"
+	}
 	if _, err := db.ExecContext(ctx, `CREATE TABLE pipe_jobs (id bigserial PRIMARY KEY, message_id text UNIQUE NOT NULL,
-			body bytea NOT NULL, created_at timestamptz NOT NULL DEFAULT now());
+			body bytea NOT NULL, created_at timestamptz NOT NULL DEFAULT now()`+stepColumns+`);
 		CREATE TABLE pipe_outbox (id bigserial PRIMARY KEY, job_id bigint NOT NULL, body bytea NOT NULL,
 			created_at timestamptz NOT NULL DEFAULT clock_timestamp(), published_at timestamptz);
 		CREATE INDEX pipe_outbox_pending ON pipe_outbox (id) WHERE published_at IS NULL`); err != nil {
@@ -68,17 +95,14 @@ func (b *bench) pipelinedCeiling(ctx context.Context, k int) (ceilingResult, err
 		END $$`); err != nil {
 		return ceilingResult{}, fmt.Errorf("compression of the tables: %w", err)
 	}
-	// One statement, one implicit transaction: the job row and its outbox row.
-	commit, err := db.PrepareContext(ctx, `WITH j AS (INSERT INTO pipe_jobs (message_id, body) VALUES ($1, $2) RETURNING id)
-		INSERT INTO pipe_outbox (job_id, body) SELECT id, $3 FROM j`)
-	if err != nil {
-		return ceilingResult{}, fmt.Errorf("prepare commit: %w", err)
-	}
-	defer commit.Close()
-
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	const host, queue = "bench-pipelined", "compute.bench-pipelined"
+	host := "bench-" + tag
+	queue := "compute." + host
+	event := "instance.power_off.end" // what the committers' notification says
+	if floor {
+		event = "instance.power_off.start"
+	}
 	conn, err := amqp.Dial(b.env.amqpURL)
 	if err != nil {
 		return ceilingResult{}, fmt.Errorf("dial: %w", err)
@@ -109,11 +133,25 @@ func (b *bench) pipelinedCeiling(ctx context.Context, k int) (ceilingResult, err
 	pubc := broker.NewConn(broker.ConnConfig{URLs: []string{b.env.amqpURL}, Name: "xcatbm-bench:pipelined:publish", Backoff: bo, Log: b.log})
 	pub := &broker.Publisher{Conn: pubc}
 
+	// One statement, one implicit transaction: the job row and its outbox row. With
+	// floor, the committers hand each committed job to the finisher.
+	commitSQL := `WITH j AS (INSERT INTO pipe_jobs (message_id, body) VALUES ($1, $2) RETURNING id)
+		INSERT INTO pipe_outbox (job_id, body) SELECT id, $3 FROM j`
+	if floor {
+		commitSQL += ` RETURNING job_id`
+	}
+	commit, err := db.PrepareContext(ctx, commitSQL)
+	if err != nil {
+		return ceilingResult{}, fmt.Errorf("prepare commit: %w", err)
+	}
+	defer commit.Close()
+	committed := make(chan int64, k)
+
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel()
 	wg.Go(func() { pubc.Run(ctx) })
-	failed := make(chan error, pipeCommitters+1)
+	failed := make(chan error, pipeCommitters+2)
 	fail := func(err error) {
 		select {
 		case failed <- err:
@@ -122,6 +160,12 @@ func (b *bench) pipelinedCeiling(ctx context.Context, k int) (ceilingResult, err
 		cancel()
 	}
 	wake := make(chan struct{}, 1)
+	poke := func() {
+		select {
+		case wake <- struct{}{}:
+		default:
+		}
+	}
 	for range pipeCommitters {
 		wg.Go(func() {
 			for {
@@ -135,12 +179,19 @@ func (b *bench) pipelinedCeiling(ctx context.Context, k int) (ceilingResult, err
 						return
 					}
 				}
-				body, err := ceilingNotification(host)
+				body, err := ceilingNotification(host, event)
 				if err != nil {
 					fail(fmt.Errorf("notification: %w", err))
 					return
 				}
-				if _, err := commit.ExecContext(ctx, messages.NewUniqueID(), d.Body, body); err != nil {
+				if floor {
+					var id int64
+					err = commit.QueryRowContext(ctx, messages.NewUniqueID(), d.Body, body).Scan(&id)
+					committed <- id
+				} else {
+					_, err = commit.ExecContext(ctx, messages.NewUniqueID(), d.Body, body)
+				}
+				if err != nil {
 					fail(fmt.Errorf("commit: %w", err))
 					return
 				}
@@ -148,10 +199,14 @@ func (b *bench) pipelinedCeiling(ctx context.Context, k int) (ceilingResult, err
 					fail(fmt.Errorf("ack: %w", err))
 					return
 				}
-				select {
-				case wake <- struct{}{}:
-				default:
-				}
+				poke()
+			}
+		})
+	}
+	if floor {
+		wg.Go(func() {
+			if err := finishJobs(ctx, db, host, committed, poke); err != nil && ctx.Err() == nil {
+				fail(err)
 			}
 		})
 	}
@@ -185,6 +240,16 @@ func (b *bench) pipelinedCeiling(ctx context.Context, k int) (ceilingResult, err
 		return ceilingResult{}, err
 	}
 	res, err := b.storm(ctx, host, "instance.power_off.end", bodies)
+	if err == nil && floor {
+		// Every job's row and both notifications, or the floor did less than it says.
+		var finished, outboxRows int
+		if err := db.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM pipe_jobs WHERE finished_at IS NOT NULL), (SELECT count(*) FROM pipe_outbox)`).Scan(&finished, &outboxRows); err != nil {
+			return ceilingResult{}, fmt.Errorf("count the floor's rows: %w", err)
+		}
+		if finished != k || outboxRows != 2*k {
+			return ceilingResult{}, fmt.Errorf("design floor: %d jobs finished and %d outbox rows, want %d and %d", finished, outboxRows, k, 2*k)
+		}
+	}
 	if err != nil {
 		select {
 		case ferr := <-failed:
@@ -257,4 +322,46 @@ func pipePublish(ctx context.Context, db *sql.DB, pub *broker.Publisher) (int, e
 		return 0, err
 	}
 	return len(ids), nil
+}
+
+// finishJobs is the design floor's finisher: it takes every committed job waiting
+// (at least one, at most pipeBatch), records in one statement their step's end (the
+// job rows finished, each job's instance.power_off.end in the outbox) and pokes the
+// publisher, until ctx ends.
+func finishJobs(ctx context.Context, db *sql.DB, host string, committed <-chan int64, poke func()) error {
+	finish, err := db.PrepareContext(ctx, `WITH f AS (UPDATE pipe_jobs j SET finished_at = now() FROM unnest($1::bigint[], $2::bytea[]) AS e(id, body)
+			WHERE j.id = e.id RETURNING j.id, e.body)
+		INSERT INTO pipe_outbox (job_id, body) SELECT id, body FROM f ORDER BY id`)
+	if err != nil {
+		return fmt.Errorf("prepare finish: %w", err)
+	}
+	defer finish.Close()
+	for {
+		var ids []int64
+		select {
+		case <-ctx.Done():
+			return nil
+		case id := <-committed:
+			ids = append(ids, id)
+		}
+	gather:
+		for len(ids) < pipeBatch {
+			select {
+			case id := <-committed:
+				ids = append(ids, id)
+			default:
+				break gather
+			}
+		}
+		bodies := make([][]byte, len(ids))
+		for i := range ids {
+			if bodies[i], err = ceilingNotification(host, "instance.power_off.end"); err != nil {
+				return fmt.Errorf("notification: %w", err)
+			}
+		}
+		if _, err := finish.ExecContext(ctx, pq.Array(ids), pq.Array(bodies)); err != nil {
+			return fmt.Errorf("finish: %w", err)
+		}
+		poke()
+	}
 }

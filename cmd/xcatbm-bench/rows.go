@@ -228,13 +228,18 @@ func (b *bench) rowCeiling(ctx context.Context) error {
 	// ceiling and the storm run b.o.runs times, one after the other, so that both
 	// meet the machine in the same states; each row reports its median run.
 	k, kSingle := b.scaled(2000, 20), b.scaled(1000, 10)
-	var ceilings, storms []measured
+	var ceilings, floors, storms []measured
 	for i := range b.o.runs {
 		pipe, err := b.pipelinedCeiling(ctx, k)
 		if err != nil {
 			return fmt.Errorf("pipelined ceiling: %w", err)
 		}
 		ceilings = append(ceilings, measured{rate: rate(k, pipe.took), note: fmt.Sprintf("p99 commit->confirm %v; %s", pipe.p99.Round(time.Millisecond), pipe.cpu)})
+		fl, err := b.designFloor(ctx, k)
+		if err != nil {
+			return fmt.Errorf("design floor: %w", err)
+		}
+		floors = append(floors, measured{rate: rate(k, fl.took), note: fmt.Sprintf("p99 commit->confirm %v; %s", fl.p99.Round(time.Millisecond), fl.cpu)})
 		ws := workerStorm{tag: "power", name: runName("power storm", i, b.o.runs), k: k, cfg: workerConfig("bench-power", time.Second), coalesce: b.o.coalesce,
 			castFile: "cast-stop_instance.json", event: "instance.power_off.end"}
 		res, st, _, done, err := b.workerStorm(ctx, ws)
@@ -261,6 +266,11 @@ func (b *bench) rowCeiling(ctx context.Context) error {
 		value: fmt.Sprintf("%.0f jobs/s", storm.rate)})
 	ratio := storm.rate / b.ceilingRate
 	b.add(row{n: "1c", measure: "power storm / pipelined ceiling (1b / 1a, medians)", value: fmt.Sprintf("%.2f×", ratio), target: targetStormRatio.String(), result: b.check(targetStormRatio, ratio)})
+	floor := median(floors)
+	b.add(row{n: "1d", measure: fmt.Sprintf("design floor of a power-off job (not the worker): the ceiling's pipeline, the job row committed with its step recorded as started + the start notification, then per batch of jobs (up to %d) one statement recording the step's end + the end notification, both notifications published; %s",
+		pipeBatch, runsNote(floors, "jobs/s")), value: fmt.Sprintf("%.0f jobs/s", floor.rate)})
+	b.add(row{n: "1e", measure: "design floor / pipelined ceiling (1d / 1a, medians): the best ratio row 1c could reach", value: fmt.Sprintf("%.2f×", floor.rate/b.ceilingRate)})
+	b.add(row{n: "1f", measure: "power storm / design floor (1b / 1d, medians)", value: fmt.Sprintf("%.2f×", storm.rate/floor.rate)})
 	return nil
 }
 
@@ -356,7 +366,7 @@ func (b *bench) ceiling(ctx context.Context, k int) (time.Duration, error) {
 			}
 			msgs := make([]broker.Message, len(batch))
 			for i := range batch {
-				body, err := ceilingNotification(host)
+				body, err := ceilingNotification(host, "instance.power_off.end")
 				if err != nil {
 					return err
 				}
@@ -384,9 +394,9 @@ func (b *bench) ceiling(ctx context.Context, k int) (time.Duration, error) {
 	return res.took, err
 }
 
-func ceilingNotification(host string) ([]byte, error) {
+func ceilingNotification(host, event string) ([]byte, error) {
 	inner, err := json.Marshal(map[string]any{"message_id": messages.NewUniqueID(), "publisher_id": "bench:" + host,
-		"event_type": "instance.power_off.end", "priority": "INFO", "payload": map[string]any{},
+		"event_type": event, "priority": "INFO", "payload": map[string]any{},
 		"timestamp": time.Now().UTC().Format("2006-01-02 15:04:05.000000")})
 	if err != nil {
 		return nil, err
