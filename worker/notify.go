@@ -91,7 +91,8 @@ func (n *notifier) started(kind Kind, inst *messages.Instance, ctx *messages.Con
 }
 
 // ended returns what a finished job publishes: its end or error notifications,
-// xcatbm's job end, and the reply when the job was a call.
+// xcatbm's job end when Config.JobEvents asks for it, and the reply when the job was
+// a call.
 func (n *notifier) ended(r *run, jobErr error) ([]store.OutboxMessage, error) {
 	if spec(r.kind()).registration {
 		return n.registrationEnded(r, jobErr)
@@ -119,22 +120,13 @@ func (n *notifier) ended(r *run, jobErr error) ([]store.OutboxMessage, error) {
 	default:
 		errs = append(errs, fmt.Errorf("stored instance: %w", err))
 	}
-	item := messages.JobItemResult{Name: r.node(), Status: messages.ItemOK, Message: "done"}
-	if jobErr != nil {
-		item.Status, item.Message = messages.ItemFailed, jobErr.Error()
+	if n.w.cfg.JobEvents == JobEventsAll {
+		m, err := n.jobEnd(r, jobErr, ctx)
+		if err == nil {
+			out = append(out, m)
+		}
+		errs = append(errs, err)
 	}
-	if item.Name == "" {
-		item.Name = r.req.InstanceUUID
-	}
-	jn, err := messages.NewJobNotification(n.w.cfg.ComputeHost, true, messages.JobPayload{
-		JobID: strconv.FormatInt(r.job.ID, 10), Kind: string(r.kind()), Results: []messages.JobItemResult{item}, Done: 1, Total: 1,
-	}, n.w.now(), ctx)
-	if err == nil {
-		var m store.OutboxMessage
-		m, err = n.row(jn)
-		out = append(out, m)
-	}
-	errs = append(errs, err)
 	if c := r.req.Call; c != nil {
 		var body []byte
 		if jobErr != nil {
@@ -149,6 +141,36 @@ func (n *notifier) ended(r *run, jobErr error) ([]store.OutboxMessage, error) {
 		}
 	}
 	return out, errors.Join(errs...)
+}
+
+// Which jobs publish xcatbm.job.end (Config.JobEvents). The jobs of xcatbm's own
+// senders (registrations: opsaddbmnode, opsaddimage, their removals) always do, since
+// the publisher package follows them to their end. A job of nova's casts ends in
+// nova's own notifications (instance.<action>.end or .error); its xcatbm.job.end
+// would go to an exchange where, unless an operator bound a queue to
+// xcatbm_notifications.*, nobody reads it, and it cost about a seventh of a power-off
+// job's CPU (BENCHMARKS.md, 2026-12-06). JobEventsAll publishes it for every job.
+const (
+	JobEventsRegistrations = "registrations"
+	JobEventsAll           = "all"
+)
+
+// jobEnd is the xcatbm.job.end of a job that is not a registration.
+func (n *notifier) jobEnd(r *run, jobErr error, ctx *messages.Context) (store.OutboxMessage, error) {
+	item := messages.JobItemResult{Name: r.node(), Status: messages.ItemOK, Message: "done"}
+	if jobErr != nil {
+		item.Status, item.Message = messages.ItemFailed, jobErr.Error()
+	}
+	if item.Name == "" {
+		item.Name = r.req.InstanceUUID
+	}
+	jn, err := messages.NewJobNotification(n.w.cfg.ComputeHost, true, messages.JobPayload{
+		JobID: strconv.FormatInt(r.job.ID, 10), Kind: string(r.kind()), Results: []messages.JobItemResult{item}, Done: 1, Total: 1,
+	}, n.w.now(), ctx)
+	if err != nil {
+		return store.OutboxMessage{}, err
+	}
+	return n.row(jn)
 }
 
 // rejected returns the error notifications for a cast the worker refused, when it

@@ -53,6 +53,9 @@ type Config struct {
 	// Notifications says which notification formats to publish: "versioned",
 	// "unversioned" or "both" (default "both").
 	Notifications string
+	// JobEvents says which jobs publish xcatbm's own xcatbm.job.end (notify.go):
+	// JobEventsRegistrations (the default) or JobEventsAll.
+	JobEvents string
 	// DeadLetterQueue receives messages the worker cannot use (default
 	// "xcatbm.dead_letter").
 	DeadLetterQueue string
@@ -189,6 +192,13 @@ func (c *Config) setDefaults() error {
 	case "both", "versioned", "unversioned", "none":
 	default:
 		return fmt.Errorf("notification format %q: want versioned, unversioned, both or none", c.Notifications)
+	}
+	switch c.JobEvents {
+	case "":
+		c.JobEvents = JobEventsRegistrations
+	case JobEventsRegistrations, JobEventsAll:
+	default:
+		return fmt.Errorf("job events %q: want %s or %s", c.JobEvents, JobEventsRegistrations, JobEventsAll)
 	}
 	if c.DeadLetterQueue == "" {
 		c.DeadLetterQueue = "xcatbm.dead_letter"

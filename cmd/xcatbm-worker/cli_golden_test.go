@@ -13,13 +13,15 @@ import (
 // testdata/cli/*.golden hold them (go test -update rewrites them).
 func TestCLIGolden(t *testing.T) {
 	for name, argv := range map[string][]string{
-		"help":                {"--help"},
-		"no-compute-host":     nil,
-		"unknown-flag":        {"--nosuch"},
-		"unexpected-argument": {"--compute-host", "h", "extra"},
-		"bad-log-format":      {"--compute-host", "h", "--log-format", "xml"},
-		"bad-transport-url":   {"--compute-host", "h", "--transport-url", "rabbit//guest:secret@host"},
-		"bad-duration":        {"--compute-host", "h", "--lease", "ten"},
+		"help":                    {"--help"},
+		"no-compute-host":         nil,
+		"unknown-flag":            {"--nosuch"},
+		"unexpected-argument":     {"--compute-host", "h", "extra"},
+		"bad-log-format":          {"--compute-host", "h", "--log-format", "xml"},
+		"bad-transport-url":       {"--compute-host", "h", "--transport-url", "rabbit//guest:secret@host"},
+		"bad-duration":            {"--compute-host", "h", "--lease", "ten"},
+		"bad-job-events":          {"--compute-host", "h", "--job-events", "some"},
+		"bad-notification-format": {"--compute-host", "h", "--notification-format", "xml"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer

@@ -15,6 +15,8 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -85,6 +87,7 @@ type options struct {
 	transportURL, databaseURL       config.Secret
 	xcat                            config.XCAT
 	exchange, notifications         string
+	jobEvents                       string
 	deadLetter, consoleDir          string
 	durable, quorum, ha, autoDel    bool
 	singleActive                    bool
@@ -139,6 +142,7 @@ func flags(fs *flag.FlagSet, o *options) {
 	fs.DurationVar(&o.gatherWindow, "gather-window", 20*time.Millisecond, "after new work arrives, wait this long before claiming it, so jobs that arrive\ntogether run their steps together")
 	fs.StringVar(&o.exchange, "exchange", "nova", "oslo control exchange")
 	fs.StringVar(&o.notifications, "notification-format", "both", "notifications to publish: versioned, unversioned, both or none (nova's [notifications] notification_format)")
+	fs.StringVar(&o.jobEvents, "job-events", worker.JobEventsRegistrations, "which jobs publish xcatbm.job.end on xcatbm_notifications: registrations (what\nopsaddbmnode and opsaddimage follow) or all (also nova's casts, which end in nova's\nown instance notifications; for an operator who binds a queue to it)")
 	fs.StringVar(&o.deadLetter, "dead-letter-queue", "xcatbm.dead_letter", "queue for messages the worker cannot use, with the reason in header x-xcatbm-reason")
 	fs.StringVar(&o.consoleDir, "console-log-dir", "/var/log/consoles", "`dir` of per-node console logs for get_console_output")
 	fs.BoolVar(&o.durable, "amqp-durable-queues", false, "declare durable queues (oslo amqp_durable_queues)")
@@ -184,6 +188,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, lookup fu
 	}
 	if o.computeHost == "" {
 		return config.UsageError(stderr, "xcatbm-worker", "--compute-host (or %s) is required", config.EnvName("compute-host"))
+	}
+	// The flags that take one of a few words are checked here, before the worker
+	// connects to anything.
+	for _, f := range []struct {
+		flag, value string
+		want        []string
+	}{
+		{"notification-format", o.notifications, []string{"versioned", "unversioned", "both", "none"}},
+		{"job-events", o.jobEvents, []string{worker.JobEventsRegistrations, worker.JobEventsAll}},
+		{"clean-mode", o.cleanMode, []string{worker.CleanMetadata, worker.CleanFull, worker.CleanOff}},
+	} {
+		if !slices.Contains(f.want, f.value) {
+			return config.UsageError(stderr, "xcatbm-worker", "--%s %q: want one of %s", f.flag, f.value, strings.Join(f.want, ", "))
+		}
 	}
 	if t := o.transportURL.Reveal(); t != "" {
 		if _, err := broker.ParseTransportURL(t); err != nil {
@@ -256,7 +274,7 @@ func serve(ctx context.Context, o options, lookup func(string) (string, bool), l
 		ComputeHost: o.computeHost, MgmtNode: o.mgmtNode, WorkerID: o.workerID, Exchange: o.exchange,
 		Queues: worker.QueueOptions{Durable: o.durable, Quorum: o.quorum, HA: o.ha, AutoDelete: o.autoDel, TransientTTL: o.transientTTL,
 			SingleActive: o.singleActive},
-		Concurrency: o.concurrency, Notifications: o.notifications, DeadLetterQueue: o.deadLetter, ConsoleLogDir: o.consoleDir,
+		Concurrency: o.concurrency, Notifications: o.notifications, JobEvents: o.jobEvents, DeadLetterQueue: o.deadLetter, ConsoleLogDir: o.consoleDir,
 		PollInterval: o.pollInterval, PowerPollInterval: o.powerPoll, Lease: o.lease, XCATTimeout: o.xcatTimeout, XCATParallel: o.xcatParallel,
 		Deadlines: map[worker.Kind]time.Duration{worker.KindSpawn: o.spawnDeadline, worker.KindDestroy: o.destroyDeadline,
 			worker.KindPowerOn: o.powerDeadline, worker.KindPowerOff: o.powerDeadline, worker.KindReboot: o.powerDeadline},
