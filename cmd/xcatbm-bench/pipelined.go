@@ -184,16 +184,18 @@ func (b *bench) pipelined(ctx context.Context, k int, floor bool) (ceilingResult
 					fail(fmt.Errorf("notification: %w", err))
 					return
 				}
+				var id int64
 				if floor {
-					var id int64
 					err = commit.QueryRowContext(ctx, messages.NewUniqueID(), d.Body, body).Scan(&id)
-					committed <- id
 				} else {
 					_, err = commit.ExecContext(ctx, messages.NewUniqueID(), d.Body, body)
 				}
 				if err != nil {
 					fail(fmt.Errorf("commit: %w", err))
 					return
+				}
+				if floor {
+					committed <- id // buffered for every cast: never blocks
 				}
 				if err := d.Ack(false); err != nil {
 					fail(fmt.Errorf("ack: %w", err))
