@@ -32,6 +32,14 @@ import (
 	"xcatbm/xcat"
 )
 
+// DefaultMaxInFlight is Config.MaxInFlight's default. Each job a worker works on
+// holds its decoded request, instance and step state in memory; with 20,000 allowed,
+// a burst of 10,000 spawns went through their first steps all at once and the
+// process peaked at 109–166 MB from one run to the next (bench row 4a, target 150).
+// At 4,000 it peaked at 102–103 MB and reached the same state sooner (30.5 s against
+// 35.8 s; BENCHMARKS.md, 2026-12-07). The others wait in PostgreSQL for room.
+const DefaultMaxInFlight = 4000
+
 // Config is a worker's settings. Zero durations and counts take the defaults
 // documented on each field.
 type Config struct {
@@ -65,7 +73,7 @@ type Config struct {
 
 	// ClaimInterval is how often the executor looks for due jobs when nothing pokes
 	// it (default 250ms); ClaimBatch caps one claim (default 500); MaxInFlight caps
-	// the jobs this process works on at once (default 20000).
+	// the jobs this process works on at once (default DefaultMaxInFlight).
 	ClaimInterval time.Duration
 	ClaimBatch    int
 	MaxInFlight   int
@@ -211,7 +219,7 @@ func (c *Config) setDefaults() error {
 	def(&c.ClaimInterval, 250*time.Millisecond)
 	def(&c.GatherWindow, 20*time.Millisecond)
 	defInt(&c.ClaimBatch, 500)
-	defInt(&c.MaxInFlight, 20000)
+	defInt(&c.MaxInFlight, DefaultMaxInFlight)
 	def(&c.Lease, 10*time.Second)
 	def(&c.PollInterval, 10*time.Second)
 	def(&c.PowerPollInterval, 2*time.Second)

@@ -209,7 +209,7 @@ func workerConfig(host string, poll time.Duration) worker.Config {
 		Concurrency:       256,
 		ClaimInterval:     250 * time.Millisecond,
 		ClaimBatch:        500,
-		MaxInFlight:       20000,
+		MaxInFlight:       worker.DefaultMaxInFlight,
 		Lease:             10 * time.Second,
 		PollInterval:      poll,
 		PowerPollInterval: 2 * time.Second,

@@ -20,6 +20,7 @@ func TestCLIGolden(t *testing.T) {
 		"bad-log-format":          {"--compute-host", "h", "--log-format", "xml"},
 		"bad-transport-url":       {"--compute-host", "h", "--transport-url", "rabbit//guest:secret@host"},
 		"bad-duration":            {"--compute-host", "h", "--lease", "ten"},
+		"bad-max-in-flight":       {"--compute-host", "h", "--max-in-flight", "0"},
 		"bad-job-events":          {"--compute-host", "h", "--job-events", "some"},
 		"bad-notification-format": {"--compute-host", "h", "--notification-format", "xml"},
 	} {

@@ -101,6 +101,7 @@ type options struct {
 	coalesceWindow, gatherWindow    time.Duration
 	xcatReuse                       time.Duration
 	coalesceMax                     int
+	maxInFlight                     int
 	coalesceInFlight                int
 	powerMisses                     int
 	listen, logFormat, logLevel     string
@@ -139,6 +140,7 @@ func flags(fs *flag.FlagSet, o *options) {
 	fs.DurationVar(&o.xcatReuse, "xcat-reuse-idle", 2*time.Second, "keep xcatd connections after an answer and send read-only requests (nodels, lsdef,\nrpower stat, ...) on one idle no longer than this, sparing a TLS handshake; a request that\nchanges something always gets its own connection (0: a connection per request, as\nxCAT's own client)")
 	fs.IntVar(&o.coalesceMax, "xcat-coalesce-max", 1000, "a coalesced request is sent at once when it reaches this many nodes")
 	fs.IntVar(&o.coalesceInFlight, "xcat-coalesce-inflight", 1, "coalesced requests of one command and arguments in flight at once; while they are,\nnew requests gather into the next one")
+	fs.IntVar(&o.maxInFlight, "max-in-flight", worker.DefaultMaxInFlight, "jobs this process works on at once (each holds its decoded request in memory);\nthe others wait in PostgreSQL for room")
 	fs.DurationVar(&o.gatherWindow, "gather-window", 20*time.Millisecond, "after new work arrives, wait this long before claiming it, so jobs that arrive\ntogether run their steps together")
 	fs.StringVar(&o.exchange, "exchange", "nova", "oslo control exchange")
 	fs.StringVar(&o.notifications, "notification-format", "both", "notifications to publish: versioned, unversioned, both or none (nova's [notifications] notification_format)")
@@ -202,6 +204,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, lookup fu
 		if !slices.Contains(f.want, f.value) {
 			return config.UsageError(stderr, "xcatbm-worker", "--%s %q: want one of %s", f.flag, f.value, strings.Join(f.want, ", "))
 		}
+	}
+	if o.maxInFlight < 1 {
+		return config.UsageError(stderr, "xcatbm-worker", "--max-in-flight %d: want at least 1", o.maxInFlight)
 	}
 	if t := o.transportURL.Reveal(); t != "" {
 		if _, err := broker.ParseTransportURL(t); err != nil {
@@ -278,7 +283,7 @@ func serve(ctx context.Context, o options, lookup func(string) (string, bool), l
 		PollInterval: o.pollInterval, PowerPollInterval: o.powerPoll, Lease: o.lease, XCATTimeout: o.xcatTimeout, XCATParallel: o.xcatParallel,
 		Deadlines: map[worker.Kind]time.Duration{worker.KindSpawn: o.spawnDeadline, worker.KindDestroy: o.destroyDeadline,
 			worker.KindPowerOn: o.powerDeadline, worker.KindPowerOff: o.powerDeadline, worker.KindReboot: o.powerDeadline},
-		PowerSyncInterval: o.powerSync, PowerSyncMisses: o.powerMisses, GatherWindow: o.gatherWindow,
+		PowerSyncInterval: o.powerSync, PowerSyncMisses: o.powerMisses, GatherWindow: o.gatherWindow, MaxInFlight: o.maxInFlight,
 		CloudsFile: o.cloudsYAML, Cloud: o.cloud, Getenv: lookup,
 		XCATMaxNodes: o.xcatMaxNodes, InstallDir: o.installDir, DriveGroup: o.driveGroup, DHCPDomain: o.dhcpDomain,
 		LoginUser: o.loginUser, RescueOSImage: o.rescueOSImage, CleanMode: o.cleanMode,
