@@ -20,6 +20,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -39,6 +41,18 @@ import (
 // At 4,000 it peaked at 102–103 MB and reached the same state sooner (30.5 s against
 // 35.8 s; BENCHMARKS.md, 2026-12-07). The others wait in PostgreSQL for room.
 const DefaultMaxInFlight = 4000
+
+// The words a Config field that takes one of a few accepts; the command line checks
+// its flags against the same lists before it connects to anything.
+
+// NotificationFormats are Config.Notifications' words.
+func NotificationFormats() []string { return []string{"versioned", "unversioned", "both", "none"} }
+
+// JobEventChoices are Config.JobEvents' words.
+func JobEventChoices() []string { return []string{JobEventsRegistrations, JobEventsAll} }
+
+// CleanModes are Config.CleanMode's words.
+func CleanModes() []string { return []string{CleanMetadata, CleanFull, CleanOff} }
 
 // Config is a worker's settings. Zero durations and counts take the defaults
 // documented on each field.
@@ -191,22 +205,20 @@ func (c *Config) setDefaults() error {
 	if c.Notifications == "" {
 		c.Notifications = "both"
 	}
-	switch c.CleanMode {
-	case "", CleanOff, CleanMetadata, CleanFull:
-	default:
-		return fmt.Errorf("cleaning mode %q: want off, metadata or full", c.CleanMode)
+	if c.CleanMode != "" && !slices.Contains(CleanModes(), c.CleanMode) {
+		return fmt.Errorf("cleaning mode %q: want one of %s", c.CleanMode, strings.Join(CleanModes(), ", "))
 	}
-	switch c.Notifications {
-	case "both", "versioned", "unversioned", "none":
-	default:
-		return fmt.Errorf("notification format %q: want versioned, unversioned, both or none", c.Notifications)
+	if !slices.Contains(NotificationFormats(), c.Notifications) {
+		return fmt.Errorf("notification format %q: want one of %s", c.Notifications, strings.Join(NotificationFormats(), ", "))
 	}
-	switch c.JobEvents {
-	case "":
+	if c.JobEvents == "" {
 		c.JobEvents = JobEventsRegistrations
-	case JobEventsRegistrations, JobEventsAll:
-	default:
-		return fmt.Errorf("job events %q: want %s or %s", c.JobEvents, JobEventsRegistrations, JobEventsAll)
+	}
+	if !slices.Contains(JobEventChoices(), c.JobEvents) {
+		return fmt.Errorf("job events %q: want one of %s", c.JobEvents, strings.Join(JobEventChoices(), ", "))
+	}
+	if c.MaxInFlight < 0 {
+		return fmt.Errorf("max in flight %d: want at least 1 (0: the default)", c.MaxInFlight)
 	}
 	if c.DeadLetterQueue == "" {
 		c.DeadLetterQueue = "xcatbm.dead_letter"

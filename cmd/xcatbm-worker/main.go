@@ -197,9 +197,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, lookup fu
 		flag, value string
 		want        []string
 	}{
-		{"notification-format", o.notifications, []string{"versioned", "unversioned", "both", "none"}},
-		{"job-events", o.jobEvents, []string{worker.JobEventsRegistrations, worker.JobEventsAll}},
-		{"clean-mode", o.cleanMode, []string{worker.CleanMetadata, worker.CleanFull, worker.CleanOff}},
+		{"notification-format", o.notifications, worker.NotificationFormats()},
+		{"job-events", o.jobEvents, worker.JobEventChoices()},
+		{"clean-mode", o.cleanMode, worker.CleanModes()},
 	} {
 		if !slices.Contains(f.want, f.value) {
 			return config.UsageError(stderr, "xcatbm-worker", "--%s %q: want one of %s", f.flag, f.value, strings.Join(f.want, ", "))
