@@ -394,14 +394,15 @@ func (b *bench) ceiling(ctx context.Context, k int) (time.Duration, error) {
 	return res.took, err
 }
 
+// ceilingNotification is the notification the ceiling's and the floor's jobs
+// publish: an oslo notification as the worker's outbox sends one (messages'
+// encoder), with an empty payload.
 func ceilingNotification(host, event string) ([]byte, error) {
-	inner, err := json.Marshal(map[string]any{"message_id": messages.NewUniqueID(), "publisher_id": "bench:" + host,
-		"event_type": event, "priority": "INFO", "payload": map[string]any{},
-		"timestamp": time.Now().UTC().Format("2006-01-02 15:04:05.000000")})
+	n, err := messages.NewNotification(messages.VersionedTopic, "bench:"+host, event, messages.PriorityInfo, json.RawMessage("{}"), time.Now(), nil)
 	if err != nil {
 		return nil, err
 	}
-	return json.Marshal(map[string]string{"oslo.version": "2.0", "oslo.message": string(inner)})
+	return n.Encode()
 }
 
 // --- 2: spawn storm under xCAT latency ----------------------------------------------
