@@ -74,7 +74,9 @@ func (e *executor) claim(ctx context.Context) ([]*store.Job, error) {
 	if room <= 0 {
 		return nil, nil
 	}
-	jobs, err := e.w.store.ClaimJobs(ctx, e.w.id, e.w.cfg.ComputeHost, min(room, e.w.cfg.ClaimBatch), e.w.cfg.Lease, exclude)
+	start := startRule
+	start.Now = e.w.now()
+	jobs, err := e.w.store.ClaimJobsStarting(ctx, e.w.id, e.w.cfg.ComputeHost, min(room, e.w.cfg.ClaimBatch), e.w.cfg.Lease, exclude, &start)
 	if err != nil {
 		return nil, err
 	}
@@ -85,6 +87,28 @@ func (e *executor) claim(ctx context.Context) ([]*store.Job, error) {
 	e.mu.Unlock()
 	return jobs, nil
 }
+
+// startRule is the part of step's rule a claim can apply in the database: a job whose
+// step has not started runs it when its state has a step, its cancellation was not
+// requested and its deadline has not passed (or its step runs past deadlines). The
+// claim records those jobs' steps as started (store.ClaimJobsStarting), so prepare
+// has nothing left to mark for them. The jobs it leaves out (cancelled, past their
+// deadline, an undo that runs whatever comes) go through step's rule as before.
+var startRule = func() store.StartRule {
+	var r store.StartRule
+	for st, spec := range stateTable {
+		if spec.step == nil {
+			continue
+		}
+		r.States = append(r.States, string(st))
+		if spec.pastDeadline {
+			r.PastDeadline = append(r.PastDeadline, string(st))
+		}
+	}
+	sort.Strings(r.States)
+	sort.Strings(r.PastDeadline)
+	return r
+}()
 
 // batches groups jobs by (kind, state), in id order.
 func batches(jobs []*store.Job) [][]*store.Job {
@@ -169,6 +193,8 @@ func (e *executor) step(ctx context.Context, jobs []*store.Job, cont []*run) []*
 			ended = append(ended, r)
 		case r.data.Undoing: // an undo runs to its end, whatever comes
 			active = append(active, r)
+		case r.job.ClaimStarted: // the claim found it neither cancelled nor late, and started its step
+			active = append(active, r)
 		case r.job.CancelRequested:
 			r.out = outcome{kind: fail, err: errCancelled}
 			ended = append(ended, r)
@@ -238,15 +264,16 @@ var errCancelled = errors.New("cancelled by a later request for the same instanc
 // their outcome set, or are marked lost.
 func (e *executor) prepare(ctx context.Context, st stateSpec, runs []*run) []*run {
 	w := e.w
-	var fresh, restarted, chained []*run
+	var fresh, restarted, chained, claimed []*run
 	for _, r := range runs {
-		if r.chained { // marked started by the transition that ended its last step
+		switch {
+		case r.chained: // marked started by the transition that ended its last step
 			chained = append(chained, r)
-			continue
-		}
-		if r.job.StepStarted {
+		case r.job.ClaimStarted: // marked started by the claim that took it
+			claimed = append(claimed, r)
+		case r.job.StepStarted:
 			restarted = append(restarted, r)
-		} else {
+		default:
 			fresh = append(fresh, r)
 		}
 	}
@@ -256,7 +283,7 @@ func (e *executor) prepare(ctx context.Context, st stateSpec, runs []*run) []*ru
 		}
 		restarted = st.recover(w, ctx, restarted)
 	}
-	todo := append(chained, restarted...)
+	todo := append(append(chained, restarted...), claimed...)
 	if len(fresh) == 0 {
 		return todo
 	}

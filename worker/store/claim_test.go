@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -65,5 +66,103 @@ func TestClaimJobsOneAtATimePerNodeAndInstance(t *testing.T) {
 	held := []int64{id["e no instance"]}
 	if got, want := claim(held...), []string{"b same node", "c same instance", "f behind d", "g excluded"}; !slices.Equal(got, want) {
 		t.Fatalf("after a and d ended, claim = %v, want %v", got, want)
+	}
+}
+
+// TestClaimJobsStarting: the claim records the step as started, with its history
+// row, for exactly the jobs the rule selects, returns them with ClaimStarted and their
+// attempt counted, and leaves every other claimed job as it was; a claim without a
+// rule starts nothing.
+func TestClaimJobsStarting(t *testing.T) {
+	t.Parallel()
+	db, st := newStore(t)
+	ctx := context.Background()
+	now := time.Now()
+	rule := &store.StartRule{Now: now, States: []string{"resolve", "wait_booted"}, PastDeadline: []string{"wait_booted"}}
+	cases := []struct {
+		name      string
+		host      string
+		state     string
+		deadline  time.Time
+		setup     string // SQL run on the job's row (id $1) before the claim
+		start     bool   // the claim starts its step
+		attempts  int    // after the claim
+		wasBefore bool   // StepStarted as returned
+	}{
+		{name: "fresh", host: "mn1", state: "resolve", deadline: now.Add(time.Hour), start: true, attempts: 1},
+		{name: "started before", host: "mn1", state: "resolve", deadline: now.Add(time.Hour),
+			setup: `UPDATE jobs SET step_started = true, attempts = 1 WHERE id = $1`, attempts: 1, wasBefore: true},
+		{name: "cancelled", host: "mn1", state: "resolve", deadline: now.Add(time.Hour),
+			setup: `UPDATE jobs SET cancel_requested = true WHERE id = $1`},
+		{name: "past its deadline", host: "mn1", state: "resolve", deadline: now.Add(-time.Second)},
+		{name: "past its deadline, a step that runs past it", host: "mn1", state: "wait_booted", deadline: now.Add(-time.Second), start: true, attempts: 1},
+		{name: "deadline at the rule's now", host: "mn1", state: "resolve", deadline: now, start: true, attempts: 1},
+		{name: "a state the rule does not name", host: "mn1", state: "set_ip", deadline: now.Add(time.Hour)},
+		{name: "claimed without a rule", host: "mn2", state: "resolve", deadline: now.Add(time.Hour)},
+	}
+	var news []store.NewJob
+	for i, c := range cases {
+		news = append(news, store.NewJob{Kind: "power_off", ComputeHost: c.host, Node: fmt.Sprintf("n%d", i),
+			InstanceUUID: fmt.Sprintf("i%d", i), State: c.state, Request: []byte(`{}`), Deadline: c.deadline})
+	}
+	ins, err := st.InsertJobs(ctx, news)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range cases {
+		if c.setup != "" {
+			if _, err := db.ExecContext(ctx, c.setup, ins[i].ID); err != nil {
+				t.Fatalf("%s: %v", c.name, err)
+			}
+		}
+	}
+	claimed := map[int64]*store.Job{}
+	for _, claim := range []struct {
+		host string
+		rule *store.StartRule
+	}{{"mn1", rule}, {"mn2", nil}} {
+		jobs, err := st.ClaimJobsStarting(ctx, "w1", claim.host, 100, time.Minute, nil, claim.rule)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, j := range jobs {
+			claimed[j.ID] = j
+		}
+	}
+	for i, c := range cases {
+		id := ins[i].ID
+		j := claimed[id]
+		if j == nil {
+			t.Errorf("%s: not claimed", c.name)
+			continue
+		}
+		if j.ClaimStarted != c.start || j.StepStarted != c.wasBefore || j.Attempts != c.attempts {
+			t.Errorf("%s: returned ClaimStarted %v StepStarted %v Attempts %d, want %v %v %d",
+				c.name, j.ClaimStarted, j.StepStarted, j.Attempts, c.start, c.wasBefore, c.attempts)
+		}
+		var started bool
+		var attempts int
+		var lockedBy string
+		if err := db.QueryRowContext(ctx, `SELECT step_started, attempts, locked_by FROM jobs WHERE id = $1`, id).Scan(&started, &attempts, &lockedBy); err != nil {
+			t.Fatal(err)
+		}
+		if started != (c.start || c.wasBefore) || attempts != c.attempts || lockedBy != "w1" {
+			t.Errorf("%s: row step_started %v attempts %d locked_by %q, want %v %d w1", c.name, started, attempts, lockedBy, c.start || c.wasBefore, c.attempts)
+		}
+		hist, err := st.History(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, h := range hist {
+			got = append(got, h.From+">"+h.To+":"+h.Step+":"+h.Detail)
+		}
+		want := []string{">" + c.state + "::accepted"}
+		if c.start {
+			want = append(want, c.state+">"+c.state+":"+c.state+":started")
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: history %q, want %q", c.name, got, want)
+		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/lib/pq"
@@ -44,6 +45,10 @@ type Job struct {
 	RunAfter        time.Time
 	CreatedAt       time.Time
 	FinishedAt      *time.Time
+	// ClaimStarted says the claim that returned the job also recorded its step as
+	// starting (ClaimJobsStarting): StepStarted still says whether an earlier run had
+	// started it (it had not), and Attempts counts this attempt.
+	ClaimStarted bool
 }
 
 // Finished reports whether the job has ended.
@@ -251,11 +256,17 @@ func insertOutbox(ctx context.Context, tx *sql.Tx, jobID int64, msgs []OutboxMes
 const jobColumns = `id, kind, compute_host, node, instance_uuid, state, step_started, attempts, request, data, error,
 	coalesce(message_id,''), cancel_requested, deadline, run_after, created_at, finished_at`
 
-func scanJob(row interface{ Scan(...any) error }) (*Job, error) {
+// claimedColumns are jobColumns of a claim's rows: step_started as it was before the
+// claim, then whether the claim started the step.
+var claimedColumns = strings.Replace(jobColumns, "step_started", "was_started", 1) + ", start"
+
+// scanJob scans jobColumns, then the extra columns into extra.
+func scanJob(row interface{ Scan(...any) error }, extra ...any) (*Job, error) {
 	var j Job
 	var req, data []byte
-	if err := row.Scan(&j.ID, &j.Kind, &j.ComputeHost, &j.Node, &j.InstanceUUID, &j.State, &j.StepStarted, &j.Attempts,
-		&req, &data, &j.Error, &j.MessageID, &j.CancelRequested, &j.Deadline, &j.RunAfter, &j.CreatedAt, &j.FinishedAt); err != nil {
+	dest := append([]any{&j.ID, &j.Kind, &j.ComputeHost, &j.Node, &j.InstanceUUID, &j.State, &j.StepStarted, &j.Attempts,
+		&req, &data, &j.Error, &j.MessageID, &j.CancelRequested, &j.Deadline, &j.RunAfter, &j.CreatedAt, &j.FinishedAt}, extra...)
+	if err := row.Scan(dest...); err != nil {
 		return nil, err
 	}
 	j.Request, j.Data = req, data
@@ -268,9 +279,38 @@ func scanJob(row interface{ Scan(...any) error }) (*Job, error) {
 // a time, in arrival order). Jobs in exclude (already running in this process) are
 // skipped.
 func (s *Store) ClaimJobs(ctx context.Context, worker, computeHost string, limit int, lease time.Duration, exclude []int64) ([]*Job, error) {
+	return s.ClaimJobsStarting(ctx, worker, computeHost, limit, lease, exclude, nil)
+}
+
+// StartRule says which of the jobs a claim takes have their step recorded as starting
+// by the claim itself: a job whose step has not started, not cancelled, in one of
+// States, and whose deadline is not before Now, or whose state is one of PastDeadline
+// (steps that run past the deadline). It is the executor's own rule for a job it has
+// just claimed, so that a job the rule leaves out is one the executor fails or
+// recovers rather than runs.
+type StartRule struct {
+	Now          time.Time
+	States       []string
+	PastDeadline []string
+}
+
+// ClaimJobsStarting is ClaimJobs that also records, for the claimed jobs start
+// selects, that their step is starting, with its "started" history row, as
+// MarkStarted does, in the same statement: a fresh job costs one write of its row
+// before its step runs, not two. Those jobs come back with ClaimStarted set and
+// StepStarted as it was (false). A nil start records nothing.
+func (s *Store) ClaimJobsStarting(ctx context.Context, worker, computeHost string, limit int, lease time.Duration, exclude []int64, start *StartRule) ([]*Job, error) {
+	var now time.Time
+	var states, pastDeadline []string
+	if start != nil {
+		now, states, pastDeadline = start.Now, start.States, start.PastDeadline
+	}
 	rows, err := s.db.QueryContext(ctx, `
 		WITH candidates AS (
-			SELECT j.id AS cid FROM jobs j
+			SELECT j.id AS cid, j.step_started AS was_started,
+				($6::boolean AND NOT j.step_started AND NOT j.cancel_requested AND j.state = ANY($7::text[])
+					AND (j.deadline >= $8::timestamptz OR j.state = ANY($9::text[]))) AS start
+			FROM jobs j
 			WHERE j.compute_host = $1 AND j.finished_at IS NULL AND j.run_after <= now()
 			  AND (j.locked_until IS NULL OR j.locked_until < now() OR j.locked_by = $2)
 			  AND NOT (j.id = ANY(coalesce($5::bigint[], '{}')))
@@ -281,21 +321,32 @@ func (s *Store) ClaimJobs(ctx context.Context, worker, computeHost string, limit
 			ORDER BY j.run_after, j.id
 			LIMIT $3
 			FOR UPDATE SKIP LOCKED
+		), claimed AS (
+			UPDATE jobs SET locked_by = $2, locked_until = now() + $4::interval,
+				step_started = jobs.step_started OR c.start,
+				attempts = jobs.attempts + CASE WHEN c.start THEN 1 ELSE 0 END,
+				updated_at = CASE WHEN c.start THEN now() ELSE jobs.updated_at END
+			FROM candidates c WHERE jobs.id = c.cid
+			RETURNING jobs.*, c.was_started, c.start
+		), started AS (
+			INSERT INTO job_history (job_id, from_state, to_state, step, detail)
+			SELECT id, state, state, state, 'started' FROM claimed WHERE start ORDER BY id
 		)
-		UPDATE jobs SET locked_by = $2, locked_until = now() + $4::interval
-		FROM candidates WHERE jobs.id = candidates.cid
-		RETURNING `+jobColumns,
-		computeHost, worker, limit, fmt.Sprintf("%d milliseconds", lease.Milliseconds()), pq.Array(exclude))
+		SELECT `+claimedColumns+` FROM claimed`,
+		computeHost, worker, limit, fmt.Sprintf("%d milliseconds", lease.Milliseconds()), pq.Array(exclude),
+		start != nil, pq.Array(states), now, pq.Array(pastDeadline))
 	if err != nil {
 		return nil, fmt.Errorf("claim jobs: %w", err)
 	}
 	defer rows.Close()
 	var jobs []*Job
 	for rows.Next() {
-		j, err := scanJob(rows)
+		var claimStarted bool
+		j, err := scanJob(rows, &claimStarted)
 		if err != nil {
 			return nil, fmt.Errorf("claim jobs: %w", err)
 		}
+		j.ClaimStarted = claimStarted
 		jobs = append(jobs, j)
 	}
 	return jobs, rows.Err()
