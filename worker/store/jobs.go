@@ -195,7 +195,7 @@ func (s *Store) InsertJobs(ctx context.Context, jobs []NewJob) ([]Inserted, erro
 		if len(cancelUUIDs) > 0 {
 			if _, err := tx.ExecContext(ctx, `UPDATE jobs j SET cancel_requested = true, run_after = now(), updated_at = now()
 				FROM unnest($1::text[], $2::bigint[]) AS c(uuid, before)
-				WHERE j.instance_uuid = c.uuid AND j.id < c.before AND j.finished_at IS NULL`,
+				WHERE j.instance_uuid = ANY($1::text[]) AND j.instance_uuid = c.uuid AND j.id < c.before AND j.finished_at IS NULL`,
 				pq.Array(cancelUUIDs), pq.Array(cancelBefore)); err != nil {
 				return fmt.Errorf("cancel earlier jobs: %w", err)
 			}
@@ -396,7 +396,7 @@ func (s *Store) MarkStarted(ctx context.Context, worker string, jobs []StepStart
 		marked = marked[:0]
 		rows, err := tx.QueryContext(ctx, `UPDATE jobs j SET step_started = true, attempts = j.attempts + 1, updated_at = now()
 			FROM unnest($1::bigint[], $2::text[]) AS u(id, state)
-			WHERE j.id = u.id AND j.state = u.state AND j.locked_by = $3 AND j.finished_at IS NULL
+			WHERE j.id = ANY($1::bigint[]) AND j.id = u.id AND j.state = u.state AND j.locked_by = $3 AND j.finished_at IS NULL
 			RETURNING j.id, j.state`, pq.Array(ids), pq.Array(states), worker)
 		if err != nil {
 			return fmt.Errorf("start steps: %w", err)
@@ -521,7 +521,7 @@ func updateNodes(ctx context.Context, tx *sql.Tx, us []*NodeUpdate) (missing []*
 			updated_at = now()
 		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[])
 			AS u(name, compute_host, instance_uuid, power_state, mgt, mac, original_ip, maintenance)
-		WHERE n.name = u.name
+		WHERE n.name = ANY($1::text[]) AND n.name = u.name
 		RETURNING n.name`, nodeUpdateColumns(us)...)
 	if err != nil {
 		return nil, fmt.Errorf("update %d nodes: %w", len(us), err)
@@ -649,7 +649,7 @@ func (s *Store) Apply(ctx context.Context, worker string, ts []Transition) (lost
 				updated_at = now()
 			FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bool[], $9::bool[], $10::bool[])
 				AS u(id, from_state, to_state, data, node, error, run_after, finish, keep, start_next)
-			WHERE j.id = u.id AND j.state = u.from_state AND j.locked_by = $11 AND j.finished_at IS NULL
+			WHERE j.id = ANY($1::bigint[]) AND j.id = u.id AND j.state = u.from_state AND j.locked_by = $11 AND j.finished_at IS NULL
 			RETURNING j.id, j.cancel_requested`,
 			pq.Array(ids), pq.Array(from), pq.Array(to), pq.Array(data), pq.Array(node), pq.Array(errs), pq.Array(runAfter),
 			pq.Array(finish), pq.Array(keep), pq.Array(startNext), worker)

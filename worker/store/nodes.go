@@ -204,7 +204,7 @@ func (s *Store) RecordPower(ctx context.Context, obs []PowerObservation, missLim
 		}
 		if len(upNames) > 0 {
 			if _, err := tx.ExecContext(ctx, `UPDATE nodes SET power_state = u.state, power_misses = 0, updated_at = now()
-				FROM unnest($1::text[], $2::text[]) AS u(name, state) WHERE nodes.name = u.name`, pq.Array(upNames), pq.Array(upStates)); err != nil {
+				FROM unnest($1::text[], $2::text[]) AS u(name, state) WHERE nodes.name = ANY($1::text[]) AND nodes.name = u.name`, pq.Array(upNames), pq.Array(upStates)); err != nil {
 				return fmt.Errorf("record %d power states: %w", len(upNames), err)
 			}
 		}
