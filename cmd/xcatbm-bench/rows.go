@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -107,17 +108,31 @@ func outboxPending(ctx context.Context, st *store.Store) (int, error) {
 }
 
 // casts builds n casts of file for nodes n1..n (the cluster's names) with fresh uuids.
-func casts(file string, n int, spawn bool) ([][]byte, error) {
-	cl := sim.GenerateCluster("n", n, "mn1")
-	out := make([][]byte, n)
-	for i, nd := range cl.Nodes {
-		b, err := castBody(castSpec{file: file, node: nd.Name, uuid: uuid.NewString(), spawn: spawn})
-		if err != nil {
-			return nil, err
+// Building them is labelled row=casts in the CPU profile: it is the bench's work
+// before a row's clock starts, not the row's.
+func casts(file string, n int, spawn bool) (out [][]byte, err error) {
+	pprof.Do(context.Background(), pprof.Labels("row", "casts"), func(context.Context) {
+		cl := sim.GenerateCluster("n", n, "mn1")
+		out = make([][]byte, n)
+		for i, nd := range cl.Nodes {
+			var b []byte
+			if b, err = castBody(castSpec{file: file, node: nd.Name, uuid: uuid.NewString(), spawn: spawn}); err != nil {
+				return
+			}
+			out[i] = b
 		}
-		out[i] = b
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
+}
+
+// labelled runs f with the CPU profile label row=name, which every goroutine f
+// starts inherits (the worker's, the simulator's, the broker clients'), so that
+// `go tool pprof -tagfocus row=storm` shows one row's samples (--cpuprofile).
+func labelled(ctx context.Context, name string, f func(context.Context)) {
+	pprof.Do(ctx, pprof.Labels("row", name), f)
 }
 
 // stormResult is a storm's time from the first cast to the last notification, and
@@ -230,19 +245,25 @@ func (b *bench) rowCeiling(ctx context.Context) error {
 	k, kSingle := b.scaled(2000, 20), b.scaled(1000, 10)
 	var ceilings, floors, storms []measured
 	for i := range b.o.runs {
-		pipe, err := b.pipelinedCeiling(ctx, k)
+		var pipe ceilingResult
+		var err error
+		labelled(ctx, "ceiling", func(ctx context.Context) { pipe, err = b.pipelinedCeiling(ctx, k) })
 		if err != nil {
 			return fmt.Errorf("pipelined ceiling: %w", err)
 		}
 		ceilings = append(ceilings, measured{rate: rate(k, pipe.took), note: fmt.Sprintf("p99 commit->confirm %v; %s", pipe.p99.Round(time.Millisecond), pipe.cpu)})
-		fl, err := b.designFloor(ctx, k)
+		var fl ceilingResult
+		labelled(ctx, "floor", func(ctx context.Context) { fl, err = b.designFloor(ctx, k) })
 		if err != nil {
 			return fmt.Errorf("design floor: %w", err)
 		}
 		floors = append(floors, measured{rate: rate(k, fl.took), note: fmt.Sprintf("p99 commit->confirm %v; %s", fl.p99.Round(time.Millisecond), fl.cpu)})
 		ws := workerStorm{tag: "power", name: runName("power storm", i, b.o.runs), k: k, cfg: workerConfig("bench-power", time.Second), coalesce: b.o.coalesce,
 			castFile: "cast-stop_instance.json", event: "instance.power_off.end"}
-		res, st, _, done, err := b.workerStorm(ctx, ws)
+		var res stormResult
+		var st *store.Store
+		done := func() {}
+		labelled(ctx, "storm", func(ctx context.Context) { res, st, _, done, err = b.workerStorm(ctx, ws) })
 		if err == nil {
 			storms = append(storms, measured{rate: rate(k, res.took), note: fmt.Sprintf("%s; %s", jobStates(ctx, st), res.cpu)})
 		}
@@ -494,7 +515,11 @@ func (b *bench) rowControlPlane(ctx context.Context) error {
 	for i := range b.o.runs {
 		ws := workerStorm{tag: "rate", name: runName("control-plane", i, b.o.runs), k: k, cfg: workerConfig("bench-rate", poll), coalesce: b.o.coalesce,
 			tl: sim.Timeline{Installing: time.Millisecond}, castFile: "cast-build_and_run_instance.json", spawn: true, event: "instance.create.end"}
-		res, st, _, done, err := b.workerStorm(ctx, ws)
+		var res stormResult
+		var st *store.Store
+		var err error
+		done := func() {}
+		labelled(ctx, "control", func(ctx context.Context) { res, st, _, done, err = b.workerStorm(ctx, ws) })
 		if err == nil {
 			runs = append(runs, measured{rate: rate(k, res.took), note: fmt.Sprintf("%.1f s, %s; %s", res.took.Seconds(), jobStates(ctx, st), res.cpu)})
 		}
