@@ -2,8 +2,11 @@ package store_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -163,6 +166,59 @@ func TestClaimJobsStarting(t *testing.T) {
 		}
 		if !slices.Equal(got, want) {
 			t.Errorf("%s: history %q, want %q", c.name, got, want)
+		}
+	}
+}
+
+// TestInsertJobsRequests: the requests of one call, sent together as one JSON array,
+// come back each with its own job, whatever they hold (quotes, backslashes, escapes,
+// text outside ASCII, nested arrays, large values), and duplicates take no request.
+func TestInsertJobsRequests(t *testing.T) {
+	t.Parallel()
+	_, st := newStore(t)
+	ctx := context.Background()
+	reqs := []string{
+		`{}`,
+		`{"a":"quote \" and backslash \\ and slash \/"}`,
+		`{"text":"café ünïcode 雪 \u00e9 \ud83d\ude00","n":[1,[2,[3,{"x":null}]]]}`,
+		`{"big":"` + strings.Repeat("x\\\"", 20000) + `"}`,
+		`[1,2,3]`,
+		`{"same message":"first"}`,
+		`{"same message":"second, a duplicate"}`,
+	}
+	var news []store.NewJob
+	for i, r := range reqs {
+		mid := fmt.Sprintf("m%d", i)
+		if i == 6 {
+			mid = "m5"
+		}
+		news = append(news, store.NewJob{Kind: "power_off", ComputeHost: "mn1", Node: fmt.Sprintf("n%d", i), State: "resolve",
+			Request: []byte(r), MessageID: mid, Deadline: time.Now().Add(time.Hour)})
+	}
+	ins, err := st.InsertJobs(ctx, news)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range reqs {
+		if i == 6 {
+			if !ins[i].Duplicate {
+				t.Errorf("job %d: not a duplicate", i)
+			}
+			continue
+		}
+		j, err := st.Job(ctx, ins[i].ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got, want any
+		if err := json.Unmarshal(j.Request, &got); err != nil {
+			t.Fatalf("job %d: stored request %.80q: %v", i, j.Request, err)
+		}
+		if err := json.Unmarshal([]byte(r), &want); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, want) || j.Node != fmt.Sprintf("n%d", i) {
+			t.Errorf("job %d (node %s): request %.80q, want %.80q", i, j.Node, j.Request, r)
 		}
 	}
 }

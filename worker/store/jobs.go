@@ -129,7 +129,7 @@ func (s *Store) InsertJobs(ctx context.Context, jobs []NewJob) ([]Inserted, erro
 			return fmt.Errorf("record messages: %w", err)
 		}
 		var idx []int
-		var kind, host, node, inst, state, req, mid []string
+		var kind, host, node, inst, state, mid []string
 		var deadline []time.Time
 		var last []bool
 		for _, i := range first {
@@ -140,21 +140,37 @@ func (s *Store) InsertJobs(ctx context.Context, jobs []NewJob) ([]Inserted, erro
 			idx = append(idx, i)
 		}
 		sort.Ints(idx)
-		for _, i := range idx {
-			j := jobs[i]
-			kind, host, node, inst, state = append(kind, j.Kind), append(host, j.ComputeHost), append(node, j.Node), append(inst, j.InstanceUUID), append(state, j.State)
-			req, mid, deadline = append(req, string(j.Request)), append(mid, j.MessageID), append(deadline, j.Deadline)
-			last = append(last, j.CancelEarlier)
-		}
 		if len(idx) == 0 {
 			return nil
 		}
+		// The requests go as one JSON array, each request as it is, rather than as a
+		// text[] whose literal escapes every quote of every request (and which the
+		// server then unescapes before parsing each request): one copy of the bytes.
+		size := 2
+		for _, i := range idx {
+			size += len(jobs[i].Request) + 1
+		}
+		reqs := make([]byte, 0, size)
+		reqs = append(reqs, '[')
+		for n, i := range idx {
+			j := jobs[i]
+			kind, host, node, inst, state = append(kind, j.Kind), append(host, j.ComputeHost), append(node, j.Node), append(inst, j.InstanceUUID), append(state, j.State)
+			mid, deadline = append(mid, j.MessageID), append(deadline, j.Deadline)
+			last = append(last, j.CancelEarlier)
+			if n > 0 {
+				reqs = append(reqs, ',')
+			}
+			reqs = append(reqs, j.Request...)
+		}
+		reqs = append(reqs, ']')
 		rows, err = tx.QueryContext(ctx, `INSERT INTO jobs (kind, compute_host, node, instance_uuid, state, request, message_id, deadline, last_word)
-			SELECT k, h, n, i, s, r::jsonb, m, d, l FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::timestamptz[], $9::boolean[])
-				WITH ORDINALITY AS u(k, h, n, i, s, r, m, d, l, o)
-			ORDER BY o
+			SELECT u.k, u.h, u.n, u.i, u.s, r.v, u.m, u.d, u.l
+			FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $7::text[], $8::timestamptz[], $9::boolean[])
+				WITH ORDINALITY AS u(k, h, n, i, s, m, d, l, o)
+			JOIN jsonb_array_elements($6::jsonb) WITH ORDINALITY AS r(v, o) ON r.o = u.o
+			ORDER BY u.o
 			RETURNING id, message_id`,
-			pq.Array(kind), pq.Array(host), pq.Array(node), pq.Array(inst), pq.Array(state), pq.Array(req), pq.Array(mid), pq.Array(deadline), pq.Array(last))
+			pq.Array(kind), pq.Array(host), pq.Array(node), pq.Array(inst), pq.Array(state), reqs, pq.Array(mid), pq.Array(deadline), pq.Array(last))
 		if err != nil {
 			return fmt.Errorf("insert %d jobs: %w", len(idx), err)
 		}
