@@ -60,3 +60,28 @@ func BenchmarkInstanceNotifications(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkVersionedInstanceNotification is the versioned notification alone, what a
+// worker with --notification-format versioned builds at each end of a job.
+func BenchmarkVersionedInstanceNotification(b *testing.B) {
+	req, err := DecodeRequest([]byte(loadVector(b, "cast-build_and_run_instance.json").Body))
+	if err != nil {
+		b.Fatal(err)
+	}
+	a, err := req.BuildAndRunInstance()
+	if err != nil {
+		b.Fatal(err)
+	}
+	in := NotifyInput{Instance: a.Instance, Host: "xcat-mn1", Action: "power_off", Phase: "end",
+		VMState: "stopped", PowerState: Shutdown, Time: time.Date(2026, 11, 25, 2, 37, 8, 711531000, time.UTC), Context: req.Context.ForNotification()}
+	b.ReportAllocs()
+	for b.Loop() {
+		v, err := NewVersionedInstanceNotification(in)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := v.Encode(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

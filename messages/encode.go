@@ -77,7 +77,14 @@ type member struct {
 // appendMembers appends {"key":raw,...} with the members, whose keys are distinct (a
 // map's), sorted by key.
 func appendMembers(dst []byte, ms []member) []byte {
-	slices.SortFunc(ms, func(a, b member) int { return strings.Compare(a.key, b.key) })
+	slices.SortFunc(ms, byKey)
+	return appendSortedMembers(dst, ms)
+}
+
+func byKey(a, b member) int { return strings.Compare(a.key, b.key) }
+
+// appendSortedMembers appends {"key":raw,...} with the members in the order given.
+func appendSortedMembers(dst []byte, ms []member) []byte {
 	dst = append(dst, '{')
 	for i, m := range ms {
 		if i > 0 {
@@ -97,10 +104,21 @@ func appendMembers(dst []byte, ms []member) []byte {
 // appendJSON appends the primitive: its five keys in sorted order, data's members
 // sorted, each value as held.
 func (o *Object) appendJSON(dst []byte) []byte {
+	ms := make([]member, 0, len(o.Data))
+	for k, v := range o.Data {
+		ms = append(ms, member{k, v})
+	}
+	slices.SortFunc(ms, byKey)
+	return appendPrimitive(dst, o.Changes, ms, o.Name, o.Namespace, o.Version)
+}
+
+// appendPrimitive appends a NovaObject primitive: its keys in sorted order (changes
+// only when not nil), data's members in the order given (sorted, distinct).
+func appendPrimitive(dst []byte, changes []string, data []member, name, namespace, version string) []byte {
 	dst = append(dst, '{')
-	if o.Changes != nil {
+	if changes != nil {
 		dst = append(dst, `"nova_object.changes":[`...)
-		for i, c := range o.Changes {
+		for i, c := range changes {
 			if i > 0 {
 				dst = append(dst, ',')
 			}
@@ -109,17 +127,13 @@ func (o *Object) appendJSON(dst []byte) []byte {
 		dst = append(dst, "],"...)
 	}
 	dst = append(dst, `"nova_object.data":`...)
-	ms := make([]member, 0, len(o.Data))
-	for k, v := range o.Data {
-		ms = append(ms, member{k, v})
-	}
-	dst = appendMembers(dst, ms)
+	dst = appendSortedMembers(dst, data)
 	dst = append(dst, `,"nova_object.name":`...)
-	dst = appendString(dst, o.Name)
+	dst = appendString(dst, name)
 	dst = append(dst, `,"nova_object.namespace":`...)
-	dst = appendString(dst, o.Namespace)
+	dst = appendString(dst, namespace)
 	dst = append(dst, `,"nova_object.version":`...)
-	dst = appendString(dst, o.Version)
+	dst = appendString(dst, version)
 	return append(dst, '}')
 }
 
@@ -161,6 +175,22 @@ func rawJSON(v any) (json.RawMessage, error) {
 				continue
 			}
 			out = o.appendJSON(out)
+		}
+		return append(out, ']'), nil
+	case []json.RawMessage:
+		if x == nil {
+			return json.RawMessage("null"), nil
+		}
+		out := []byte{'['}
+		for i, r := range x {
+			if i > 0 {
+				out = append(out, ',')
+			}
+			if r == nil {
+				out = append(out, "null"...)
+				continue
+			}
+			out = append(out, r...)
 		}
 		return append(out, ']'), nil
 	case []string:

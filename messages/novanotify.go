@@ -205,15 +205,7 @@ func eventTimes(in *NotifyInput) (launched, terminated, deleted *time.Time) {
 	return launched, terminated, deleted
 }
 
-func payloadObject(name, version string, data map[string]any) (*Object, error) {
-	o, err := NewObject(name, version, data)
-	if err != nil {
-		return nil, fmt.Errorf("build %s: %w", name, err)
-	}
-	return o, nil
-}
-
-func versionedInstancePayload(in *NotifyInput) (*Object, error) {
+func versionedInstancePayload(in *NotifyInput) (json.RawMessage, error) {
 	inst := in.Instance
 	o := inst.Object
 	launched, terminated, deleted := eventTimes(in)
@@ -221,7 +213,7 @@ func versionedInstancePayload(in *NotifyInput) (*Object, error) {
 	if err != nil {
 		return nil, err
 	}
-	ips := []*Object{}
+	ips := []json.RawMessage{}
 	if !(in.Action == "delete" && in.Phase == "end") {
 		if ips, err = ipPayloads(inst.NetworkInfo); err != nil {
 			return nil, err
@@ -235,67 +227,60 @@ func versionedInstancePayload(in *NotifyInput) (*Object, error) {
 	if string(metadata) == "null" {
 		metadata = json.RawMessage("{}")
 	}
-	var fault any
+	var fault json.RawMessage
 	if in.Fault != nil {
-		if fault, err = payloadObject("ExceptionPayload", ExceptionPayloadVersion, map[string]any{
-			"exception":         in.Fault.Exception,
-			"exception_message": in.Fault.Message,
-			"function_name":     nullableString(in.Fault.FunctionName),
-			"module_name":       nullableString(in.Fault.ModuleName),
-			"traceback":         in.Fault.Traceback,
-		}); err != nil {
+		f := newPayloadData(5)
+		f.set("exception", in.Fault.Exception)
+		f.set("exception_message", in.Fault.Message)
+		f.set("function_name", nullableString(in.Fault.FunctionName))
+		f.set("module_name", nullableString(in.Fault.ModuleName))
+		f.set("traceback", in.Fault.Traceback)
+		if fault, err = f.object("ExceptionPayload", ExceptionPayloadVersion); err != nil {
 			return nil, err
 		}
 	}
-	data := map[string]any{
-		"uuid":                     inst.UUID,
-		"user_id":                  rawOr(o, "user_id"),
-		"tenant_id":                rawOr(o, "project_id"),
-		"reservation_id":           rawOr(o, "reservation_id"),
-		"display_name":             rawOr(o, "display_name"),
-		"display_description":      rawOr(o, "display_description"),
-		"host_name":                rawOr(o, "hostname"),
-		"host":                     rawOr(o, "host"),
-		"node":                     rawOr(o, "node"),
-		"os_type":                  rawOr(o, "os_type"),
-		"architecture":             rawOr(o, "architecture"),
-		"availability_zone":        rawOr(o, "availability_zone"),
-		"flavor":                   flavor,
-		"image_uuid":               rawOr(o, "image_ref"),
-		"key_name":                 rawOr(o, "key_name"),
-		"kernel_id":                rawOr(o, "kernel_id"),
-		"ramdisk_id":               rawOr(o, "ramdisk_id"),
-		"created_at":               novaTimeOrNull(inst.CreatedAt),
-		"launched_at":              novaTimeOrNull(launched),
-		"terminated_at":            novaTimeOrNull(terminated),
-		"deleted_at":               novaTimeOrNull(deleted),
-		"updated_at":               FormatNovaTime(in.Time),
-		"state":                    in.VMState,
-		"power_state":              in.PowerState.NotificationName(),
-		"task_state":               nullableString(in.TaskState),
-		"progress":                 inst.Progress,
-		"ip_addresses":             ips,
-		"block_devices":            []any{},
-		"metadata":                 metadata,
-		"locked":                   inst.Locked,
-		"auto_disk_config":         autoDisk,
-		"request_id":               nullableString(in.Context.RequestID()),
-		"action_initiator_user":    nullableString(in.Context.UserID()),
-		"action_initiator_project": nullableString(in.Context.ProjectID()),
-		"locked_reason":            nullableString(inst.LockedReason),
-		"shares":                   []any{},
-		"fault":                    fault,
+	data := newPayloadData(44)
+	data.set("uuid", inst.UUID)
+	for _, k := range [...]struct{ payload, instance string }{
+		{"user_id", "user_id"}, {"tenant_id", "project_id"}, {"reservation_id", "reservation_id"},
+		{"display_name", "display_name"}, {"display_description", "display_description"},
+		{"host_name", "hostname"}, {"host", "host"}, {"node", "node"}, {"os_type", "os_type"},
+		{"architecture", "architecture"}, {"availability_zone", "availability_zone"},
+		{"image_uuid", "image_ref"}, {"key_name", "key_name"}, {"kernel_id", "kernel_id"}, {"ramdisk_id", "ramdisk_id"},
+	} {
+		data.set(k.payload, rawOr(o, k.instance))
 	}
+	data.set("flavor", flavor)
+	data.set("created_at", novaTimeOrNull(inst.CreatedAt))
+	data.set("launched_at", novaTimeOrNull(launched))
+	data.set("terminated_at", novaTimeOrNull(terminated))
+	data.set("deleted_at", novaTimeOrNull(deleted))
+	data.set("updated_at", FormatNovaTime(in.Time))
+	data.set("state", in.VMState)
+	data.set("power_state", in.PowerState.NotificationName())
+	data.set("task_state", nullableString(in.TaskState))
+	data.set("progress", inst.Progress)
+	data.set("ip_addresses", ips)
+	data.set("block_devices", []any{})
+	data.set("metadata", metadata)
+	data.set("locked", inst.Locked)
+	data.set("auto_disk_config", autoDisk)
+	data.set("request_id", nullableString(in.Context.RequestID()))
+	data.set("action_initiator_user", nullableString(in.Context.UserID()))
+	data.set("action_initiator_project", nullableString(in.Context.ProjectID()))
+	data.set("locked_reason", nullableString(inst.LockedReason))
+	data.set("shares", []any{})
+	data.set("fault", fault)
 	switch in.Action {
 	case "create":
 	case "rebuild":
-		data["trusted_image_certificates"] = nil
-		return payloadObject("InstanceActionRebuildPayload", InstanceActionRebuildPayloadVersion, data)
+		data.set("trusted_image_certificates", nil)
+		return data.object("InstanceActionRebuildPayload", InstanceActionRebuildPayloadVersion)
 	case "rescue":
-		data["rescue_image_ref"] = nullableString(in.RescueImageRef)
-		return payloadObject("InstanceActionRescuePayload", InstanceActionRescuePayloadVersion, data)
+		data.set("rescue_image_ref", nullableString(in.RescueImageRef))
+		return data.object("InstanceActionRescuePayload", InstanceActionRescuePayloadVersion)
 	default:
-		return payloadObject("InstanceActionPayload", InstanceActionPayloadVersion, data)
+		return data.object("InstanceActionPayload", InstanceActionPayloadVersion)
 	}
 	keypairs, err := keypairPayloads(inst)
 	if err != nil {
@@ -305,11 +290,11 @@ func versionedInstancePayload(in *NotifyInput) (*Object, error) {
 	if tags == nil {
 		tags = []string{}
 	}
-	data["keypairs"] = keypairs
-	data["tags"] = tags
-	data["trusted_image_certificates"] = nil
-	data["instance_name"] = fmt.Sprintf("instance-%08x", inst.ID)
-	return payloadObject("InstanceCreatePayload", InstanceCreatePayloadVersion, data)
+	data.set("keypairs", keypairs)
+	data.set("tags", tags)
+	data.set("trusted_image_certificates", nil)
+	data.set("instance_name", fmt.Sprintf("instance-%08x", inst.ID))
+	return data.object("InstanceCreatePayload", InstanceCreatePayloadVersion)
 }
 
 var flavorPayloadKeys = []string{
@@ -317,23 +302,24 @@ var flavorPayloadKeys = []string{
 	"rxtx_factor", "vcpu_weight", "disabled", "is_public", "extra_specs", "projects", "description",
 }
 
-func flavorPayload(inst *Instance) (any, error) {
+// flavorPayload returns the FlavorPayload of the instance's flavor, nil without one.
+func flavorPayload(inst *Instance) (json.RawMessage, error) {
 	if inst.Flavor == nil {
 		return nil, nil
 	}
-	data := make(map[string]any, len(flavorPayloadKeys))
+	data := newPayloadData(len(flavorPayloadKeys) + 1)
 	for _, k := range flavorPayloadKeys {
-		data[k] = rawOr(inst.Flavor.Object, k)
+		data.set(k, rawOr(inst.Flavor.Object, k))
 	}
 	if inst.Flavor.ExtraSpecs == nil {
-		data["extra_specs"] = map[string]string{}
+		data.set("extra_specs", map[string]string{})
 	}
-	return payloadObject("FlavorPayload", FlavorPayloadVersion, data)
+	return data.object("FlavorPayload", FlavorPayloadVersion)
 }
 
 // ipPayloads lists IpPayload objects from network_info, one per fixed IP of each VIF.
-func ipPayloads(vifs []VIF) ([]*Object, error) {
-	out := []*Object{}
+func ipPayloads(vifs []VIF) ([]json.RawMessage, error) {
+	out := []json.RawMessage{}
 	for _, vif := range vifs {
 		meta := vif.Meta
 		if meta == nil {
@@ -345,15 +331,15 @@ func ipPayloads(vifs []VIF) ([]*Object, error) {
 				if version == 0 {
 					version = sn.Version
 				}
-				p, err := payloadObject("IpPayload", IPPayloadVersion, map[string]any{
-					"label":       vif.Network.Label,
-					"mac":         vif.Address,
-					"meta":        meta,
-					"port_uuid":   vif.ID,
-					"version":     version,
-					"address":     ip.Address,
-					"device_name": vif.DevName,
-				})
+				data := newPayloadData(7)
+				data.set("label", vif.Network.Label)
+				data.set("mac", vif.Address)
+				data.set("meta", meta)
+				data.set("port_uuid", vif.ID)
+				data.set("version", version)
+				data.set("address", ip.Address)
+				data.set("device_name", vif.DevName)
+				p, err := data.object("IpPayload", IPPayloadVersion)
 				if err != nil {
 					return nil, err
 				}
@@ -364,8 +350,8 @@ func ipPayloads(vifs []VIF) ([]*Object, error) {
 	return out, nil
 }
 
-func keypairPayloads(inst *Instance) ([]*Object, error) {
-	out := []*Object{}
+func keypairPayloads(inst *Instance) ([]json.RawMessage, error) {
+	out := []json.RawMessage{}
 	kl, err := inst.Object.Child("keypairs")
 	if err != nil || kl == nil {
 		return out, within("keypairs", err)
@@ -375,11 +361,11 @@ func keypairPayloads(inst *Instance) ([]*Object, error) {
 		return nil, within("keypairs", err)
 	}
 	for _, kp := range items {
-		data := map[string]any{}
+		data := newPayloadData(5)
 		for _, k := range []string{"user_id", "name", "public_key", "fingerprint", "type"} {
-			data[k] = rawOr(kp, k)
+			data.set(k, rawOr(kp, k))
 		}
-		p, err := payloadObject("KeypairPayload", KeypairPayloadVersion, data)
+		p, err := data.object("KeypairPayload", KeypairPayloadVersion)
 		if err != nil {
 			return nil, err
 		}
