@@ -2,6 +2,7 @@ package worker_test
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -39,5 +40,37 @@ func TestSpawnHistorySaysWhyTheIPStays(t *testing.T) {
 		if detail != tc.want {
 			t.Errorf("%s: set_ip detail %q, want %q", tc.node, detail, tc.want)
 		}
+	}
+}
+
+// TestPowerOffHistory: a power-off run by a worker leaves one history row per thing
+// that happened, in order: accepted, its first step started once (by the claim that
+// took it), then each step's end starting the next, then the end.
+func TestPowerOffHistory(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, ipmiNode("n01", "10.0.0.11"))
+	e.startWorker(testConfig())
+	const uuid = "b1b1b1b1-1111-4111-8111-111111111111"
+	e.cast(castSpec{file: "cast-stop_instance.json", node: "n01", uuid: uuid})
+	j := e.waitJob(uuid, worker.KindPowerOff, 30*time.Second)
+	if j.State != string(worker.StateDone) {
+		t.Fatalf("power-off ended %s: %s", j.State, j.Error)
+	}
+	hist, err := e.st.History(context.Background(), j.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, h := range hist {
+		row := h.From + ">" + h.To + " " + h.Detail
+		if h.StartedNext {
+			row += " (next started)"
+		}
+		got = append(got, row)
+	}
+	want := []string{">resolve accepted", "resolve>resolve started", "resolve>power node n01 (next started)",
+		"power>verify_power rpower off (next started)", "verify_power>done rpower stat: off"}
+	if !slices.Equal(got, want) {
+		t.Errorf("history\n %q\nwant\n %q", got, want)
 	}
 }
