@@ -162,55 +162,43 @@ func rawJSON(v any) (json.RawMessage, error) {
 		}
 		return x.appendJSON(nil), nil
 	case []*Object:
-		if x == nil {
-			return json.RawMessage("null"), nil
-		}
-		out := []byte{'['}
-		for i, o := range x {
-			if i > 0 {
-				out = append(out, ',')
-			}
+		return appendArray(x, func(dst []byte, o *Object) []byte {
 			if o == nil {
-				out = append(out, "null"...)
-				continue
+				return append(dst, "null"...)
 			}
-			out = o.appendJSON(out)
-		}
-		return append(out, ']'), nil
+			return o.appendJSON(dst)
+		}), nil
 	case []json.RawMessage:
-		if x == nil {
-			return json.RawMessage("null"), nil
-		}
-		out := []byte{'['}
-		for i, r := range x {
-			if i > 0 {
-				out = append(out, ',')
-			}
+		return appendArray(x, func(dst []byte, r json.RawMessage) []byte {
 			if r == nil {
-				out = append(out, "null"...)
-				continue
+				return append(dst, "null"...)
 			}
-			out = append(out, r...)
-		}
-		return append(out, ']'), nil
+			return append(dst, r...)
+		}), nil
 	case []string:
-		if x == nil {
-			return json.RawMessage("null"), nil
-		}
-		out := []byte{'['}
-		for i, s := range x {
-			if i > 0 {
-				out = append(out, ',')
-			}
-			out = appendString(out, s)
-		}
-		return append(out, ']'), nil
+		return appendArray(x, appendString), nil
 	case []any:
 		if len(x) == 0 && x != nil {
 			return json.RawMessage("[]"), nil
 		}
 	}
 	return json.Marshal(v)
+}
+
+// appendArray encodes items as a JSON array, each written by appendItem; a nil slice
+// is null, as json.Marshal writes it.
+func appendArray[T any](items []T, appendItem func([]byte, T) []byte) json.RawMessage {
+	if items == nil {
+		return json.RawMessage("null")
+	}
+	out := []byte{'['}
+	for i, x := range items {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		out = appendItem(out, x)
+	}
+	return append(out, ']')
 }
 
 // wrapEnvelope wraps inner, the JSON text of an object, in a v2.0 envelope.

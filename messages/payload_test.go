@@ -2,6 +2,7 @@ package messages
 
 import (
 	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -77,5 +78,37 @@ func TestFlavorPayloadWithoutExtraSpecs(t *testing.T) {
 	}
 	if got := string(p.Data["name"]); got != `"bm.small"` {
 		t.Errorf("name %s", got)
+	}
+}
+
+// TestRawJSONAgreesWithEncodingJSON: rawJSON's own encodings read back as
+// json.Marshal's of the same value: nil slices and nil items as null, empty ones as [].
+func TestRawJSONAgreesWithEncodingJSON(t *testing.T) {
+	o, err := NewObject("P", "1.0", map[string]any{"a": 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []any{
+		nil, "é\"<x>", true, 7, int64(-7), json.RawMessage(`{"b":[1]}`), json.RawMessage(nil), o, (*Object)(nil),
+		[]*Object{o, nil}, []*Object{}, []*Object(nil),
+		[]json.RawMessage{json.RawMessage(`1`), nil, json.RawMessage(`"x"`)}, []json.RawMessage{}, []json.RawMessage(nil),
+		[]string{"a", "b\\"}, []string{}, []string(nil), []any{}, map[string]string{},
+	} {
+		got, err := rawJSON(v)
+		if err != nil {
+			t.Fatalf("%#v: %v", v, err)
+		}
+		want, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var g, w any
+		if err := json.Unmarshal(got, &g); err != nil {
+			t.Fatalf("%#v: rawJSON wrote %s: %v", v, got, err)
+		}
+		_ = json.Unmarshal(want, &w)
+		if !reflect.DeepEqual(g, w) {
+			t.Errorf("%#v: rawJSON %s, json.Marshal %s", v, got, want)
+		}
 	}
 }
