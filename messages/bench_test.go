@@ -35,6 +35,10 @@ func BenchmarkDecode(b *testing.B) {
 	}
 }
 
+// BenchmarkInstanceNotifications builds and encodes the notifications of one event
+// for the captured spawn's instance: "both" the versioned and the legacy one of
+// create.end (a worker's default), "versioned" power_off.end's alone (what a worker
+// with --notification-format versioned builds at each end of a job).
 func BenchmarkInstanceNotifications(b *testing.B) {
 	req, err := DecodeRequest([]byte(loadVector(b, "cast-build_and_run_instance.json").Body))
 	if err != nil {
@@ -44,44 +48,38 @@ func BenchmarkInstanceNotifications(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	in := NotifyInput{Instance: a.Instance, Host: "xcat-mn1", Action: "create", Phase: "end",
-		VMState: "active", PowerState: Running, Time: time.Date(2026, 11, 25, 2, 37, 8, 711531000, time.UTC), Context: req.Context.ForNotification()}
-	b.ReportAllocs()
-	for b.Loop() {
-		v, l, err := NewInstanceNotifications(in)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if _, err := v.Encode(); err != nil {
-			b.Fatal(err)
-		}
-		if _, err := l.Encode(); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
-// BenchmarkVersionedInstanceNotification is the versioned notification alone, what a
-// worker with --notification-format versioned builds at each end of a job.
-func BenchmarkVersionedInstanceNotification(b *testing.B) {
-	req, err := DecodeRequest([]byte(loadVector(b, "cast-build_and_run_instance.json").Body))
-	if err != nil {
-		b.Fatal(err)
-	}
-	a, err := req.BuildAndRunInstance()
-	if err != nil {
-		b.Fatal(err)
-	}
-	in := NotifyInput{Instance: a.Instance, Host: "xcat-mn1", Action: "power_off", Phase: "end",
-		VMState: "stopped", PowerState: Shutdown, Time: time.Date(2026, 11, 25, 2, 37, 8, 711531000, time.UTC), Context: req.Context.ForNotification()}
-	b.ReportAllocs()
-	for b.Loop() {
-		v, err := NewVersionedInstanceNotification(in)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if _, err := v.Encode(); err != nil {
-			b.Fatal(err)
-		}
+	at := time.Date(2026, 11, 25, 2, 37, 8, 711531000, time.UTC)
+	for _, c := range []struct {
+		name   string
+		in     NotifyInput
+		legacy bool
+	}{
+		{"both", NotifyInput{Action: "create", Phase: "end", VMState: "active", PowerState: Running}, true},
+		{"versioned", NotifyInput{Action: "power_off", Phase: "end", VMState: "stopped", PowerState: Shutdown}, false},
+	} {
+		in := c.in
+		in.Instance, in.Host, in.Time, in.Context = a.Instance, "xcat-mn1", at, req.Context.ForNotification()
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				v, err := NewVersionedInstanceNotification(in)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := v.Encode(); err != nil {
+					b.Fatal(err)
+				}
+				if !c.legacy {
+					continue
+				}
+				l, err := NewLegacyInstanceNotification(in)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := l.Encode(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
