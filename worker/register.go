@@ -12,8 +12,10 @@ package worker
 // register_nodes expands the noderange with one lsdef over the whole range, which
 // also reads each node's resolved nodehm, ipmi, mac and hwinv attributes (group rows
 // included, as xCAT resolves them), and reads the passwd table once with tabdump for
-// the ipmi defaults. Each node is then written to the nodes table with
-// store.UpsertNode; the compute node and resource provider follow from that table.
+// the ipmi defaults. The nodes are then written to the nodes table upsertChunk to a
+// transaction (store.UpsertNodes, which leaves alone a node an instance uses on
+// another compute host); the compute node and resource provider follow from that
+// table.
 // A node's record is "registered", "updated: <fields>" or "unchanged", so a second
 // run reports every node unchanged. A node without a MAC is skipped; one lacking an
 // ipmi or hwinv value fails with the table.column names missing.
@@ -224,24 +226,28 @@ func (w *Worker) registerNodes(ctx context.Context, r *run) error {
 	slices.Sort(names)
 	p := w.newProgress(r, len(names))
 	var recorded []recordedNode
-	for _, name := range names {
+	for chunk := range slices.Chunk(names, upsertChunk) {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		n, status, msg := w.nodeRecord(name, attrs[name], a, defUser, defPass)
-		if n == nil {
-			p.add(ctx, name, status, msg)
-			continue
+		items := make([]upsertItem, len(chunk))
+		var records []*store.Node
+		for i, name := range chunk {
+			items[i].name = name
+			if items[i].node, items[i].status, items[i].msg = w.nodeRecord(name, attrs[name], a, defUser, defPass); items[i].node != nil {
+				records = append(records, items[i].node)
+			}
 		}
-		status, msg, err := w.upsert(ctx, n)
-		if err != nil {
+		if err := w.upsert(ctx, items, records); err != nil {
 			return fmt.Errorf("%w: %v", errTransient, err)
 		}
-		if status != messages.ItemOK || w.nova == nil {
-			p.add(ctx, name, status, msg)
-			continue
+		for _, it := range items {
+			if it.node == nil || it.status != messages.ItemOK || w.nova == nil {
+				p.add(ctx, it.name, it.status, it.msg)
+				continue
+			}
+			recorded = append(recorded, recordedNode{name: it.name, msg: it.msg})
 		}
-		recorded = append(recorded, recordedNode{name: name, msg: msg})
 	}
 	if err := w.syncRegistered(ctx, p, recorded); err != nil {
 		return err
@@ -365,34 +371,55 @@ func (w *Worker) nodeRecord(name string, at xcat.Attrs, a messages.RegisterNodes
 	return n, "", ""
 }
 
-// upsert writes a node record and says what changed.
-func (w *Worker) upsert(ctx context.Context, n *store.Node) (status, msg string, err error) {
-	old, err := w.store.Node(ctx, n.Name)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return "", "", err
+// upsertChunk is how many nodes register_nodes writes in one transaction.
+const upsertChunk = 500
+
+// upsertItem is one node of a register_nodes chunk: its record (nil when nodeRecord
+// refused it) and the item's status and message.
+type upsertItem struct {
+	name        string
+	node        *store.Node
+	status, msg string
+}
+
+// upsert writes the records of a chunk's items in one transaction and sets each
+// written item's status and message to what changed. A node in use by an instance
+// on another compute host is not written and fails. With the nova integration, a
+// changed node's registration is pending until it has synced it (its inventory may
+// be the old one until then).
+func (w *Worker) upsert(ctx context.Context, items []upsertItem, records []*store.Node) error {
+	if len(records) == 0 {
+		return nil
 	}
-	if old != nil && old.InstanceUUID != "" && old.ComputeHost != n.ComputeHost {
-		return messages.ItemFailed, fmt.Sprintf("in use by instance %s on compute host %s", old.InstanceUUID, old.ComputeHost), nil
+	var pending string
+	if w.nova != nil {
+		pending = "registration changed; not yet synced to nova and placement"
 	}
-	changed, err := w.store.UpsertNode(ctx, n)
+	done, err := w.store.UpsertNodes(ctx, records, pending)
 	if err != nil {
-		return "", "", err
+		return err
 	}
-	if changed && w.nova != nil {
-		// Until the nova integration has synced it, its inventory may be the old one.
-		if _, err := w.store.SetNodeRegistration(ctx, store.NodeRegistration{Name: n.Name, State: store.RegistrationPending,
-			Detail: "registration changed; not yet synced to nova and placement"}); err != nil {
-			return "", "", err
+	k := 0
+	for i := range items {
+		n := items[i].node
+		if n == nil {
+			continue
+		}
+		u := done[k]
+		k++
+		items[i].status = messages.ItemOK
+		switch {
+		case u.InUse:
+			items[i].status, items[i].msg = messages.ItemFailed, fmt.Sprintf("in use by instance %s on compute host %s", u.Old.InstanceUUID, u.Old.ComputeHost)
+		case u.Old == nil:
+			items[i].msg = fmt.Sprintf("registered (resource class %s, %d CPUs, %d MB, %d GB)", n.ResourceClass, n.CPUs, n.MemoryMB, n.DiskGB)
+		case !u.Changed:
+			items[i].msg = "unchanged"
+		default:
+			items[i].msg = "updated: " + strings.Join(changedFields(u.Old, n), ", ")
 		}
 	}
-	switch {
-	case old == nil:
-		return messages.ItemOK, fmt.Sprintf("registered (resource class %s, %d CPUs, %d MB, %d GB)", n.ResourceClass, n.CPUs, n.MemoryMB, n.DiskGB), nil
-	case !changed:
-		return messages.ItemOK, "unchanged", nil
-	default:
-		return messages.ItemOK, "updated: " + strings.Join(changedFields(old, n), ", "), nil
-	}
+	return nil
 }
 
 // changedFields names the registration fields that differ (never their secret values).

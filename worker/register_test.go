@@ -131,6 +131,25 @@ func TestRegisterNodes(t *testing.T) {
 	if n, _ := e.st.Node(ctx, "n02"); n.MemoryMB != 65536 || n.ResourceClass != "gpu.large" || n.BMCPassword.Reveal() != "s3cret" {
 		t.Errorf("n02 after update: %+v", n)
 	}
+
+	// A node an instance uses on another compute host stays there; a free one moves here.
+	if _, err := e.st.DB().ExecContext(ctx, `UPDATE nodes SET compute_host='other-host', instance_uuid=CASE WHEN name='n03' THEN 'inst-3' ELSE '' END
+		WHERE name IN ('n01','n03')`); err != nil {
+		t.Fatal(err)
+	}
+	s = e.submit(messages.MethodRegisterNodes, &messages.RegisterNodesArgs{NodeRange: "n01,n03", ComputeHost: host})
+	res = results(s)
+	if r := res["n03"]; r.Status != messages.ItemFailed || r.Message != "in use by instance inst-3 on compute host other-host" {
+		t.Errorf("n03 in use: %+v", r)
+	}
+	if r := res["n01"]; r.Status != messages.ItemOK || r.Message != "updated: compute_host" {
+		t.Errorf("n01 moved: %+v", r)
+	}
+	for name, want := range map[string]string{"n01": host, "n03": "other-host"} {
+		if n, err := e.st.Node(ctx, name); err != nil || n.ComputeHost != want {
+			t.Errorf("%s after the move: %+v, %v; want compute host %s", name, n, err, want)
+		}
+	}
 }
 
 // novaStub stands in for the nova integration: SyncNodes answers the state set for

@@ -556,26 +556,17 @@ func (b *bench) rowScale(ctx context.Context) error {
 			cl.Nodes[i].Power = "off"
 		}
 	}
-	// Register the nodes as xcatbm's registration does, 8 at a time.
-	var wg sync.WaitGroup
-	errs := make(chan error, 8)
-	for w := range 8 {
-		wg.Go(func() {
-			for i := w; i < m; i += 8 {
-				a := cl.Nodes[i].Attrs
-				n := &store.Node{Name: cl.Nodes[i].Name, ComputeHost: host, MgmtNode: "mn1", Mgt: a["mgt"], MAC: a["mac"], BMC: a["bmc"],
-					CPUs: 32, MemoryMB: 131072, DiskGB: 480, ResourceClass: "baremetal", OriginalIP: a["ip"]}
-				if _, err := st.UpsertNode(ctx, n); err != nil {
-					errs <- err
-					return
-				}
-			}
-		})
+	// Register the nodes as xcatbm's registration does, 500 to a transaction.
+	nodes := make([]*store.Node, m)
+	for i := range nodes {
+		a := cl.Nodes[i].Attrs
+		nodes[i] = &store.Node{Name: cl.Nodes[i].Name, ComputeHost: host, MgmtNode: "mn1", Mgt: a["mgt"], MAC: a["mac"], BMC: a["bmc"],
+			CPUs: 32, MemoryMB: 131072, DiskGB: 480, ResourceClass: "baremetal", OriginalIP: a["ip"]}
 	}
-	wg.Wait()
-	close(errs)
-	if err := <-errs; err != nil {
-		return err
+	for chunk := range slices.Chunk(nodes, 500) {
+		if _, err := st.UpsertNodes(ctx, chunk, ""); err != nil {
+			return err
+		}
 	}
 
 	// Power sweeps against the latency model, by a worker that is not running (sweeps

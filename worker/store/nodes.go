@@ -56,9 +56,117 @@ func scanNode(row interface{ Scan(...any) error }) (*Node, error) {
 // UpsertNode inserts or updates a node's registration (not its instance or power
 // state) and reports whether anything changed.
 func (s *Store) UpsertNode(ctx context.Context, n *Node) (changed bool, err error) {
-	res, err := s.db.ExecContext(ctx, `INSERT INTO nodes (name, compute_host, mgmt_node, mgt, mac, bmc, bmc_username, bmc_password,
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		set, err := writeRegistrations(ctx, tx, []*Node{n})
+		changed = set[n.Name]
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("upsert node %s: %w", n.Name, err)
+	}
+	return changed, nil
+}
+
+// NodeUpsert is what UpsertNodes did with one node.
+type NodeUpsert struct {
+	// Old is the node's record before the write, nil when it was not registered.
+	Old *Node
+	// Changed says the record was inserted or changed (false: the same as before).
+	Changed bool
+	// InUse says the node was left alone: an instance uses it on another compute
+	// host (Old's) than the new record's.
+	InUse bool
+}
+
+// UpsertNodes inserts or updates nodes' registrations (not their instance or power
+// state) in one transaction and reports, in nodes' order, what it did with each.
+// The existing records are locked while read, so a node cannot be taken by an
+// instance between the check and the write; a node an instance uses on another
+// compute host is left alone (InUse). When pendingDetail is not empty, every
+// changed node's registration is set pending with that detail in the same
+// transaction (its compute node and inventory are not synced yet). Names must be
+// unique.
+func (s *Store) UpsertNodes(ctx context.Context, nodes []*Node, pendingDetail string) ([]NodeUpsert, error) {
+	out := make([]NodeUpsert, len(nodes))
+	names := make([]string, len(nodes))
+	index := make(map[string]int, len(nodes))
+	for i, n := range nodes {
+		if _, dup := index[n.Name]; dup {
+			return nil, fmt.Errorf("upsert nodes: node %s named twice", n.Name)
+		}
+		index[n.Name], names[i] = i, n.Name
+	}
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `SELECT `+nodeColumns+` FROM nodes WHERE name = ANY($1::text[]) ORDER BY name FOR UPDATE`, pq.Array(names))
+		if err != nil {
+			return fmt.Errorf("read nodes: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			old, err := scanNode(rows)
+			if err != nil {
+				return fmt.Errorf("read nodes: %w", err)
+			}
+			out[index[old.Name]].Old = old
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("read nodes: %w", err)
+		}
+		write := make([]*Node, 0, len(nodes))
+		for i, n := range nodes {
+			if old := out[i].Old; old != nil && old.InstanceUUID != "" && old.ComputeHost != n.ComputeHost {
+				out[i].InUse = true
+				continue
+			}
+			write = append(write, n)
+		}
+		changed, err := writeRegistrations(ctx, tx, write)
+		if err != nil {
+			return err
+		}
+		var pending []string
+		for name := range changed {
+			out[index[name]].Changed = true
+			pending = append(pending, name)
+		}
+		if pendingDetail == "" || len(pending) == 0 {
+			return nil
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO node_registrations (name, state, detail)
+			SELECT unnest($1::text[]), $2, $3
+			ON CONFLICT (name) DO UPDATE SET state=EXCLUDED.state, detail=EXCLUDED.detail, updated_at=now()
+			WHERE (node_registrations.state, node_registrations.detail) IS DISTINCT FROM (EXCLUDED.state, EXCLUDED.detail)`,
+			pq.Array(pending), RegistrationPending, pendingDetail); err != nil {
+			return fmt.Errorf("mark %d registrations pending: %w", len(pending), err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("upsert %d nodes: %w", len(nodes), err)
+	}
+	return out, nil
+}
+
+// writeRegistrations writes nodes' registration columns in one statement and returns the
+// names of those inserted or changed. An existing node keeps its original_ip while
+// an instance uses it (the ip is then the tenant's).
+func writeRegistrations(ctx context.Context, tx *sql.Tx, nodes []*Node) (map[string]bool, error) {
+	if len(nodes) == 0 {
+		return nil, nil
+	}
+	k := len(nodes)
+	names, hosts, mgmt, mgt, macs, bmcs := make([]string, k), make([]string, k), make([]string, k), make([]string, k), make([]string, k), make([]string, k)
+	users, passwords, classes, ips := make([]string, k), make([]string, k), make([]string, k), make([]string, k)
+	cpus, memory, disk := make([]int64, k), make([]int64, k), make([]int64, k)
+	for i, n := range nodes {
+		names[i], hosts[i], mgmt[i], mgt[i], macs[i], bmcs[i] = n.Name, n.ComputeHost, n.MgmtNode, n.Mgt, n.MAC, n.BMC
+		users[i], passwords[i], classes[i], ips[i] = n.BMCUsername, n.BMCPassword.Reveal(), n.ResourceClass, n.OriginalIP
+		cpus[i], memory[i], disk[i] = int64(n.CPUs), int64(n.MemoryMB), int64(n.DiskGB)
+	}
+	rows, err := tx.QueryContext(ctx, `INSERT INTO nodes (name, compute_host, mgmt_node, mgt, mac, bmc, bmc_username, bmc_password,
 			cpus, memory_mb, disk_gb, resource_class, original_ip)
-		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)
+		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+			$9::int[], $10::int[], $11::int[], $12::text[], $13::text[])
 		ON CONFLICT (name) DO UPDATE SET compute_host=EXCLUDED.compute_host, mgmt_node=EXCLUDED.mgmt_node, mgt=EXCLUDED.mgt,
 			mac=EXCLUDED.mac, bmc=EXCLUDED.bmc, bmc_username=EXCLUDED.bmc_username, bmc_password=EXCLUDED.bmc_password,
 			cpus=EXCLUDED.cpus, memory_mb=EXCLUDED.memory_mb, disk_gb=EXCLUDED.disk_gb, resource_class=EXCLUDED.resource_class,
@@ -66,14 +174,18 @@ func (s *Store) UpsertNode(ctx context.Context, n *Node) (changed bool, err erro
 		WHERE (nodes.compute_host, nodes.mgmt_node, nodes.mgt, nodes.mac, nodes.bmc, nodes.bmc_username, nodes.bmc_password,
 			nodes.cpus, nodes.memory_mb, nodes.disk_gb, nodes.resource_class)
 			IS DISTINCT FROM (EXCLUDED.compute_host, EXCLUDED.mgmt_node, EXCLUDED.mgt, EXCLUDED.mac, EXCLUDED.bmc,
-			EXCLUDED.bmc_username, EXCLUDED.bmc_password, EXCLUDED.cpus, EXCLUDED.memory_mb, EXCLUDED.disk_gb, EXCLUDED.resource_class)`,
-		n.Name, n.ComputeHost, n.MgmtNode, n.Mgt, n.MAC, n.BMC, n.BMCUsername, n.BMCPassword.Reveal(), n.CPUs, n.MemoryMB,
-		n.DiskGB, n.ResourceClass, n.OriginalIP)
+			EXCLUDED.bmc_username, EXCLUDED.bmc_password, EXCLUDED.cpus, EXCLUDED.memory_mb, EXCLUDED.disk_gb, EXCLUDED.resource_class)
+		RETURNING name`,
+		pq.Array(names), pq.Array(hosts), pq.Array(mgmt), pq.Array(mgt), pq.Array(macs), pq.Array(bmcs), pq.Array(users),
+		pq.Array(passwords), pq.Array(cpus), pq.Array(memory), pq.Array(disk), pq.Array(classes), pq.Array(ips))
 	if err != nil {
-		return false, fmt.Errorf("upsert node %s: %w", n.Name, err)
+		return nil, fmt.Errorf("write %d nodes: %w", k, err)
 	}
-	rows, _ := res.RowsAffected()
-	return rows > 0, nil
+	changed, err := returnedSet(rows)
+	if err != nil {
+		return nil, fmt.Errorf("write nodes: %w", err)
+	}
+	return changed, nil
 }
 
 // Node returns one node, or ErrNotFound.

@@ -2,8 +2,11 @@ package store_test
 
 import (
 	"context"
+	"errors"
+	"slices"
 	"testing"
 
+	"xcatbm/internal/config"
 	"xcatbm/worker/store"
 )
 
@@ -89,5 +92,111 @@ func TestNodeRegistrations(t *testing.T) {
 	}
 	if got, _ := st.NodeStatuses(ctx, "h1", []string{"a01"}); len(got) != 0 {
 		t.Errorf("removed node listed: %+v", got)
+	}
+}
+
+// TestUpsertNodes writes batches of registrations and checks what each batch
+// reports and leaves in the nodes and node_registrations tables: new nodes are
+// registered, a repeat changes nothing, a changed field is an update that keeps
+// original_ip while an instance uses the node, a node in use on another compute
+// host is left as it was, only changed nodes are marked pending, and a batch naming
+// a node twice writes nothing.
+func TestUpsertNodes(t *testing.T) {
+	t.Parallel()
+	db, st := newStore(t)
+	ctx := context.Background()
+	node := func(name, host string, cpus int, ip string) *store.Node {
+		return &store.Node{Name: name, ComputeHost: host, MgmtNode: "mn1", Mgt: "ipmi", MAC: "aa:00", BMC: "10.1.0.1",
+			BMCUsername: "ADMIN", BMCPassword: config.NewSecret("pw-" + name), CPUs: cpus, MemoryMB: 1024, DiskGB: 10,
+			ResourceClass: "gold", OriginalIP: ip}
+	}
+	const pending = "registration changed; not synced"
+	type want struct {
+		old            bool // had a record before
+		changed, inUse bool
+	}
+	steps := []struct {
+		name    string
+		setup   string // SQL run first
+		nodes   []*store.Node
+		want    []want
+		cpus    map[string]int    // nodes.cpus after the step
+		ip      map[string]string // nodes.original_ip after the step
+		host    map[string]string // nodes.compute_host after the step
+		pending []string          // nodes whose registration is pending with the detail after the step
+	}{
+		{name: "new", nodes: []*store.Node{node("a1", "h1", 8, "10.0.0.1"), node("a2", "h1", 8, "10.0.0.2"), node("a3", "h1", 8, "10.0.0.3")},
+			want: []want{{false, true, false}, {false, true, false}, {false, true, false}},
+			cpus: map[string]int{"a1": 8, "a2": 8, "a3": 8}, pending: []string{"a1", "a2", "a3"}},
+		{name: "repeat", setup: `DELETE FROM node_registrations`,
+			nodes: []*store.Node{node("a1", "h1", 8, "10.0.0.1"), node("a2", "h1", 8, "10.0.0.2"), node("a3", "h1", 8, "10.0.0.3")},
+			want:  []want{{true, false, false}, {true, false, false}, {true, false, false}},
+			cpus:  map[string]int{"a1": 8, "a2": 8, "a3": 8}},
+		{name: "changed; in use on the same host keeps its ip", setup: `UPDATE nodes SET instance_uuid='i-2' WHERE name='a2'`,
+			nodes: []*store.Node{node("a1", "h1", 16, "10.0.0.1"), node("a2", "h1", 16, "10.9.9.9"), node("a4", "h1", 4, "10.0.0.4")},
+			want:  []want{{true, true, false}, {true, true, false}, {false, true, false}},
+			cpus:  map[string]int{"a1": 16, "a2": 16, "a4": 4}, ip: map[string]string{"a2": "10.0.0.2"}, pending: []string{"a1", "a2", "a4"}},
+		{name: "in use on another host", setup: `DELETE FROM node_registrations`,
+			nodes: []*store.Node{node("a2", "h2", 32, "10.0.0.2"), node("a3", "h2", 32, "10.0.0.3")},
+			want:  []want{{true, false, true}, {true, true, false}},
+			cpus:  map[string]int{"a2": 16, "a3": 32}, host: map[string]string{"a2": "h1", "a3": "h2"}, pending: []string{"a3"}},
+	}
+	for _, s := range steps {
+		if s.setup != "" {
+			if _, err := db.ExecContext(ctx, s.setup); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, err := st.UpsertNodes(ctx, s.nodes, pending)
+		if err != nil {
+			t.Fatalf("%s: %v", s.name, err)
+		}
+		for i, u := range got {
+			if w := (want{u.Old != nil, u.Changed, u.InUse}); w != s.want[i] {
+				t.Errorf("%s: %s: %+v (old %v), want %+v", s.name, s.nodes[i].Name, w, u.Old, s.want[i])
+			}
+			if u.InUse && u.Old.InstanceUUID != "i-2" {
+				t.Errorf("%s: %s in use, old record %+v", s.name, s.nodes[i].Name, u.Old)
+			}
+		}
+		for name, cpus := range s.cpus {
+			n, err := st.Node(ctx, name)
+			if err != nil || n.CPUs != cpus {
+				t.Errorf("%s: %s cpus %v, %v; want %d", s.name, name, n, err, cpus)
+			}
+		}
+		for name, ip := range s.ip {
+			if n, err := st.Node(ctx, name); err != nil || n.OriginalIP != ip {
+				t.Errorf("%s: %s original_ip %v, %v; want %s", s.name, name, n, err, ip)
+			}
+		}
+		for name, host := range s.host {
+			if n, err := st.Node(ctx, name); err != nil || n.ComputeHost != host {
+				t.Errorf("%s: %s compute_host %v, %v; want %s", s.name, name, n, err, host)
+			}
+		}
+		var marked []string
+		rows, err := db.QueryContext(ctx, `SELECT name FROM node_registrations WHERE state=$1 AND detail=$2 ORDER BY name`, store.RegistrationPending, pending)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			var n string
+			if err := rows.Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			marked = append(marked, n)
+		}
+		rows.Close()
+		if !slices.Equal(marked, s.pending) {
+			t.Errorf("%s: pending %v, want %v", s.name, marked, s.pending)
+		}
+	}
+
+	if _, err := st.UpsertNodes(ctx, []*store.Node{node("b1", "h1", 8, ""), node("b1", "h1", 9, "")}, ""); err == nil {
+		t.Error("a batch naming b1 twice was written")
+	}
+	if _, err := st.Node(ctx, "b1"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("b1 after the refused batch: %v", err)
 	}
 }
