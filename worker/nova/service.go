@@ -405,13 +405,16 @@ func (s *Service) SyncNodes(ctx context.Context, names []string) map[string]stor
 			s.log.Warn().Err(err).Msg("cannot read the registered nodes")
 			return nil
 		}
-		out := make(map[string]store.NodeRegistration, len(known))
+		var regs []store.NodeRegistration
 		for name, n := range known {
-			if n.ComputeHost != s.cfg.ComputeHost {
-				continue
+			if n.ComputeHost == s.cfg.ComputeHost {
+				regs = append(regs, store.NodeRegistration{Name: name, State: store.RegistrationPending,
+					Detail: "the nova-compute service of " + s.cfg.ComputeHost + " is not registered yet (nova-conductor has not answered)"})
 			}
-			out[name] = s.record(ctx, store.NodeRegistration{Name: name, State: store.RegistrationPending,
-				Detail: "the nova-compute service of " + s.cfg.ComputeHost + " is not registered yet (nova-conductor has not answered)"})
+		}
+		out := make(map[string]store.NodeRegistration, len(regs))
+		for _, reg := range s.record(ctx, regs) {
+			out[reg.Name] = reg
 		}
 		return out
 	}
@@ -448,15 +451,34 @@ func (s *Service) syncNodes(ctx context.Context, only []string) (map[string]stor
 	}
 	known, err := s.computeNodes(ctx, nodes, len(only) > 0)
 	if err != nil {
-		for _, n := range nodes {
-			out[n.Name] = s.record(ctx, store.NodeRegistration{Name: n.Name, State: registrationState(err), Detail: "compute node: " + err.Error()})
+		regs := make([]store.NodeRegistration, len(nodes))
+		for i, n := range nodes {
+			regs[i] = store.NodeRegistration{Name: n.Name, State: registrationState(err), Detail: "compute node: " + err.Error()}
+		}
+		for _, reg := range s.record(ctx, regs) {
+			out[reg.Name] = reg
 		}
 		return out, err
 	}
 	classes := s.ensureClasses(ctx, nodes)
 	// The nodes are synced SyncParallel at a time; each node's result lands in its
 	// own slot (named once synced), so the errors come back in the nodes' order.
+	// Finished nodes are recorded recordBatch at a time, in one statement each, while
+	// the others sync.
 	regs := make([]store.NodeRegistration, len(nodes))
+	finished := make(chan int, s.cfg.SyncParallel)
+	recorded := make(chan struct{})
+	go func() {
+		defer close(recorded)
+		var batch []store.NodeRegistration
+		for i := range finished {
+			if batch = append(batch, regs[i]); len(batch) == recordBatch {
+				s.record(ctx, batch)
+				batch = batch[:0]
+			}
+		}
+		s.record(ctx, batch)
+	}()
 	var g errgroup.Group
 	g.SetLimit(s.cfg.SyncParallel)
 	for i, n := range nodes {
@@ -467,16 +489,17 @@ func (s *Service) syncNodes(ctx context.Context, only []string) (map[string]stor
 			if ctx.Err() != nil {
 				return nil
 			}
-			regs[i] = s.record(ctx, s.syncNode(ctx, n, known[n.Name], classes))
+			regs[i] = s.syncNode(ctx, n, known[n.Name], classes)
+			finished <- i
 			return nil
 		})
 	}
 	_ = g.Wait()
+	close(finished)
+	<-recorded
+	regs = slices.DeleteFunc(regs, func(r store.NodeRegistration) bool { return r.Name == "" }) // not synced: ctx ended first
 	var errs []error
 	for _, reg := range regs {
-		if reg.Name == "" { // not synced: ctx ended first
-			continue
-		}
 		out[reg.Name] = reg
 		if reg.State != store.RegistrationReady {
 			errs = append(errs, fmt.Errorf("node %s %s: %s", reg.Name, reg.State, reg.Detail))
@@ -581,22 +604,31 @@ func computeNodesByName(res json.RawMessage) (map[string]*messages.Object, error
 	return known, nil
 }
 
-// record writes a node's registration state when it changed and returns it.
-func (s *Service) record(ctx context.Context, reg store.NodeRegistration) store.NodeRegistration {
-	changed, err := s.store.SetNodeRegistration(ctx, reg)
+// recordBatch is how many nodes' registration states a sync records in one statement.
+const recordBatch = 100
+
+// record writes the registration states of nodes (those that changed, in one
+// statement), logs each change, and returns regs.
+func (s *Service) record(ctx context.Context, regs []store.NodeRegistration) []store.NodeRegistration {
+	written, err := s.store.SetNodeRegistrations(ctx, regs)
 	switch {
 	case err != nil && ctx.Err() != nil:
-		// Stopping cut the sync short: the next sync records where the node stands;
+		// Stopping cut the sync short: the next sync records where the nodes stand;
 		// one warning per node of a 10,000-node host would bury the stop's reason.
-		s.log.Debug().Err(err).Str("node", reg.Name).Msg("registration state not recorded: stopping")
+		s.log.Debug().Err(err).Int("nodes", len(regs)).Msg("registration states not recorded: stopping")
 	case err != nil:
-		s.log.Warn().Err(err).Str("node", reg.Name).Msg("cannot record the node's registration state")
-	case changed && reg.State == store.RegistrationReady:
-		s.log.Info().Str("node", reg.Name).Str("compute_node", reg.ComputeNode).Msg("node ready in nova and placement")
-	case changed:
-		s.log.Warn().Str("node", reg.Name).Str("state", reg.State).Str("detail", reg.Detail).Msg("node not ready in nova and placement")
+		s.log.Warn().Err(err).Int("nodes", len(regs)).Msg("cannot record the nodes' registration states")
 	}
-	return reg
+	for _, reg := range regs {
+		switch {
+		case !written[reg.Name]:
+		case reg.State == store.RegistrationReady:
+			s.log.Info().Str("node", reg.Name).Str("compute_node", reg.ComputeNode).Msg("node ready in nova and placement")
+		default:
+			s.log.Warn().Str("node", reg.Name).Str("state", reg.State).Str("detail", reg.Detail).Msg("node not ready in nova and placement")
+		}
+	}
+	return regs
 }
 
 // registrationState is the state an error leaves a node in: failed when nova or

@@ -40,19 +40,42 @@ type NodeRegistration struct {
 // detail or compute node differ from the record, and reports whether it wrote; a node
 // no longer in the nodes table (removed meanwhile) is left alone.
 func (s *Store) SetNodeRegistration(ctx context.Context, r NodeRegistration) (bool, error) {
-	res, err := s.db.ExecContext(ctx, `INSERT INTO node_registrations (name, state, detail, compute_node)
-		SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT 1 FROM nodes WHERE name=$1)
+	written, err := s.SetNodeRegistrations(ctx, []NodeRegistration{r})
+	if err != nil {
+		return false, fmt.Errorf("registration of node %s: %w", r.Name, err)
+	}
+	return written[r.Name], nil
+}
+
+// SetNodeRegistrations records where several nodes stand in one statement, each as
+// SetNodeRegistration does, and returns the names it wrote. Names must be unique.
+func (s *Store) SetNodeRegistrations(ctx context.Context, regs []NodeRegistration) (map[string]bool, error) {
+	if len(regs) == 0 {
+		return map[string]bool{}, nil
+	}
+	names, states, details, nodes := make([]string, len(regs)), make([]string, len(regs)), make([]string, len(regs)), make([]string, len(regs))
+	for i, r := range regs {
+		names[i], states[i], details[i], nodes[i] = r.Name, r.State, r.Detail, r.ComputeNode
+	}
+	rows, err := s.db.QueryContext(ctx, `INSERT INTO node_registrations (name, state, detail, compute_node)
+		SELECT u.name, u.state, u.detail, u.compute_node
+		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS u(name, state, detail, compute_node)
+		WHERE EXISTS (SELECT 1 FROM nodes WHERE nodes.name = u.name)
 		ON CONFLICT (name) DO UPDATE SET state=EXCLUDED.state, detail=EXCLUDED.detail,
 			compute_node=CASE WHEN EXCLUDED.compute_node = '' THEN node_registrations.compute_node ELSE EXCLUDED.compute_node END,
 			updated_at=now()
 		WHERE (node_registrations.state, node_registrations.detail) IS DISTINCT FROM (EXCLUDED.state, EXCLUDED.detail)
-			OR (EXCLUDED.compute_node <> '' AND node_registrations.compute_node <> EXCLUDED.compute_node)`,
-		r.Name, r.State, r.Detail, r.ComputeNode)
+			OR (EXCLUDED.compute_node <> '' AND node_registrations.compute_node <> EXCLUDED.compute_node)
+		RETURNING name`,
+		pq.Array(names), pq.Array(states), pq.Array(details), pq.Array(nodes))
 	if err != nil {
-		return false, fmt.Errorf("registration of node %s: %w", r.Name, err)
+		return nil, fmt.Errorf("registrations of %d nodes: %w", len(regs), err)
 	}
-	n, _ := res.RowsAffected()
-	return n > 0, nil
+	written, err := returnedSet(rows)
+	if err != nil {
+		return nil, fmt.Errorf("registrations of %d nodes: %w", len(regs), err)
+	}
+	return written, nil
 }
 
 // NodeStatus is a registered node with where it stands in nova and placement.

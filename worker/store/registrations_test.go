@@ -95,6 +95,65 @@ func TestNodeRegistrations(t *testing.T) {
 	}
 }
 
+// TestSetNodeRegistrations records several nodes' states in one call: it writes
+// those that changed and that exist, and says which.
+func TestSetNodeRegistrations(t *testing.T) {
+	t.Parallel()
+	db, st := newStore(t)
+	ctx := context.Background()
+	for _, n := range []string{"a1", "a2", "a3"} {
+		if _, err := st.UpsertNode(ctx, &store.Node{Name: n, ComputeHost: "h1"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ready := func(name, uuid string) store.NodeRegistration {
+		return store.NodeRegistration{Name: name, State: store.RegistrationReady, Detail: "inventory", ComputeNode: uuid}
+	}
+	steps := []struct {
+		regs    []store.NodeRegistration
+		written []string
+	}{
+		{[]store.NodeRegistration{ready("a1", "u1"), ready("a2", "u2"), ready("ghost", "u9")}, []string{"a1", "a2"}},
+		{[]store.NodeRegistration{ready("a1", "u1"), ready("a2", ""), {Name: "a3", State: store.RegistrationFailed, Detail: "refused"}}, []string{"a3"}},
+		{[]store.NodeRegistration{ready("a1", "u1b"), {Name: "a2", State: store.RegistrationPending, Detail: "again"}}, []string{"a1", "a2"}},
+		{nil, nil},
+	}
+	for i, s := range steps {
+		got, err := st.SetNodeRegistrations(ctx, s.regs)
+		if err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
+		var names []string
+		for n := range got {
+			names = append(names, n)
+		}
+		slices.Sort(names)
+		if !slices.Equal(names, s.written) {
+			t.Errorf("step %d: wrote %v, want %v", i, names, s.written)
+		}
+	}
+	want := map[string][3]string{"a1": {"ready", "inventory", "u1b"}, "a2": {"pending", "again", "u2"}, "a3": {"failed", "refused", ""}}
+	rows, err := db.QueryContext(ctx, `SELECT name, state, detail, compute_node FROM node_registrations`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		var name string
+		var got [3]string
+		if err := rows.Scan(&name, &got[0], &got[1], &got[2]); err != nil {
+			t.Fatal(err)
+		}
+		if n++; want[name] != got {
+			t.Errorf("%s: %v, want %v", name, got, want[name])
+		}
+	}
+	if n != len(want) {
+		t.Errorf("%d rows, want %d", n, len(want))
+	}
+}
+
 // TestUpsertNodes writes batches of registrations and checks what each batch
 // reports and leaves in the nodes and node_registrations tables: new nodes are
 // registered, a repeat changes nothing, a changed field is an update that keeps
