@@ -55,6 +55,7 @@ func runChild(ctx context.Context, raw string, stdin io.Reader, stdout, stderr i
 		lvl = zerolog.WarnLevel
 	}
 	log := zerolog.New(stderr).Level(lvl).With().Timestamp().Str("process", "bench-worker").Logger()
+	worker.SetGCDefaults(os.LookupEnv) // as xcatbm-worker does
 	db, err := sql.Open("postgres", spec.DatabaseURL)
 	if err != nil {
 		fmt.Fprintln(stderr, "xcatbm-bench worker:", err)

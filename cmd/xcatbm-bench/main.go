@@ -134,8 +134,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	b.env = e
 	defer e.close()
 
+	// The rows' workers run in this process (the scale-out row's in processes of their
+	// own, which set the same): it collects as xcatbm-worker does.
+	gogc, memLimit := worker.SetGCDefaults(os.LookupEnv)
 	began := time.Now()
-	fmt.Fprintf(stdout, "xcatbm-bench  %s  scale %g  GOMAXPROCS %d  %s\n", began.Format(time.RFC3339), o.scale, runtime.GOMAXPROCS(0), runtime.Version())
+	fmt.Fprintf(stdout, "xcatbm-bench  %s  scale %g  GOMAXPROCS %d  %s  GOGC %s  GOMEMLIMIT %s\n", began.Format(time.RFC3339), o.scale,
+		runtime.GOMAXPROCS(0), runtime.Version(), gogc, memLimit)
 	fmt.Fprintf(stdout, "worker settings: %s\n\n", describe(workerConfig("<host>", 0)))
 	steps := []struct {
 		name  string

@@ -45,11 +45,13 @@ its management node, persists every step in PostgreSQL, and publishes nova's
 instance notifications. Several workers may serve the same host; they share the work
 through the database.`
 
-const footer = `Queue options must equal the deployment's [oslo_messaging_rabbit] settings, or
+var footer = `Queue options must equal the deployment's [oslo_messaging_rabbit] settings, or
 RabbitMQ refuses the declarations (406 PRECONDITION_FAILED).
 
 Endpoints on --listen: /metrics (Prometheus), /healthz (alive), /readyz (consuming and
-the database answers).`
+the database answers).
+
+` + fmt.Sprintf("Go's collector: GOGC=%d and GOMEMLIMIT=%dMiB unless the environment sets them.", worker.DefaultGCPercent, worker.DefaultMemoryLimit>>20)
 
 func main() {
 	ctx, stop := signalContext()
@@ -317,8 +319,9 @@ func serve(ctx context.Context, o options, lookup func(string) (string, bool), l
 		// worker.New only checks the settings it was given.
 		return &permanentError{fix: "a setting is not usable", err: err}
 	}
+	gogc, memLimit := worker.SetGCDefaults(lookup)
 	log.Info().Str("transport_url", config.RedactURL(transport)).Str("database", config.RedactURL(dbURL)).
-		Str("xcat_backend", o.xcat.Backend).Msg("configured")
+		Str("xcat_backend", o.xcat.Backend).Str("gogc", gogc).Str("gomemlimit", memLimit).Msg("configured")
 	if o.listen != "" {
 		srv := &http.Server{Addr: o.listen, Handler: endpoints(reg, db, w, health), ReadHeaderTimeout: 5 * time.Second}
 		go func() {
