@@ -86,18 +86,48 @@ type NodeUpsert struct {
 // changed node's registration is set pending with that detail in the same
 // transaction (its compute node and inventory are not synced yet). Names must be
 // unique.
+//
+// The batch never waits for a row while it holds others: a job's transition may be
+// updating some of the same nodes, in another order, and the two would deadlock. When
+// one of the rows is locked, the nodes are written one per transaction instead.
 func (s *Store) UpsertNodes(ctx context.Context, nodes []*Node, pendingDetail string) ([]NodeUpsert, error) {
+	seen := make(map[string]bool, len(nodes))
+	for _, n := range nodes {
+		if seen[n.Name] {
+			return nil, fmt.Errorf("upsert nodes: node %s named twice", n.Name)
+		}
+		seen[n.Name] = true
+	}
+	out, err := s.upsertNodes(ctx, nodes, pendingDetail, "FOR UPDATE NOWAIT")
+	var pqErr *pq.Error
+	if len(nodes) > 1 && errors.As(err, &pqErr) && pqErr.Code == pgLockNotAvailable {
+		out = make([]NodeUpsert, len(nodes))
+		for i, n := range nodes {
+			one, err := s.upsertNodes(ctx, []*Node{n}, pendingDetail, "FOR UPDATE")
+			if err != nil {
+				return nil, err
+			}
+			out[i] = one[0]
+		}
+		return out, nil
+	}
+	return out, err
+}
+
+// pgLockNotAvailable is PostgreSQL's error code for a NOWAIT lock a row did not give.
+const pgLockNotAvailable = "55P03"
+
+// upsertNodes is UpsertNodes in one transaction, reading the records with lock
+// ("FOR UPDATE" or "FOR UPDATE NOWAIT").
+func (s *Store) upsertNodes(ctx context.Context, nodes []*Node, pendingDetail, lock string) ([]NodeUpsert, error) {
 	out := make([]NodeUpsert, len(nodes))
 	names := make([]string, len(nodes))
 	index := make(map[string]int, len(nodes))
 	for i, n := range nodes {
-		if _, dup := index[n.Name]; dup {
-			return nil, fmt.Errorf("upsert nodes: node %s named twice", n.Name)
-		}
 		index[n.Name], names[i] = i, n.Name
 	}
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `SELECT `+nodeColumns+` FROM nodes WHERE name = ANY($1::text[]) ORDER BY name FOR UPDATE`, pq.Array(names))
+		rows, err := tx.QueryContext(ctx, `SELECT `+nodeColumns+` FROM nodes WHERE name = ANY($1::text[]) ORDER BY name `+lock, pq.Array(names))
 		if err != nil {
 			return fmt.Errorf("read nodes: %w", err)
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"testing"
+	"time"
 
 	"xcatbm/internal/config"
 	"xcatbm/worker/store"
@@ -257,5 +258,77 @@ func TestUpsertNodes(t *testing.T) {
 	}
 	if _, err := st.Node(ctx, "b1"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("b1 after the refused batch: %v", err)
+	}
+}
+
+// TestUpsertNodesBesideALockedRow: while another transaction (a job's transition)
+// holds one node's row, a batch writes the others at once, each in its own
+// transaction, and the locked one once the other transaction ends. A batch that
+// held its other rows while it waited could deadlock with a transition locking the
+// same rows in another order.
+func TestUpsertNodesBesideALockedRow(t *testing.T) {
+	t.Parallel()
+	db, st := newStore(t)
+	ctx := context.Background()
+	nodes := func(cpus int) []*store.Node {
+		var out []*store.Node
+		for _, name := range []string{"a1", "a2", "a3"} {
+			out = append(out, &store.Node{Name: name, ComputeHost: "h1", Mgt: "ipmi", CPUs: cpus})
+		}
+		return out
+	}
+	if _, err := st.UpsertNodes(ctx, nodes(8), ""); err != nil {
+		t.Fatal(err)
+	}
+	holder, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Rollback()
+	if _, err := holder.ExecContext(ctx, `SELECT 1 FROM nodes WHERE name='a2' FOR UPDATE`); err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		got []store.NodeUpsert
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		got, err := st.UpsertNodes(ctx, nodes(16), "")
+		done <- result{got, err}
+	}()
+	cpus := func(name string) int {
+		n, err := st.Node(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n.CPUs
+	}
+	for deadline := time.Now().Add(10 * time.Second); cpus("a1") != 16; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("a1 not written while a2 was locked: the batch waits holding a1")
+		}
+	}
+	select {
+	case r := <-done:
+		t.Fatalf("the batch ended while a2 was locked: %+v, %v", r.got, r.err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	if err := holder.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	r := <-done
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	for i, u := range r.got {
+		if !u.Changed || u.Old == nil || u.Old.CPUs != 8 {
+			t.Errorf("node %d: %+v", i, u)
+		}
+	}
+	for _, name := range []string{"a1", "a2", "a3"} {
+		if c := cpus(name); c != 16 {
+			t.Errorf("%s: %d CPUs, want 16", name, c)
+		}
 	}
 }
