@@ -231,14 +231,11 @@ func (w *Worker) registerNodes(ctx context.Context, r *run) error {
 			return ctx.Err()
 		}
 		items := make([]upsertItem, len(chunk))
-		var records []*store.Node
 		for i, name := range chunk {
 			items[i].name = name
-			if items[i].node, items[i].status, items[i].msg = w.nodeRecord(name, attrs[name], a, defUser, defPass); items[i].node != nil {
-				records = append(records, items[i].node)
-			}
+			items[i].node, items[i].status, items[i].msg = w.nodeRecord(name, attrs[name], a, defUser, defPass)
 		}
-		if err := w.upsert(ctx, items, records); err != nil {
+		if err := w.upsert(ctx, items); err != nil {
 			return fmt.Errorf("%w: %v", errTransient, err)
 		}
 		for _, it := range items {
@@ -387,7 +384,13 @@ type upsertItem struct {
 // on another compute host is not written and fails. With the nova integration, a
 // changed node's registration is pending until it has synced it (its inventory may
 // be the old one until then).
-func (w *Worker) upsert(ctx context.Context, items []upsertItem, records []*store.Node) error {
+func (w *Worker) upsert(ctx context.Context, items []upsertItem) error {
+	var records []*store.Node
+	for _, it := range items {
+		if it.node != nil {
+			records = append(records, it.node)
+		}
+	}
 	if len(records) == 0 {
 		return nil
 	}
