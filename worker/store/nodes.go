@@ -98,20 +98,22 @@ func (s *Store) UpsertNodes(ctx context.Context, nodes []*Node, pendingDetail st
 		}
 		seen[n.Name] = true
 	}
-	out, err := s.upsertNodes(ctx, nodes, pendingDetail, "FOR UPDATE NOWAIT")
-	var pqErr *pq.Error
-	if len(nodes) > 1 && errors.As(err, &pqErr) && pqErr.Code == pgLockNotAvailable {
-		out = make([]NodeUpsert, len(nodes))
-		for i, n := range nodes {
-			one, err := s.upsertNodes(ctx, []*Node{n}, pendingDetail, "FOR UPDATE")
-			if err != nil {
-				return nil, err
-			}
-			out[i] = one[0]
-		}
-		return out, nil
+	if len(nodes) == 1 { // it holds no other row while it waits for this one
+		return s.upsertNodes(ctx, nodes, pendingDetail, "FOR UPDATE")
 	}
-	return out, err
+	out, err := s.upsertNodes(ctx, nodes, pendingDetail, "FOR UPDATE NOWAIT")
+	if pqErr := (*pq.Error)(nil); !errors.As(err, &pqErr) || pqErr.Code != pgLockNotAvailable {
+		return out, err
+	}
+	out = make([]NodeUpsert, len(nodes))
+	for i, n := range nodes {
+		one, err := s.UpsertNodes(ctx, []*Node{n}, pendingDetail)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = one[0]
+	}
+	return out, nil
 }
 
 // pgLockNotAvailable is PostgreSQL's error code for a NOWAIT lock a row did not give.

@@ -265,7 +265,7 @@ func TestUpsertNodes(t *testing.T) {
 // holds one node's row, a batch writes the others at once, each in its own
 // transaction, and the locked one once the other transaction ends. A batch that
 // held its other rows while it waited could deadlock with a transition locking the
-// same rows in another order.
+// same rows in another order. A batch of that one node waits for it and succeeds.
 func TestUpsertNodesBesideALockedRow(t *testing.T) {
 	t.Parallel()
 	db, st := newStore(t)
@@ -330,5 +330,33 @@ func TestUpsertNodesBesideALockedRow(t *testing.T) {
 		if c := cpus(name); c != 16 {
 			t.Errorf("%s: %d CPUs, want 16", name, c)
 		}
+	}
+
+	// A batch of one node holds nothing else: it waits for its row.
+	holder, err = db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Rollback()
+	if _, err := holder.ExecContext(ctx, `SELECT 1 FROM nodes WHERE name='a2' FOR UPDATE`); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		got, err := st.UpsertNodes(ctx, nodes(32)[1:2], "")
+		done <- result{got, err}
+	}()
+	select {
+	case r := <-done:
+		t.Fatalf("a one-node batch ended while its row was locked: %+v, %v", r.got, r.err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	if err := holder.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if r := <-done; r.err != nil || len(r.got) != 1 || !r.got[0].Changed {
+		t.Fatalf("one-node batch: %+v, %v", r.got, r.err)
+	}
+	if c := cpus("a2"); c != 32 {
+		t.Errorf("a2: %d CPUs, want 32", c)
 	}
 }
