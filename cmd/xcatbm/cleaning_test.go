@@ -18,10 +18,12 @@ func TestCleaningCommand(t *testing.T) {
 	db := testdb.New(t, fsys, dir)
 	st := store.New(db.DB)
 	ctx := context.Background()
+	var nodes []*store.Node
 	for _, n := range []string{"n01", "n02", "n03", "n04"} {
-		if _, err := st.UpsertNode(ctx, &store.Node{Name: n, ComputeHost: "mn1"}); err != nil {
-			t.Fatal(err)
-		}
+		nodes = append(nodes, &store.Node{Name: n, ComputeHost: "mn1"})
+	}
+	if _, err := st.UpsertNodes(ctx, nodes, ""); err != nil {
+		t.Fatal(err)
 	}
 	set := func(node, m string) {
 		if _, err := db.Exec(`UPDATE nodes SET maintenance = $2 WHERE name = $1`, node, m); err != nil {

@@ -18,24 +18,20 @@ func TestNodesListing(t *testing.T) {
 	db := testdb.New(t, fsys, dir)
 	st := store.New(db.DB)
 	ctx := context.Background()
-	for _, n := range []*store.Node{
+	if _, err := st.UpsertNodes(ctx, []*store.Node{
 		{Name: "n01", ComputeHost: "mn1", ResourceClass: "gold", BMCPassword: config.NewSecret("pw-n01")},
 		{Name: "n02", ComputeHost: "mn1", ResourceClass: "gold"},
 		{Name: "n03", ComputeHost: "mn1", ResourceClass: "gold"},
 		{Name: "m01", ComputeHost: "mn2", ResourceClass: "silver"},
-	} {
-		if _, err := st.UpsertNode(ctx, n); err != nil {
-			t.Fatal(err)
-		}
+	}, ""); err != nil {
+		t.Fatal(err)
 	}
-	for _, r := range []store.NodeRegistration{
+	if _, err := st.SetNodeRegistrations(ctx, []store.NodeRegistration{
 		{Name: "n01", State: store.RegistrationReady, Detail: "compute node and resource provider u-1, inventory CUSTOM_GOLD: 1", ComputeNode: "u-1"},
 		{Name: "n02", State: store.RegistrationFailed, Detail: "resource provider: name taken", ComputeNode: "u-2"},
 		{Name: "m01", State: store.RegistrationReady, Detail: "compute node and resource provider u-9, inventory CUSTOM_SILVER: 1", ComputeNode: "u-9"},
-	} {
-		if _, err := st.SetNodeRegistration(ctx, r); err != nil {
-			t.Fatal(err)
-		}
+	}); err != nil {
+		t.Fatal(err)
 	}
 	for _, c := range []struct {
 		name     string

@@ -123,11 +123,12 @@ func startPlaneWith(t *testing.T, o planeOpts) *plane {
 	t.Cleanup(func() { _ = e.sim.Close() })
 	fsys, dir := store.Migrations()
 	e.st = store.New(testdb.New(t, fsys, dir).DB)
-	for _, n := range e.nodes {
-		if !o.register {
-			break
+	if o.register {
+		var nodes []*store.Node
+		for _, n := range e.nodes {
+			nodes = append(nodes, &store.Node{Name: n, ComputeHost: e.host, MgmtNode: "mn1", Mgt: "ipmi", ResourceClass: e.rc})
 		}
-		if _, err := e.st.UpsertNode(ctx, &store.Node{Name: n, ComputeHost: e.host, MgmtNode: "mn1", Mgt: "ipmi", ResourceClass: e.rc}); err != nil {
+		if _, err := e.st.UpsertNodes(ctx, nodes, ""); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -16,10 +16,8 @@ func TestApplyNodeUpdates(t *testing.T) {
 	t.Parallel()
 	db, st := newStore(t)
 	ctx := context.Background()
-	if _, err := st.UpsertNode(ctx, &store.Node{Name: "n1", ComputeHost: "mn1", Mgt: "ipmi", MAC: "aa:00", OriginalIP: "10.0.0.1"}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := st.UpsertNode(ctx, &store.Node{Name: "n3", ComputeHost: "mn1", Mgt: "ipmi"}); err != nil {
+	if _, err := st.UpsertNodes(ctx, []*store.Node{{Name: "n1", ComputeHost: "mn1", Mgt: "ipmi", MAC: "aa:00", OriginalIP: "10.0.0.1"},
+		{Name: "n3", ComputeHost: "mn1", Mgt: "ipmi"}}, ""); err != nil {
 		t.Fatal(err)
 	}
 	var news []store.NewJob

@@ -53,20 +53,6 @@ func scanNode(row interface{ Scan(...any) error }) (*Node, error) {
 	return &n, nil
 }
 
-// UpsertNode inserts or updates a node's registration (not its instance or power
-// state) and reports whether anything changed.
-func (s *Store) UpsertNode(ctx context.Context, n *Node) (changed bool, err error) {
-	err = s.inTx(ctx, func(tx *sql.Tx) error {
-		set, err := writeRegistrations(ctx, tx, []*Node{n})
-		changed = set[n.Name]
-		return err
-	})
-	if err != nil {
-		return false, fmt.Errorf("upsert node %s: %w", n.Name, err)
-	}
-	return changed, nil
-}
-
 // NodeUpsert is what UpsertNodes did with one node.
 type NodeUpsert struct {
 	// Old is the node's record before the write, nil when it was not registered.

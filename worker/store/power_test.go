@@ -18,11 +18,13 @@ func TestRecordPower(t *testing.T) {
 	t.Parallel()
 	db, st := newStore(t)
 	ctx := context.Background()
+	var nodes []*store.Node
 	for _, name := range []string{"a", "b", "c", "d", "e"} {
-		if _, err := st.UpsertNode(ctx, &store.Node{Name: name, ComputeHost: "h", MgmtNode: "mn1", Mgt: "ipmi", MAC: "aa:bb:cc:dd:ee:01",
-			CPUs: 1, MemoryMB: 1024, DiskGB: 1, ResourceClass: "baremetal"}); err != nil {
-			t.Fatal(err)
-		}
+		nodes = append(nodes, &store.Node{Name: name, ComputeHost: "h", MgmtNode: "mn1", Mgt: "ipmi", MAC: "aa:bb:cc:dd:ee:01",
+			CPUs: 1, MemoryMB: 1024, DiskGB: 1, ResourceClass: "baremetal"})
+	}
+	if _, err := st.UpsertNodes(ctx, nodes, ""); err != nil {
+		t.Fatal(err)
 	}
 	if _, err := db.Exec(`UPDATE nodes SET power_state = 'on'`); err != nil {
 		t.Fatal(err)

@@ -36,19 +36,11 @@ type NodeRegistration struct {
 	UpdatedAt time.Time
 }
 
-// SetNodeRegistration records where a node stands. It writes only when the state,
-// detail or compute node differ from the record, and reports whether it wrote; a node
-// no longer in the nodes table (removed meanwhile) is left alone.
-func (s *Store) SetNodeRegistration(ctx context.Context, r NodeRegistration) (bool, error) {
-	written, err := s.SetNodeRegistrations(ctx, []NodeRegistration{r})
-	if err != nil {
-		return false, fmt.Errorf("registration of node %s: %w", r.Name, err)
-	}
-	return written[r.Name], nil
-}
-
-// SetNodeRegistrations records where several nodes stand in one statement, each as
-// SetNodeRegistration does, and returns the names it wrote. Names must be unique.
+// SetNodeRegistrations records where nodes stand, in one statement, and returns the
+// names it wrote. A node's row is written only when its state, detail or compute node
+// differ from the record (a later state without a compute node keeps the known one);
+// a node no longer in the nodes table (removed meanwhile) is left alone. Names must
+// be unique.
 func (s *Store) SetNodeRegistrations(ctx context.Context, regs []NodeRegistration) (map[string]bool, error) {
 	if len(regs) == 0 {
 		return map[string]bool{}, nil

@@ -19,15 +19,13 @@ func TestNodeRegistrations(t *testing.T) {
 	t.Parallel()
 	_, st := newStore(t)
 	ctx := context.Background()
-	for _, n := range []*store.Node{
+	if _, err := st.UpsertNodes(ctx, []*store.Node{
 		{Name: "a01", ComputeHost: "h1", ResourceClass: "gold"},
 		{Name: "a02", ComputeHost: "h1"},
 		{Name: "a03", ComputeHost: "h1"},
 		{Name: "b01", ComputeHost: "h2"},
-	} {
-		if _, err := st.UpsertNode(ctx, n); err != nil {
-			t.Fatal(err)
-		}
+	}, ""); err != nil {
+		t.Fatal(err)
 	}
 	steps := []struct {
 		reg         store.NodeRegistration
@@ -41,8 +39,8 @@ func TestNodeRegistrations(t *testing.T) {
 		{store.NodeRegistration{Name: "ghost", State: store.RegistrationReady}, false},
 	}
 	for i, s := range steps {
-		written, err := st.SetNodeRegistration(ctx, s.reg)
-		if err != nil || written != s.wantWritten {
+		written, err := st.SetNodeRegistrations(ctx, []store.NodeRegistration{s.reg})
+		if err != nil || written[s.reg.Name] != s.wantWritten {
 			t.Fatalf("step %d %+v: written %v, %v; want %v", i, s.reg, written, err, s.wantWritten)
 		}
 	}
@@ -88,7 +86,7 @@ func TestNodeRegistrations(t *testing.T) {
 	if err := st.DeleteNode(ctx, "a01"); err != nil {
 		t.Fatal(err)
 	}
-	if written, err := st.SetNodeRegistration(ctx, store.NodeRegistration{Name: "a01", State: store.RegistrationReady}); err != nil || written {
+	if written, err := st.SetNodeRegistrations(ctx, []store.NodeRegistration{{Name: "a01", State: store.RegistrationReady}}); err != nil || len(written) != 0 {
 		t.Errorf("registration of a removed node: written %v, %v", written, err)
 	}
 	if got, _ := st.NodeStatuses(ctx, "h1", []string{"a01"}); len(got) != 0 {
@@ -102,10 +100,8 @@ func TestSetNodeRegistrations(t *testing.T) {
 	t.Parallel()
 	db, st := newStore(t)
 	ctx := context.Background()
-	for _, n := range []string{"a1", "a2", "a3"} {
-		if _, err := st.UpsertNode(ctx, &store.Node{Name: n, ComputeHost: "h1"}); err != nil {
-			t.Fatal(err)
-		}
+	if _, err := st.UpsertNodes(ctx, []*store.Node{{Name: "a1", ComputeHost: "h1"}, {Name: "a2", ComputeHost: "h1"}, {Name: "a3", ComputeHost: "h1"}}, ""); err != nil {
+		t.Fatal(err)
 	}
 	ready := func(name, uuid string) store.NodeRegistration {
 		return store.NodeRegistration{Name: name, State: store.RegistrationReady, Detail: "inventory", ComputeNode: uuid}
