@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"errors"
+	"maps"
 	"slices"
 	"testing"
 	"time"
@@ -98,7 +99,7 @@ func TestNodeRegistrations(t *testing.T) {
 // those that changed and that exist, and says which.
 func TestSetNodeRegistrations(t *testing.T) {
 	t.Parallel()
-	db, st := newStore(t)
+	_, st := newStore(t)
 	ctx := context.Background()
 	if _, err := st.UpsertNodes(ctx, []*store.Node{{Name: "a1", ComputeHost: "h1"}, {Name: "a2", ComputeHost: "h1"}, {Name: "a3", ComputeHost: "h1"}}, ""); err != nil {
 		t.Fatal(err)
@@ -120,34 +121,22 @@ func TestSetNodeRegistrations(t *testing.T) {
 		if err != nil {
 			t.Fatalf("step %d: %v", i, err)
 		}
-		var names []string
-		for n := range got {
-			names = append(names, n)
-		}
-		slices.Sort(names)
-		if !slices.Equal(names, s.written) {
+		if names := slices.Sorted(maps.Keys(got)); !slices.Equal(names, s.written) {
 			t.Errorf("step %d: wrote %v, want %v", i, names, s.written)
 		}
 	}
 	want := map[string][3]string{"a1": {"ready", "inventory", "u1b"}, "a2": {"pending", "again", "u2"}, "a3": {"failed", "refused", ""}}
-	rows, err := db.QueryContext(ctx, `SELECT name, state, detail, compute_node FROM node_registrations`)
+	statuses, err := st.NodeStatuses(ctx, "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer rows.Close()
-	n := 0
-	for rows.Next() {
-		var name string
-		var got [3]string
-		if err := rows.Scan(&name, &got[0], &got[1], &got[2]); err != nil {
-			t.Fatal(err)
-		}
-		if n++; want[name] != got {
-			t.Errorf("%s: %v, want %v", name, got, want[name])
-		}
+	got := map[string][3]string{}
+	for _, ns := range statuses {
+		r := ns.Registration
+		got[ns.Node.Name] = [3]string{r.State, r.Detail, r.ComputeNode}
 	}
-	if n != len(want) {
-		t.Errorf("%d rows, want %d", n, len(want))
+	if !maps.Equal(got, want) {
+		t.Errorf("registrations\n %v\nwant\n %v", got, want)
 	}
 }
 
@@ -171,31 +160,37 @@ func TestUpsertNodes(t *testing.T) {
 		old            bool // had a record before
 		changed, inUse bool
 	}
+	// rec is what the tables hold of a node after a step: nodes.cpus, compute_host,
+	// original_ip, and whether its registration is pending with the detail.
+	type rec struct {
+		cpus     int
+		host, ip string
+		pending  bool
+	}
 	steps := []struct {
-		name    string
-		setup   string // SQL run first
-		nodes   []*store.Node
-		want    []want
-		cpus    map[string]int    // nodes.cpus after the step
-		ip      map[string]string // nodes.original_ip after the step
-		host    map[string]string // nodes.compute_host after the step
-		pending []string          // nodes whose registration is pending with the detail after the step
+		name  string
+		setup string // SQL run first
+		nodes []*store.Node
+		want  []want
+		after map[string]rec // every node after the step
 	}{
 		{name: "new", nodes: []*store.Node{node("a1", "h1", 8, "10.0.0.1"), node("a2", "h1", 8, "10.0.0.2"), node("a3", "h1", 8, "10.0.0.3")},
-			want: []want{{false, true, false}, {false, true, false}, {false, true, false}},
-			cpus: map[string]int{"a1": 8, "a2": 8, "a3": 8}, pending: []string{"a1", "a2", "a3"}},
+			want:  []want{{false, true, false}, {false, true, false}, {false, true, false}},
+			after: map[string]rec{"a1": {8, "h1", "10.0.0.1", true}, "a2": {8, "h1", "10.0.0.2", true}, "a3": {8, "h1", "10.0.0.3", true}}},
 		{name: "repeat", setup: `DELETE FROM node_registrations`,
 			nodes: []*store.Node{node("a1", "h1", 8, "10.0.0.1"), node("a2", "h1", 8, "10.0.0.2"), node("a3", "h1", 8, "10.0.0.3")},
 			want:  []want{{true, false, false}, {true, false, false}, {true, false, false}},
-			cpus:  map[string]int{"a1": 8, "a2": 8, "a3": 8}},
+			after: map[string]rec{"a1": {8, "h1", "10.0.0.1", false}, "a2": {8, "h1", "10.0.0.2", false}, "a3": {8, "h1", "10.0.0.3", false}}},
 		{name: "changed; in use on the same host keeps its ip", setup: `UPDATE nodes SET instance_uuid='i-2' WHERE name='a2'`,
 			nodes: []*store.Node{node("a1", "h1", 16, "10.0.0.1"), node("a2", "h1", 16, "10.9.9.9"), node("a4", "h1", 4, "10.0.0.4")},
 			want:  []want{{true, true, false}, {true, true, false}, {false, true, false}},
-			cpus:  map[string]int{"a1": 16, "a2": 16, "a4": 4}, ip: map[string]string{"a2": "10.0.0.2"}, pending: []string{"a1", "a2", "a4"}},
+			after: map[string]rec{"a1": {16, "h1", "10.0.0.1", true}, "a2": {16, "h1", "10.0.0.2", true}, "a3": {8, "h1", "10.0.0.3", false},
+				"a4": {4, "h1", "10.0.0.4", true}}},
 		{name: "in use on another host", setup: `DELETE FROM node_registrations`,
 			nodes: []*store.Node{node("a2", "h2", 32, "10.0.0.2"), node("a3", "h2", 32, "10.0.0.3")},
 			want:  []want{{true, false, true}, {true, true, false}},
-			cpus:  map[string]int{"a2": 16, "a3": 32}, host: map[string]string{"a2": "h1", "a3": "h2"}, pending: []string{"a3"}},
+			after: map[string]rec{"a1": {16, "h1", "10.0.0.1", false}, "a2": {16, "h1", "10.0.0.2", false}, "a3": {32, "h2", "10.0.0.3", true},
+				"a4": {4, "h1", "10.0.0.4", false}}},
 	}
 	for _, s := range steps {
 		if s.setup != "" {
@@ -215,37 +210,17 @@ func TestUpsertNodes(t *testing.T) {
 				t.Errorf("%s: %s in use, old record %+v", s.name, s.nodes[i].Name, u.Old)
 			}
 		}
-		for name, cpus := range s.cpus {
-			n, err := st.Node(ctx, name)
-			if err != nil || n.CPUs != cpus {
-				t.Errorf("%s: %s cpus %v, %v; want %d", s.name, name, n, err, cpus)
-			}
-		}
-		for name, ip := range s.ip {
-			if n, err := st.Node(ctx, name); err != nil || n.OriginalIP != ip {
-				t.Errorf("%s: %s original_ip %v, %v; want %s", s.name, name, n, err, ip)
-			}
-		}
-		for name, host := range s.host {
-			if n, err := st.Node(ctx, name); err != nil || n.ComputeHost != host {
-				t.Errorf("%s: %s compute_host %v, %v; want %s", s.name, name, n, err, host)
-			}
-		}
-		var marked []string
-		rows, err := db.QueryContext(ctx, `SELECT name FROM node_registrations WHERE state=$1 AND detail=$2 ORDER BY name`, store.RegistrationPending, pending)
+		statuses, err := st.NodeStatuses(ctx, "", nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		for rows.Next() {
-			var n string
-			if err := rows.Scan(&n); err != nil {
-				t.Fatal(err)
-			}
-			marked = append(marked, n)
+		after := map[string]rec{}
+		for _, ns := range statuses {
+			r := ns.Registration
+			after[ns.Node.Name] = rec{ns.Node.CPUs, ns.Node.ComputeHost, ns.Node.OriginalIP, r.State == store.RegistrationPending && r.Detail == pending}
 		}
-		rows.Close()
-		if !slices.Equal(marked, s.pending) {
-			t.Errorf("%s: pending %v, want %v", s.name, marked, s.pending)
+		if !maps.Equal(after, s.after) {
+			t.Errorf("%s: nodes after\n %v\nwant\n %v", s.name, after, s.after)
 		}
 	}
 
