@@ -412,8 +412,9 @@ func (s *Service) SyncNodes(ctx context.Context, names []string) map[string]stor
 					Detail: "the nova-compute service of " + s.cfg.ComputeHost + " is not registered yet (nova-conductor has not answered)"})
 			}
 		}
+		s.record(ctx, regs)
 		out := make(map[string]store.NodeRegistration, len(regs))
-		for _, reg := range s.record(ctx, regs) {
+		for _, reg := range regs {
 			out[reg.Name] = reg
 		}
 		return out
@@ -455,7 +456,8 @@ func (s *Service) syncNodes(ctx context.Context, only []string) (map[string]stor
 		for i, n := range nodes {
 			regs[i] = store.NodeRegistration{Name: n.Name, State: registrationState(err), Detail: "compute node: " + err.Error()}
 		}
-		for _, reg := range s.record(ctx, regs) {
+		s.record(ctx, regs)
+		for _, reg := range regs {
 			out[reg.Name] = reg
 		}
 		return out, err
@@ -608,8 +610,8 @@ func computeNodesByName(res json.RawMessage) (map[string]*messages.Object, error
 const recordBatch = 100
 
 // record writes the registration states of nodes (those that changed, in one
-// statement), logs each change, and returns regs.
-func (s *Service) record(ctx context.Context, regs []store.NodeRegistration) []store.NodeRegistration {
+// statement) and logs each change.
+func (s *Service) record(ctx context.Context, regs []store.NodeRegistration) {
 	written, err := s.store.SetNodeRegistrations(ctx, regs)
 	switch {
 	case err != nil && ctx.Err() != nil:
@@ -628,7 +630,6 @@ func (s *Service) record(ctx context.Context, regs []store.NodeRegistration) []s
 			s.log.Warn().Str("node", reg.Name).Str("state", reg.State).Str("detail", reg.Detail).Msg("node not ready in nova and placement")
 		}
 	}
-	return regs
 }
 
 // registrationState is the state an error leaves a node in: failed when nova or
