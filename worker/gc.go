@@ -6,11 +6,12 @@ import (
 )
 
 // The Go garbage collector's settings of a worker process. A worker allocates for
-// every message it decodes and every notification it builds; at Go's default pace
-// (GOGC=100) the collector took about a fifth of the worker's CPU in the bench's
-// control-plane row. Collecting when the heap has grown by 300% instead of 100% cuts
-// that to about a third of it, and the soft memory limit keeps the heap of a large
-// host from growing fourfold: near the limit the collector runs as often as it must.
+// every message it decodes and every notification it builds. Collecting when the
+// heap has grown by 300% instead of Go's default 100% took 12-14% off the worker
+// process's CPU per job in the bench's power storm and control-plane rows
+// (BENCHMARKS.md), for a higher peak (row 4a: 55 MB to about 90 MB). The soft memory
+// limit keeps the heap of a large host from growing fourfold: near the limit the
+// collector runs as often as it must.
 const (
 	// DefaultGCPercent is a worker's GOGC unless its environment sets GOGC.
 	DefaultGCPercent = 300
