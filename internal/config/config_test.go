@@ -184,6 +184,18 @@ func TestOneLetterFlagsHaveNoVariable(t *testing.T) {
 	}
 }
 
+// markerless returns out with each Redacted marker replaced by a byte pass does not
+// hold, so that text the marker spells together with its neighbours ("u:" then
+// "[REDACTED]" reads "u:[") is not taken for a password that shows.
+func markerless(out, pass string) string {
+	for _, c := range []string{"\x00", "\x01", "\x02", "\x03", "\x04"} {
+		if !strings.Contains(pass, c) {
+			return strings.ReplaceAll(out, Redacted, c)
+		}
+	}
+	return out // pass holds all five: compared as it is
+}
+
 // FuzzRedactURL checks that a password put in any of the forms RedactURL takes never
 // shows in its output, however the other parts are spelled.
 func FuzzRedactURL(f *testing.F) {
@@ -219,7 +231,7 @@ func FuzzRedactURL(f *testing.F) {
 			if strings.Contains(form(""), pass) {
 				continue // the password is spelled by the other parts too
 			}
-			if got := RedactURL(form(pass)); strings.Contains(got, pass) {
+			if got := RedactURL(form(pass)); strings.Contains(markerless(got, pass), pass) {
 				t.Errorf("%s form %q: RedactURL = %q shows the password %q", name, form(pass), got, pass)
 			}
 		}
